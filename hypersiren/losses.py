@@ -1,0 +1,35 @@
+"""Training losses: data term and the two regularizers of the paper's hypernetwork."""
+
+from torch import Tensor
+
+from hypersiren.diffops import gradient, laplacian
+from hypersiren.functional import SirenParams
+
+
+def image_mse(prediction: Tensor, target: Tensor) -> Tensor:
+    """Mean squared error over all values (model space, [-1, 1])."""
+    return (prediction - target).square().mean()
+
+
+def latent_l2(latent: Tensor) -> Tensor:
+    """Mean squared latent: keeps the code space compact, a Gaussian-prior stand-in."""
+    return latent.square().mean()
+
+
+def weight_l2(params: SirenParams) -> Tensor:
+    """Mean squared generated parameter (weights and biases, as in the paper's code).
+
+    Keeps generated SIRENs near the init scale, i.e. away from high-frequency noise.
+    """
+    tensors = [tensor for layer in params for tensor in layer]
+    return sum(t.square().sum() for t in tensors) / sum(t.numel() for t in tensors)
+
+
+def gradient_mse(values: Tensor, coords: Tensor, target_gradient: Tensor) -> Tensor:
+    """Supervise a scalar field by its spatial gradient only (the constant is lost)."""
+    return (gradient(values, coords) - target_gradient).square().mean()
+
+
+def laplacian_mse(values: Tensor, coords: Tensor, target_laplacian: Tensor) -> Tensor:
+    """Supervise a scalar field by its Laplacian only (constant and linear part are lost)."""
+    return (laplacian(values, coords) - target_laplacian).square().mean()
