@@ -3,9 +3,13 @@
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from hypersiren.config import RunConfig
+    from hypersiren.model import HyperSiren
 
 
 class CheckpointError(RuntimeError):
@@ -47,3 +51,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if not isinstance(state, dict) or "model" not in state:
         raise CheckpointError(f"{path} holds no 'model' entry: not a hypersiren checkpoint")
     return state
+
+
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple["RunConfig", "HyperSiren"]:
+    """The config and trained model (eval mode) of a run directory written by train/train.py."""
+    from hypersiren.config import RunConfig  # here, not at the top: config imports the data stack
+    from hypersiren.model import HyperSiren
+
+    run_dir = Path(run_dir)
+    state = load_checkpoint(run_dir / "checkpoint.pt", device)
+    config = RunConfig.from_dict(state["config"])
+    model = HyperSiren(config.model).to(device)
+    model.load_state_dict(state["model"])
+    return config, model.eval()

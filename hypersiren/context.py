@@ -52,3 +52,24 @@ def top_half_mask(batch_size: int, height: int, width: int, device: torch.device
     mask = torch.zeros(batch_size, 1, height, width, dtype=torch.bool, device=device)
     mask[:, :, : (height + 1) // 2] = True
     return mask
+
+
+CONTEXT_SETTINGS = ("10", "100", "1000", "top_half", "full")  # the evaluation protocol
+
+
+def context_mask(
+    setting: str,
+    batch_size: int,
+    height: int,
+    width: int,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """The mask for a named setting: a pixel count ("10", "100", …), "top_half" or "full"."""
+    if setting == "top_half":
+        return top_half_mask(batch_size, height, width, device)
+    if setting == "full":
+        return random_context_mask(batch_size, height, width, None, device=device)
+    if not setting.isdigit():
+        raise ValueError(f"unknown context setting {setting!r}: use a pixel count, 'top_half' or 'full'")
+    return random_context_mask(batch_size, height, width, int(setting), generator, device)

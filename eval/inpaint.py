@@ -1,0 +1,59 @@
+"""PNG figures of a trained run: inpainting at each context size, and 4x-resolution rendering.
+
+    python eval/inpaint.py --run runs/celeba32 --num-images 8
+
+Writes RUN_DIR/figures/inpaint_<setting>.png (rows: context | prediction | truth)
+and RUN_DIR/figures/superres_<factor>x.png (rows: truth, nearest-upsampled | rendered at factor x).
+"""
+
+import argparse
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torchvision.utils import make_grid, save_image
+
+from hypersiren.checkpoint import load_run
+from hypersiren.context import CONTEXT_SETTINGS
+from hypersiren.data import load_images, to_model_space, to_unit_range
+from hypersiren.evaluation import seeded_masks
+from hypersiren.figures import comparison_grid
+
+
+@torch.no_grad()
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="run directory written by train/train.py")
+    parser.add_argument("--data-root", help="dataset folder, if it moved since training")
+    parser.add_argument("--num-images", type=int, default=8)
+    parser.add_argument("--factor", type=int, default=4, help="super-resolution factor of the continuous render")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the context masks (same as eval/evaluate.py)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+
+    config, model = load_run(args.run, args.device)
+    if args.data_root:
+        config.data.root = args.data_root
+    images = load_images(config.data, config.data.eval_split, limit=args.num_images)
+    image = to_model_space(images).to(args.device)
+    count, _, height, width = image.shape
+    truth = to_unit_range(image)
+    out_dir = Path(args.run) / "figures"
+    out_dir.mkdir(exist_ok=True)
+
+    for setting in CONTEXT_SETTINGS:
+        mask = seeded_masks(setting, count, height, width, args.seed).to(args.device)
+        prediction = to_unit_range(model.inpaint(image, mask))
+        save_image(comparison_grid(truth, mask, prediction), out_dir / f"inpaint_{setting}.png")
+
+    size = (args.factor * height, args.factor * width)
+    mask = seeded_masks("full", count, height, width, args.seed).to(args.device)
+    rendered = to_unit_range(model.inpaint(image, mask, size=size))
+    upsampled = F.interpolate(truth, size=size, mode="nearest")
+    pairs = torch.stack([upsampled, rendered], dim=1).flatten(0, 1)
+    save_image(make_grid(pairs, nrow=2, padding=2, pad_value=1.0), out_dir / f"superres_{args.factor}x.png")
+    print(f"wrote {len(CONTEXT_SETTINGS) + 1} figures to {out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,164 @@
+"""Image datasets as in-memory uint8 tensors, and the batches drawn from them.
+
+Each split is decoded once (torchvision's PIL loader; torchvision.io's decoders are
+deprecated since 0.29) into a ``(N, 3, S, S)`` uint8 tensor:
+a 32x32 CelebA train split is 0.5 GB, and indexing it is far faster than any
+per-item loader, so data loading never bounds the training step.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torchvision
+from torch import Tensor
+from torchvision.datasets.folder import pil_loader
+from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
+CELEBA_SPLITS = {"train": "0", "val": "1", "test": "2"}
+CELEBA_CROP = 178  # the standard square centre crop of the 178x218 aligned faces
+
+
+class DatasetError(RuntimeError):
+    """A dataset root is missing, incomplete or has the wrong layout."""
+
+
+@dataclass
+class DataConfig:
+    dataset: Literal["celeba", "cifar10", "folder"] = "celeba"
+    root: str = "../shared/data/celeba"
+    image_size: int = 32
+    eval_split: str = "val"  # the held-out split: 'val' for CelebA here (its test images are not shipped), 'test' for CIFAR-10
+    download: bool = False  # CIFAR-10 only: fetch torchvision's copy into root when online
+    train_limit: int = 0  # train on the first N images only (0: all); for quick experiments and tests
+
+
+def load_images(config: DataConfig, split: str, limit: int | None = None) -> Tensor:
+    """Decode one split into a uint8 tensor ``(N, 3, S, S)``; ``limit`` keeps the first N (in file order)."""
+    root = Path(config.root).expanduser()
+    if config.dataset == "cifar10" and (config.download or (root / "cifar-10-batches-py").is_dir()):
+        images = _load_torchvision_cifar10(root, split, config.download)[:limit]
+    else:
+        files = {"celeba": _celeba_files, "cifar10": _cifar10_folder_files, "folder": _folder_files}[config.dataset](root, split)
+        images = _decode(files[:limit], config.image_size, crop=CELEBA_CROP if config.dataset == "celeba" else None)
+    if images.shape[-1] != config.image_size:
+        images = _resize(images, config.image_size)
+    return images
+
+
+def to_model_space(images: Tensor) -> Tensor:
+    """uint8 ``[0, 255]`` -> float ``[-1, 1]``, the range the SIREN is trained on."""
+    return images.float() / 127.5 - 1.0
+
+
+def to_unit_range(values: Tensor) -> Tensor:
+    """Model space ``[-1, 1]`` -> ``[0, 1]`` (clamped), the range metrics and figures use."""
+    return ((values + 1.0) / 2.0).clamp(0.0, 1.0)
+
+
+class ShuffledBatches:
+    """Batch indices for step ``s`` as a pure function of (seed, s): a resumed run sees the same batches.
+
+    Each epoch is a fresh permutation seeded by (seed, epoch); the last partial batch is dropped.
+    """
+
+    def __init__(self, num_images: int, batch_size: int, seed: int):
+        if batch_size > num_images:
+            raise ValueError(f"batch size {batch_size} exceeds the {num_images} training images")
+        self.num_images, self.batch_size, self.seed = num_images, batch_size, seed
+        self.batches_per_epoch = num_images // batch_size
+        self._epoch, self._permutation = -1, torch.empty(0, dtype=torch.long)
+
+    def indices(self, step: int) -> Tensor:
+        epoch, offset = divmod(step, self.batches_per_epoch)
+        if epoch != self._epoch:
+            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._epoch, self._permutation = epoch, torch.randperm(self.num_images, generator=generator)
+        return self._permutation[offset * self.batch_size : (offset + 1) * self.batch_size]
+
+
+def _celeba_files(root: Path, split: str) -> list[Path]:
+    partition, folder = root / "list_eval_partition.txt", root / "img_align_celeba"
+    if not partition.is_file() or not folder.is_dir():
+        raise DatasetError(
+            f"CelebA not found under {root}: expected {folder}/NNNNNN.jpg and {partition} "
+            "(download 'Align&Cropped Images' and 'list_eval_partition.txt' from the CelebA site, "
+            "or pass --data-root to the folder holding them)"
+        )
+    if split not in CELEBA_SPLITS:
+        raise DatasetError(f"CelebA has splits {sorted(CELEBA_SPLITS)}, not {split!r}")
+    lines = [line.split() for line in partition.read_text().splitlines() if line.strip()]
+    files = [folder / name for name, code in lines if code == CELEBA_SPLITS[split]]
+    if not files:
+        raise DatasetError(f"{partition} lists no image for split {split!r}: choose another split (e.g. 'val')")
+    missing = [file.name for file in files if not file.is_file()]
+    if missing:
+        raise DatasetError(
+            f"{len(missing)} of {len(files)} CelebA {split} images listed in {partition.name} are missing from "
+            f"{folder} (first: {missing[0]}); restore them or regenerate the partition file for the images present"
+        )
+    return files
+
+
+def _cifar10_folder_files(root: Path, split: str) -> list[Path]:
+    split = "test" if split == "val" else split  # CIFAR-10's only held-out split
+    if split not in ("train", "test"):
+        raise DatasetError(f"CIFAR-10 has splits 'train' and 'test', not {split!r}")
+    files = _folder_files(root / split, None) if (root / split).is_dir() else []
+    if not files:
+        raise DatasetError(
+            f"CIFAR-10 not found under {root}: expected torchvision's {root}/cifar-10-batches-py "
+            f"(use download=true when online) or an image folder {root}/{split}/<class>/*.jpg"
+        )
+    return files
+
+
+def _folder_files(root: Path, split: str | None) -> list[Path]:
+    """Every image under ``root`` (recursive, sorted); split 'val' is every 10th file, 'train' the rest."""
+    if not root.is_dir():
+        raise DatasetError(f"image folder {root} does not exist: pass --data-root pointing to a folder of images")
+    files = sorted(path for path in root.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
+    if split is None:
+        return files
+    if not files:
+        raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
+    if split not in ("train", "val"):
+        raise DatasetError(f"an image folder has splits 'train' and 'val', not {split!r}")
+    return [file for index, file in enumerate(files) if (index % 10 == 9) == (split == "val")]
+
+
+def _load_torchvision_cifar10(root: Path, split: str, download: bool) -> Tensor:
+    split = "test" if split == "val" else split
+    try:
+        dataset = torchvision.datasets.CIFAR10(str(root), train=split == "train", download=download)
+    except RuntimeError as error:
+        raise DatasetError(f"CIFAR-10 under {root} is incomplete or corrupt ({error}); delete it and download again") from error
+    return torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
+
+
+def _decode(files: list[Path], size: int, crop: int | None, chunk: int = 2048) -> Tensor:
+    """Decode, optionally centre-crop, and resize to ``size`` with antialiasing, in chunks to bound memory."""
+    batches = []
+    for start in tqdm(range(0, len(files), chunk), desc=f"decoding {len(files)} images", unit="chunk", leave=False):
+        images = []
+        for file in files[start : start + chunk]:
+            try:
+                image = TF.pil_to_tensor(pil_loader(str(file)))  # (3, H, W) uint8, RGB
+            except OSError as error:  # PIL's UnidentifiedImageError and truncated files are OSErrors
+                raise DatasetError(f"cannot decode {file} ({error}): the file is corrupt; replace or remove it") from error
+            if crop is not None:
+                image = TF.center_crop(image, [crop, crop])
+            images.append(_resize(image.unsqueeze(0), size) if image.shape[-2:] != (size, size) else image.unsqueeze(0))
+        batches.append(torch.cat(images))
+    return torch.cat(batches)
+
+
+def _resize(images: Tensor, size: int) -> Tensor:
+    """Square resize of uint8 ``(N, C, H, W)``; non-square inputs are centre-cropped first."""
+    short_side = min(images.shape[-2:])
+    if images.shape[-2] != images.shape[-1]:
+        images = TF.center_crop(images, [short_side, short_side])
+    return TF.resize(images, [size, size], antialias=True)

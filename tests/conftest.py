@@ -1,0 +1,25 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("HYPERSIREN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def shared_dataset(name: str) -> Path:
+    """A real dataset from ../shared/data (or $HYPERSIREN_SHARED_DATA); skips, saying why, if it is absent."""
+    root = SHARED_DATA / name
+    if not root.is_dir():
+        pytest.skip(f"real data missing: {root} not found (set HYPERSIREN_SHARED_DATA to the folder holding {name}/)")
+    return root
+
+
+@pytest.fixture
+def celeba_root() -> Path:
+    return shared_dataset("celeba")
+
+
+@pytest.fixture
+def cifar10_root() -> Path:
+    return shared_dataset("cifar10")

@@ -1,0 +1,77 @@
+import shutil
+
+import pytest
+import torch
+
+from hypersiren.data import DataConfig, DatasetError, ShuffledBatches, load_images, to_model_space, to_unit_range
+
+
+def test_celeba_standard_folder_official_split(celeba_root):
+    train = load_images(DataConfig("celeba", str(celeba_root), 32), "train")
+    val = load_images(DataConfig("celeba", str(celeba_root), 32), "val")
+    assert train.shape == (4560, 3, 32, 32) and val.shape == (780, 3, 32, 32)
+    assert train.dtype == torch.uint8
+    # Faces are centred: after the 178 crop the centre is brighter (skin) than the background corners on average.
+    mean = train.float().mean(dim=(0, 1))
+    assert mean[12:20, 12:20].mean() > mean[:4, :4].mean()
+
+
+def test_celeba_64_is_the_32_image_at_higher_resolution(celeba_root):
+    small = load_images(DataConfig("celeba", str(celeba_root), 32), "val", limit=4).float()
+    large = load_images(DataConfig("celeba", str(celeba_root), 64), "val", limit=4).float()
+    assert large.shape == (4, 3, 64, 64)
+    downsampled = torch.nn.functional.avg_pool2d(large, 2)
+    assert (downsampled - small).abs().mean() < 4.0  # out of 255: same crop, same content
+
+
+def test_cifar10_image_folder(cifar10_root):
+    test = load_images(DataConfig("cifar10", str(cifar10_root), 32), "test", limit=50)
+    assert test.shape == (50, 3, 32, 32) and test.dtype == torch.uint8
+    assert 60 < test.float().mean() < 190  # real photographs, not blank decodes
+
+
+def test_folder_dataset_split_is_disjoint_and_complete(tmp_path, cifar10_root):
+    for index, source in enumerate(sorted((cifar10_root / "test" / "cat").glob("*.jpg"))[:20]):
+        shutil.copy(source, tmp_path / f"{index:02d}.jpg")
+    config = DataConfig("folder", str(tmp_path), 16)
+    train, val = load_images(config, "train"), load_images(config, "val")
+    assert (len(train), len(val)) == (18, 2) and train.shape[1:] == (3, 16, 16)
+
+
+def test_missing_dataset_says_what_to_put_where(tmp_path):
+    with pytest.raises(DatasetError, match="img_align_celeba.*list_eval_partition.txt"):
+        load_images(DataConfig("celeba", str(tmp_path)), "train")
+    with pytest.raises(DatasetError, match="cifar-10-batches-py"):
+        load_images(DataConfig("cifar10", str(tmp_path)), "train")
+
+
+def test_incomplete_celeba_names_missing_files(tmp_path, celeba_root):
+    (tmp_path / "img_align_celeba").mkdir()
+    (tmp_path / "list_eval_partition.txt").write_text("000001.jpg 0\n000002.jpg 0\n")
+    shutil.copy(celeba_root / "img_align_celeba" / "000002.jpg", tmp_path / "img_align_celeba")
+    with pytest.raises(DatasetError, match="1 of 2 .* missing .* 000001.jpg"):
+        load_images(DataConfig("celeba", str(tmp_path)), "train")
+
+
+def test_corrupt_image_is_named(tmp_path):
+    (tmp_path / "good.png").write_bytes(b"not a png at all")
+    with pytest.raises(DatasetError, match="good.png.*corrupt"):
+        load_images(DataConfig("folder", str(tmp_path)), "train")
+
+
+def test_value_ranges():
+    pixels = torch.tensor([0, 255, 128], dtype=torch.uint8)
+    assert torch.allclose(to_model_space(pixels), torch.tensor([-1.0, 1.0, 128 / 127.5 - 1]), atol=1e-6)
+    assert torch.allclose(to_unit_range(to_model_space(pixels)), pixels / 255.0)
+    assert to_unit_range(torch.tensor([-3.0, 3.0])).tolist() == [0.0, 1.0]
+
+
+def test_shuffled_batches_are_epoch_permutations_and_replayable():
+    batches = ShuffledBatches(num_images=10, batch_size=3, seed=7)
+    epoch = torch.cat([batches.indices(step) for step in range(3)])
+    assert len(set(epoch.tolist())) == 9  # no repeats within an epoch (last partial batch dropped)
+    assert not torch.equal(batches.indices(3), batches.indices(0))  # a new permutation next epoch
+    fresh = ShuffledBatches(num_images=10, batch_size=3, seed=7)
+    assert torch.equal(fresh.indices(4), batches.indices(4))  # a pure function of (seed, step)
+    with pytest.raises(ValueError, match="exceeds"):
+        ShuffledBatches(num_images=2, batch_size=3, seed=0)
