@@ -35,7 +35,11 @@ class HyperNetwork(nn.Module):
         layers: list[nn.Module] = []
         width = latent_dim
         for _ in range(hidden_layers + 1):
-            layers += [nn.Linear(width, hidden_features), nn.ReLU()]
+            linear = nn.Linear(width, hidden_features)
+            # He init: unit-variance latents give trunk features of unit second moment, the
+            # scale _init_head relies on (PyTorch's default shrinks them ~2.5x per layer).
+            nn.init.kaiming_uniform_(linear.weight, nonlinearity="relu")
+            layers += [linear, nn.ReLU()]
             width = hidden_features
         self.trunk = nn.Sequential(*layers)
         self.head = nn.Linear(hidden_features, sum(self.sizes))
@@ -46,7 +50,7 @@ class HyperNetwork(nn.Module):
         # The head's bias is a SIREN initialization, so before training every latent maps
         # to a well-initialized SIREN. Its weight is scaled per tensor so that the
         # latent-dependent part starts at ``delta_scale`` x the SIREN init std (for
-        # unit-variance trunk features): large enough to carry gradient to the latent,
+        # unit-variance latents): large enough to carry gradient to the latent,
         # small enough not to wreck the sine init (the paper's global /100 ignores that
         # hidden SIREN weights are ~10x smaller than biases).
         initial = init_siren_params(self.siren)

@@ -38,7 +38,8 @@ def weight_bound(config: SirenConfig, layer: int) -> float:
         # U(-1/n, 1/n): with omega=30 the first layer covers ~30/n periods per unit input,
         # enough frequency content for images without aliasing the sine.
         return 1.0 / fan_in
-    # U(-sqrt(6/n)/omega, sqrt(6/n)/omega): omega * (x @ W) ~ N(0, 2) for arcsine-distributed x.
+    # U(-sqrt(6/n)/omega, sqrt(6/n)/omega): omega * (x @ W) ~ N(0, 1) for arcsine-distributed x
+    # (variance n * (2/n) * 1/2), so the next sine output is arcsine-distributed again.
     return math.sqrt(6.0 / fan_in) / config.hidden_omega
 
 

@@ -43,7 +43,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--max-steps", type=int, help="overrides train.max_steps; raise it to continue a finished run")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("overrides", nargs="*", help="section.field=value, e.g. train.lr=1e-4 model.latent_dim=128")
-    return parser.parse_args()
+    return parser.parse_intermixed_args()
 
 
 def main() -> None:

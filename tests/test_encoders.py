@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from hypersiren.encoders import ConvEncoder, SetEncoder
+
+LATENT_DIM = 12
+
+
+@pytest.fixture(scope="module")
+def conv_encoder():
+    torch.manual_seed(0)
+    return ConvEncoder(image_channels=3, latent_dim=LATENT_DIM, widths=(8, 16, 16))
+
+
+@pytest.fixture(scope="module")
+def set_encoder():
+    torch.manual_seed(0)
+    return SetEncoder(coord_dim=2, value_dim=3, latent_dim=LATENT_DIM, hidden_features=16, hidden_layers=1)
+
+
+@pytest.mark.parametrize(("height", "width"), [(32, 32), (64, 48), (7, 5)])
+def test_conv_encoder_gives_one_latent_per_image_at_any_size(conv_encoder, height, width):
+    image = torch.rand(2, 3, height, width) * 2 - 1
+    latent = conv_encoder(image, torch.ones(2, 1, height, width, dtype=torch.bool))
+    assert latent.shape == (2, LATENT_DIM)
+    assert not torch.allclose(latent[0], latent[1])  # each image is encoded on its own
+
+
+def test_conv_encoder_tells_an_observed_black_pixel_from_a_missing_one(conv_encoder):
+    image = torch.zeros(1, 3, 16, 16)
+    observed = torch.ones(1, 1, 16, 16, dtype=torch.bool)
+    missing = observed.clone()
+    missing[..., 4:12, 4:12] = False
+    with torch.no_grad():
+        assert (conv_encoder(image, observed) - conv_encoder(image, missing)).abs().max() > 1e-4
+
+
+def test_conv_encoder_ignores_values_of_unobserved_pixels(conv_encoder):
+    image = torch.rand(2, 3, 16, 16)
+    mask = torch.rand(2, 1, 16, 16) < 0.3
+    garbage = torch.where(mask, image, torch.randn_like(image) * 100)
+    with torch.no_grad():
+        torch.testing.assert_close(conv_encoder(garbage, mask), conv_encoder(image, mask))
+
+
+def test_conv_encoder_sees_observed_values(conv_encoder):
+    mask = torch.rand(1, 1, 16, 16) < 0.3
+    with torch.no_grad():
+        latent = conv_encoder(torch.rand(1, 3, 16, 16), mask)
+        assert not torch.allclose(latent, conv_encoder(-torch.ones(1, 3, 16, 16), mask))
+
+
+def test_set_encoder_shape_and_masked_garbage_points_change_nothing(set_encoder):
+    coords, values = torch.rand(2, 10, 2) * 2 - 1, torch.rand(2, 10, 3)
+    mask = torch.ones(2, 10, dtype=torch.bool)
+    latent = set_encoder(coords, values, mask)
+    assert latent.shape == (2, LATENT_DIM)
+    padded = set_encoder(
+        torch.cat([coords, torch.randn(2, 7, 2) * 50], dim=1),
+        torch.cat([values, torch.randn(2, 7, 3) * 50], dim=1),
+        torch.cat([mask, torch.zeros(2, 7, dtype=torch.bool)], dim=1),
+    )
+    torch.testing.assert_close(padded, latent)
+
+
+def test_set_encoder_pools_a_mean_not_a_sum(set_encoder):
+    coords, values = torch.rand(1, 6, 2), torch.rand(1, 6, 3)
+    mask = torch.ones(1, 6, dtype=torch.bool)
+    twice = set_encoder(coords.repeat(1, 2, 1), values.repeat(1, 2, 1), mask.repeat(1, 2))
+    torch.testing.assert_close(twice, set_encoder(coords, values, mask))
+
+
+def test_set_encoder_is_permutation_invariant(set_encoder):
+    coords, values = torch.rand(1, 20, 2), torch.rand(1, 20, 3)
+    mask = torch.rand(1, 20) < 0.5
+    order = torch.randperm(20)
+    shuffled = set_encoder(coords[:, order], values[:, order], mask[:, order])
+    torch.testing.assert_close(shuffled, set_encoder(coords, values, mask))
+    assert not torch.allclose(set_encoder(coords, values, ~mask), shuffled)  # the mask selects the points
+
+
+@pytest.mark.parametrize(
+    ("coords_shape", "values_shape", "mask_shape"),
+    [((2, 10, 2), (2, 9, 3), (2, 10)), ((2, 10, 2), (2, 10, 3), (2, 9)), ((2, 10, 2), (1, 10, 3), (2, 10))],
+)
+def test_set_encoder_rejects_mismatched_shapes(set_encoder, coords_shape, values_shape, mask_shape):
+    with pytest.raises(ValueError, match=r"must share \(B, N\)"):
+        set_encoder(torch.zeros(coords_shape), torch.zeros(values_shape), torch.ones(mask_shape, dtype=torch.bool))

@@ -1,0 +1,115 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hypersiren.functional import LayerParams, pixel_grid, render
+from hypersiren.siren import SirenConfig, init_siren_params
+
+CONFIG = SirenConfig(
+    in_features=2, hidden_features=16, hidden_layers=2, out_features=3, first_omega=30.0, hidden_omega=20.0
+)
+
+
+def reference_render(params, coords, first_omega, hidden_omega):
+    """One sample at a time through nn.functional.linear: independent of render's batched GEMMs."""
+    outputs = []
+    for sample in range(coords.shape[0]):
+        hidden = coords[sample]
+        for index, (weight, bias) in enumerate(params):
+            row = sample if weight.shape[0] > 1 else 0
+            hidden = F.linear(hidden, weight[row].T, bias[row])
+            if index < len(params) - 1:
+                hidden = torch.sin((first_omega if index == 0 else hidden_omega) * hidden)
+        outputs.append(hidden)
+    return torch.stack(outputs)
+
+
+def random_params(batch_size, dtype=torch.float32):
+    generator = torch.Generator().manual_seed(batch_size)
+    return [LayerParams(*(t.to(dtype) for t in layer)) for layer in init_siren_params(CONFIG, batch_size, generator)]
+
+
+def test_render_matches_reference_per_sample_params():
+    params = random_params(4)
+    coords = torch.rand(4, 50, 2) * 2 - 1
+    values = render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega)
+    assert values.shape == (4, 50, 3)
+    torch.testing.assert_close(values, reference_render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega))
+
+
+def test_render_broadcasts_batch_one_params_over_coords_batch():
+    params = random_params(1)
+    coords = torch.rand(3, 20, 2) * 2 - 1
+    values = render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega)
+    assert values.shape == (3, 20, 3)
+    torch.testing.assert_close(values, reference_render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega))
+
+
+def test_render_uses_each_omega_where_it_belongs():
+    params = random_params(2)
+    coords = torch.rand(2, 30, 2) * 2 - 1
+    swapped = render(params, coords, CONFIG.hidden_omega, CONFIG.first_omega)
+    torch.testing.assert_close(swapped, reference_render(params, coords, CONFIG.hidden_omega, CONFIG.first_omega))
+    assert not torch.allclose(swapped, render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega))
+
+
+def test_render_in_float64():
+    params = random_params(2, torch.float64)
+    coords = torch.rand(2, 30, 2, dtype=torch.float64) * 2 - 1
+    values = render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega)
+    assert values.dtype == torch.float64
+    expected = reference_render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega)
+    torch.testing.assert_close(values, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_render_gradients_match_reference():
+    coords = torch.rand(2, 25, 2) * 2 - 1
+    upstream = torch.randn(2, 25, 3)
+
+    def param_grads(render_fn):
+        params = [LayerParams(w.clone().requires_grad_(), b.clone().requires_grad_()) for w, b in random_params(2)]
+        (render_fn(params, coords, CONFIG.first_omega, CONFIG.hidden_omega) * upstream).sum().backward()
+        return [t.grad for layer in params for t in layer]
+
+    grads = param_grads(render)
+    for grad, expected in zip(grads, param_grads(reference_render), strict=True):
+        assert grad.abs().sum() > 0
+        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("coords_shape", "params_batch", "message"),
+    [
+        ((20, 2), 1, r"coords must be \(B, N, D_in\)"),
+        ((1, 1, 20, 2), 1, r"coords must be \(B, N, D_in\)"),
+        ((1, 20, 3), 1, r"3 dims per point but the SIREN takes 2"),
+        ((3, 20, 2), 2, r"params are for 2 samples but coords for 3"),
+    ],
+)
+def test_render_rejects_bad_coords(coords_shape, params_batch, message):
+    with pytest.raises(ValueError, match=message):
+        render(random_params(params_batch), torch.zeros(coords_shape))
+
+
+def test_render_rejects_integer_coords():
+    with pytest.raises(ValueError, match="floating point"):
+        render(random_params(1), torch.zeros(1, 4, 2, dtype=torch.long))
+
+
+def test_pixel_grid_is_pixel_centred_row_major():
+    height, width = 4, 6
+    grid = pixel_grid(height, width)
+    assert grid.shape == (height * width, 2)
+    rows = torch.linspace(-1 + 1 / height, 1 - 1 / height, height)
+    cols = torch.linspace(-1 + 1 / width, 1 - 1 / width, width)
+    as_image = grid.view(height, width, 2)
+    torch.testing.assert_close(as_image[..., 0], rows[:, None].expand(height, width))  # first coord is the row
+    torch.testing.assert_close(as_image[..., 1], cols[None, :].expand(height, width))
+    assert grid.min() > -1 and grid.max() < 1
+    torch.testing.assert_close(grid.mean(dim=0), torch.zeros(2), atol=1e-6, rtol=0)
+
+
+def test_pixel_grid_2x_pixel_centres_average_to_1x_grid():
+    height, width = 3, 5
+    fine = pixel_grid(2 * height, 2 * width).view(height, 2, width, 2, 2)
+    torch.testing.assert_close(fine.mean(dim=(1, 3)).reshape(-1, 2), pixel_grid(height, width))
