@@ -1,0 +1,157 @@
+"""Fit one coordinate network to one image: by its values, its gradient or its Laplacian.
+
+The network maps pixel-centre coordinates ``(N, 2)`` (row, col) in [-1, 1]
+(``functional.pixel_grid``) to model-space values ``(N, C)`` in [-1, 1]; every
+image argument here is model space ``(C, H, W)`` (``data.to_model_space``).
+Fits are full-batch Adam, as in the paper: every step sees every pixel.
+
+Derivative supervision cannot recover what the derivative discards, so such fits
+are scored modulo it (``match_harmonic``): a gradient fit loses exactly a
+constant, so its PSNR is taken after the best constant offset (as the paper
+does). A Laplacian fit loses every harmonic function (Δh = 0: constants, ramps,
+x² − y², …); ``fit_laplacian`` also scores it after the best offset, and
+``match_harmonic(..., degree=k)`` shows how much of the remaining error lies in
+the harmonic polynomials of degree ≤ k.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from einops import rearrange
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from hypersiren.data import to_unit_range
+from hypersiren.functional import pixel_grid
+from hypersiren.losses import gradient_mse, image_mse, laplacian_mse
+from hypersiren.metrics import psnr
+
+Objective = Callable[[Tensor, Tensor], Tensor]  # (values (N, C), coords (N, 2)) -> scalar loss
+
+
+@dataclass
+class FitConfig:
+    steps: int = 500
+    lr: float = 1e-4  # the paper's rate for every activation
+
+
+@dataclass
+class FitResult:
+    psnr: list[float]  # dB at every step, of the network before that step's update
+    final_psnr: float  # dB after the last update
+    seconds: float  # wall time of the optimization
+
+
+def harmonic_basis(height: int, width: int, degree: int, device: torch.device | str | None = None) -> Tensor:
+    """Harmonic polynomials of degree ≤ ``degree`` on the pixel grid, ``(H*W, 2 degree + 1)``.
+
+    Re and Im of (row + i·col)^k span the harmonic polynomials of degree k in 2-D;
+    degree 0 is the constant, degree 1 adds the two linear ramps.
+    """
+    coords = pixel_grid(height, width, device=device)
+    z = torch.complex(coords[:, 0], coords[:, 1])
+    columns = [torch.ones_like(coords[:, 0])]
+    for k in range(1, degree + 1):
+        columns += [(z**k).real, (z**k).imag]
+    return torch.stack(columns, dim=1)
+
+
+def match_harmonic(prediction: Tensor, reference: Tensor, degree: int = 0) -> Tensor:
+    """``prediction (C, H, W)`` plus the harmonic polynomial of degree ≤ ``degree`` that best matches ``reference``.
+
+    Least squares per channel; degree 0 shifts the prediction to the reference's mean.
+    """
+    channels, height, width = prediction.shape
+    basis = harmonic_basis(height, width, degree, device=prediction.device)
+    residual = rearrange(reference - prediction, "c h w -> (h w) c")
+    coefficients = torch.linalg.lstsq(basis, residual).solution  # (2 degree + 1, C)
+    return prediction + rearrange(basis @ coefficients, "(h w) c -> c h w", h=height, w=width)
+
+
+def image_psnr(prediction: Tensor, reference: Tensor, match_degree: int | None = None) -> float:
+    """PSNR (dB) on [0, 1] of model-space images ``(C, H, W)``, optionally modulo harmonic polynomials.
+
+    ``match_degree`` None compares as is; k compares ``match_harmonic(prediction, reference, k)``.
+    """
+    if match_degree is not None:
+        prediction = match_harmonic(prediction, reference, match_degree)
+    return float(psnr(to_unit_range(prediction).unsqueeze(0), to_unit_range(reference).unsqueeze(0)))
+
+
+def fit(
+    net: nn.Module,
+    objective: Objective,
+    reference: Tensor,
+    config: FitConfig,
+    match_degree: int | None = None,
+    progress: str | None = None,
+) -> FitResult:
+    """Minimize ``objective`` over the pixel grid of ``reference (C, H, W)``; PSNR against ``reference``.
+
+    ``match_degree`` as in ``image_psnr``; ``progress`` is a tqdm description (None: silent).
+    """
+    channels, height, width = reference.shape
+    device = next(net.parameters()).device
+    reference = reference.to(device)
+    # Derivative objectives differentiate w.r.t. the coordinates; for value fits this costs one (N, 2) product.
+    coords = pixel_grid(height, width, device=device).requires_grad_(True)
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
+
+    def as_image(values: Tensor) -> Tensor:
+        return rearrange(values.detach(), "(h w) c -> c h w", h=height, w=width)
+
+    history = []
+    start = time.perf_counter()
+    for _ in tqdm(range(config.steps), desc=progress, disable=progress is None, leave=False):
+        values = net(coords)
+        loss = objective(values, coords)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        history.append(image_psnr(as_image(values), reference, match_degree))
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        final = image_psnr(as_image(net(coords)), reference, match_degree)
+    return FitResult(psnr=history, final_psnr=final, seconds=seconds)
+
+
+def fit_values(net: nn.Module, image: Tensor, config: FitConfig, progress: str | None = None) -> FitResult:
+    """Fit the pixel values of ``image (C, H, W)`` (MSE)."""
+    target = rearrange(image, "c h w -> (h w) c").to(next(net.parameters()).device)
+
+    def objective(values: Tensor, coords: Tensor) -> Tensor:
+        return image_mse(values, target)
+
+    return fit(net, objective, image, config, progress=progress)
+
+
+def fit_gradient(
+    net: nn.Module, target_gradient: Tensor, reference: Tensor, config: FitConfig, progress: str | None = None
+) -> FitResult:
+    """Fit a scalar image by its gradient ``(2, H, W)`` = (∂/∂row, ∂/∂col) only; PSNR up to an offset.
+
+    ``image_derivatives.sobel_gradient(image)[0]`` is the gradient of a one-channel ``image (1, H, W)``.
+    """
+    target = rearrange(target_gradient, "d h w -> (h w) d").to(next(net.parameters()).device)
+
+    def objective(values: Tensor, coords: Tensor) -> Tensor:
+        return gradient_mse(values, coords, target)
+
+    return fit(net, objective, reference, config, match_degree=0, progress=progress)
+
+
+def fit_laplacian(
+    net: nn.Module, target_laplacian: Tensor, reference: Tensor, config: FitConfig, progress: str | None = None
+) -> FitResult:
+    """Fit a scalar image by its Laplacian ``(1, H, W)`` only; PSNR up to an offset.
+
+    ``image_derivatives.discrete_laplacian(image)`` is the Laplacian of a one-channel ``image (1, H, W)``.
+    """
+    target = rearrange(target_laplacian, "c h w -> (h w) c").to(next(net.parameters()).device)
+
+    def objective(values: Tensor, coords: Tensor) -> Tensor:
+        return laplacian_mse(values, coords, target)
+
+    return fit(net, objective, reference, config, match_degree=0, progress=progress)
