@@ -28,6 +28,7 @@ def main() -> None:
     parser.add_argument("--num-images", type=int, default=8)
     parser.add_argument("--factor", type=int, default=4, help="super-resolution factor of the continuous render")
     parser.add_argument("--seed", type=int, default=0, help="seed of the context masks (same as eval/evaluate.py)")
+    parser.add_argument("--display-scale", type=int, default=4, help="nearest-neighbour enlargement of the PNGs")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
@@ -44,15 +45,21 @@ def main() -> None:
     for setting in CONTEXT_SETTINGS:
         mask = seeded_masks(setting, count, height, width, args.seed).to(args.device)
         prediction = to_unit_range(model.inpaint(image, mask))
-        save_image(comparison_grid(truth, mask, prediction), out_dir / f"inpaint_{setting}.png")
+        save_image(enlarge(comparison_grid(truth, mask, prediction), args.display_scale), out_dir / f"inpaint_{setting}.png")
 
     size = (args.factor * height, args.factor * width)
     mask = seeded_masks("full", count, height, width, args.seed).to(args.device)
     rendered = to_unit_range(model.inpaint(image, mask, size=size))
     upsampled = F.interpolate(truth, size=size, mode="nearest")
     pairs = torch.stack([upsampled, rendered], dim=1).flatten(0, 1)
-    save_image(make_grid(pairs, nrow=2, padding=2, pad_value=1.0), out_dir / f"superres_{args.factor}x.png")
+    grid = make_grid(pairs, nrow=2, padding=2, pad_value=1.0)
+    save_image(enlarge(grid, max(1, args.display_scale // args.factor)), out_dir / f"superres_{args.factor}x.png")
     print(f"wrote {len(CONTEXT_SETTINGS) + 1} figures to {out_dir}")
+
+
+def enlarge(grid: torch.Tensor, scale: int) -> torch.Tensor:
+    """Nearest-neighbour upscaling of a ``(C, H, W)`` figure: 32x32 pixels stay visible as pixels."""
+    return F.interpolate(grid.unsqueeze(0), scale_factor=scale, mode="nearest").squeeze(0)
 
 
 if __name__ == "__main__":

@@ -79,7 +79,7 @@ def test_run_directory_holds_config_checkpoint_and_tensorboard_logs(trained_run)
 
 @pytest.mark.slow
 def test_evaluate_and_inpaint_programs_write_tables_and_figures(trained_run):
-    for program, extra in (("evaluate.py", ["--limit", "40"]), ("inpaint.py", ["--num-images", "3"])):
+    for program, extra in (("evaluate.py", ["--limit", "40"]), ("inpaint.py", ["--num-images", "3", "--display-scale", "1"])):
         result = subprocess.run(
             [sys.executable, str(REPO / "eval" / program), "--run", str(trained_run), "--device", "cpu", *extra],
             capture_output=True, text=True, timeout=300,
