@@ -15,11 +15,11 @@ def shared_dataset(name: str) -> Path:
     return root
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def celeba_root() -> Path:
     return shared_dataset("celeba")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cifar10_root() -> Path:
     return shared_dataset("cifar10")
