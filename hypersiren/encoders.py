@@ -12,10 +12,12 @@ class ConvEncoder(nn.Module):
     The mask is an input channel so an observed black pixel is not confused
     with a missing one. Strided convolutions grow the receptive field fast
     enough that 10 scattered pixels still reach one feature; global average
-    pooling makes the code independent of the image size.
+    pooling makes the code independent of the image size. Widths double as the
+    resolution halves, so every stage costs about the same and the whole encoder
+    stays a small part of a step next to the hypernetwork and the rendering.
     """
 
-    def __init__(self, image_channels: int = 3, latent_dim: int = 256, widths: Sequence[int] = (64, 128, 256, 256)):
+    def __init__(self, image_channels: int = 3, latent_dim: int = 256, widths: Sequence[int] = (32, 64, 128, 256)):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(image_channels + 1, widths[0], 3, padding=1), nn.ReLU()]
         for width_in, width_out in zip(widths[:-1], widths[1:]):

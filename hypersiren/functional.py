@@ -23,23 +23,75 @@ SirenParams = list[LayerParams]
 def render(params: SirenParams, coords: Tensor, first_omega: float = 30.0, hidden_omega: float = 30.0) -> Tensor:
     """Evaluate B SIRENs: ``coords (B, N, D_in) -> values (B, N, D_out)``.
 
-    Each layer is one batched GEMM with the bias fused in (``baddbmm``). omega
-    scales the weights (B·in·out elements) rather than the activations
-    (B·N·out elements): the same function for a fraction of the memory traffic.
-    Params with batch 1 are shared by every row of ``coords``.
+    Each layer is one batched GEMM with the bias fused in (``baddbmm``); omega is
+    the GEMM's scale factor, never a pass over activations. Params with batch 1
+    are shared by every row of ``coords``. Computed in the dtype of ``params``,
+    autocast or not: sin(30 * x) in bf16 would carry ~0.1 rad phase error.
     """
     check_coords(params, coords)
     batch, num_points, _ = coords.shape
     shared = params[0].weight.shape[0] == 1 and batch != 1
     hidden = coords.reshape(1, batch * num_points, -1) if shared else coords
     last = len(params) - 1
-    for index, (weight, bias) in enumerate(params):
-        if index == last:
-            hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight)
-        else:
-            omega = first_omega if index == 0 else hidden_omega
-            hidden = torch.sin(torch.baddbmm(omega * bias.unsqueeze(1), hidden, omega * weight))
+    with torch.autocast(coords.device.type, enabled=False):
+        for index, (weight, bias) in enumerate(params):
+            if index == last:
+                hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight)
+            else:
+                hidden = _SineLayer.apply(hidden, weight, bias, first_omega if index == 0 else hidden_omega)
     return hidden.reshape(batch, num_points, -1)
+
+
+class _SineLayer(torch.autograd.Function):
+    """``sin(omega * (hidden @ weight + bias))``: one hidden SIREN layer for B networks.
+
+    hidden ``(B, N, in)``, weight ``(B, in, out)``, bias ``(B, out)`` -> ``(B, N, out)``.
+    Activations are a step's largest tensors, and each fresh one costs a pass over
+    memory (on CPU also the page faults of new pages). Autograd of the plain ops
+    makes three per layer in backward (cos, times grad, input gradient) and keeps
+    omega-scaled copies of weight and bias; here omega is the GEMMs' alpha/beta and
+    cos(pre) is multiplied by grad in place, so backward makes two and no copies.
+    With ``create_graph`` (gradient/Laplacian losses) backward recomputes the
+    pre-activation with differentiable ops, so derivatives of every order stay exact.
+    Without grad, sin is taken in place: inference keeps one activation per layer.
+    """
+
+    @staticmethod
+    def forward(ctx, hidden: Tensor, weight: Tensor, bias: Tensor, omega: float) -> Tensor:
+        pre = torch.baddbmm(bias.unsqueeze(1), hidden, weight, beta=omega, alpha=omega)
+        if not any(ctx.needs_input_grad):
+            return pre.sin_()
+        ctx.save_for_backward(hidden, weight, bias, pre)
+        ctx.omega = omega
+        return torch.sin(pre)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
+        hidden, weight, bias, pre = ctx.saved_tensors
+        omega = ctx.omega
+        needs_hidden, needs_weight, needs_bias, _ = ctx.needs_input_grad
+        if torch.is_grad_enabled():  # create_graph: the backward itself must be differentiable
+            pre = torch.baddbmm(bias.unsqueeze(1), hidden, weight, beta=omega, alpha=omega)
+            grad_linear = omega * grad * torch.cos(pre)  # d loss / d(hidden @ weight + bias)
+            return (
+                grad_linear @ weight.mT if needs_hidden else None,
+                hidden.mT @ grad_linear if needs_weight else None,
+                grad_linear.sum(dim=1) if needs_bias else None,
+                None,
+            )
+        grad_pre = torch.cos(pre).mul_(grad)  # d loss / d pre; pre's factor omega enters via the GEMMs' alpha
+        return (
+            _scaled_bmm(grad_pre, weight.mT, omega) if needs_hidden else None,
+            _scaled_bmm(hidden.mT, grad_pre, omega) if needs_weight else None,
+            grad_pre.sum(dim=1).mul_(omega) if needs_bias else None,
+            None,
+        )
+
+
+def _scaled_bmm(left: Tensor, right: Tensor, scale: float) -> Tensor:
+    """``scale * left @ right`` for ``(B, n, k) @ (B, k, m)``, scaled inside the GEMM rather than after."""
+    out = left.new_empty(left.shape[0], left.shape[1], right.shape[2])
+    return torch.baddbmm(out, left, right, beta=0, alpha=scale, out=out)  # beta=0: out's contents are never read
 
 
 def check_coords(params: SirenParams, coords: Tensor) -> None:

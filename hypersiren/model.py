@@ -18,7 +18,7 @@ class ModelConfig:
     image_channels: int = 3
     latent_dim: int = 256
     encoder: Literal["conv", "set"] = "conv"
-    encoder_widths: list[int] = field(default_factory=lambda: [64, 128, 256, 256])
+    encoder_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
     siren_hidden_features: int = 256
     siren_hidden_layers: int = 3
     omega: float = 30.0

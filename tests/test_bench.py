@@ -1,0 +1,96 @@
+"""eval/bench.py: its reference (the original per-tensor design) computes hypersiren's function exactly,
+so the benchmark compares like with like."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from einops import rearrange
+
+from hypersiren.functional import render
+from hypersiren.model import ModelConfig
+from hypersiren.siren import init_siren_params
+
+BENCH_PATH = Path(__file__).resolve().parents[1] / "eval" / "bench.py"
+
+# Small, and every SIREN layer a different shape, so a wrong split or layout cannot line up by accident.
+TINY = ModelConfig(
+    latent_dim=8,
+    encoder_widths=[4, 8],
+    siren_hidden_features=6,
+    siren_hidden_layers=2,
+    hyper_hidden_features=10,
+    hyper_hidden_layers=1,
+)
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("bench", BENCH_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def models(bench):
+    return bench.build_models(TINY, "cpu", seed=0)
+
+
+@pytest.fixture
+def batch(bench):
+    return bench.make_batch(TINY, batch_size=3, size=8, device="cpu", seed=0)
+
+
+def test_reference_has_the_same_loss_and_encoder_gradient(bench, models, batch):
+    model, reference = models
+    check = bench.compare_numerics(model, reference, batch)
+    bench.assert_equal_numerics(check)
+    assert check.max_encoder_grad_error < 1e-5
+    with torch.no_grad():
+        expected = model(batch.image, batch.mask, batch.coords).values
+        torch.testing.assert_close(reference(batch.image, batch.mask, batch.coords).values, expected)
+
+
+def test_reference_is_the_per_tensor_design_with_its_own_copies(models):
+    model, reference = models
+    num_tensors = 2 * len(model.config.siren.layer_shapes)
+    assert len(reference.hypernet.nets) == num_tensors
+    trunk_weights = {id(net[0].weight) for net in reference.hypernet.nets}
+    assert len(trunk_weights) == num_tensors and id(model.hypernet.trunk[0].weight) not in trunk_weights
+    assert reference.encoder is not model.encoder
+    for copied, original in zip(reference.encoder.parameters(), model.encoder.parameters(), strict=True):
+        assert torch.equal(copied, original)
+
+
+def test_a_head_block_left_in_hypersiren_layout_is_caught(bench, models, batch):
+    model, reference = models
+    layer = 1  # a 6x6 hidden layer: the wrong layout still has the right shape
+    rows = torch.split(model.hypernet.head.weight, model.hypernet.sizes)[2 * layer]
+    with torch.no_grad():
+        reference.hypernet.nets[2 * layer][-1].weight.copy_(rows)  # (in, out) order, not (out, in)
+    with pytest.raises(AssertionError, match="differ"):
+        bench.assert_equal_numerics(bench.compare_numerics(model, reference, batch))
+
+
+def test_a_per_tensor_trunk_that_is_not_a_copy_is_caught(bench, models, batch):
+    model, reference = models
+    with torch.no_grad():
+        reference.hypernet.nets[-1][0].weight.mul_(1.01)  # the trunk feeding the output bias
+    with pytest.raises(AssertionError, match="differ"):
+        bench.assert_equal_numerics(bench.compare_numerics(model, reference, batch))
+
+
+def test_reference_render_is_batch_linear_with_transposed_weights(bench):
+    params = init_siren_params(TINY.siren, batch_size=2, generator=torch.Generator().manual_seed(0))
+    coords = torch.rand(2, 10, 2) * 2 - 1
+    reference_params = [bench.ReferenceLayer(rearrange(w, "b i o -> b o i"), b) for w, b in params]
+    torch.testing.assert_close(bench.reference_render(reference_params, coords, TINY.omega), render(params, coords))
+
+
+@pytest.mark.parametrize("workload", ["train", "inference"])
+def test_every_contender_runs(bench, models, batch, workload):
+    model, reference = models
+    for design in bench.DESIGNS[workload]:
+        bench.make_contender(design, workload, model, reference, batch, bench.BenchConfig())()
