@@ -26,6 +26,13 @@ def write_json(value: Any, path: str | Path) -> None:
     path.write_text(json.dumps(value, indent=2) + "\n")
 
 
+def start_run(args: Any) -> Path:
+    """Create the program's ``args.out`` folder and save its arguments there as ``config.json``."""
+    out = Path(args.out)
+    write_json(vars(args), out / "config.json")
+    return out
+
+
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """Rows with the same keys as a Markdown table; floats to 4 significant digits, None as "—"."""
     if not rows:

@@ -29,6 +29,7 @@ from hypersiren.report import (
     plot_curves,
     signed_for_display,
     write_curves_csv,
+    start_run,
     write_json,
     write_table,
 )
@@ -55,9 +56,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(vars(args), out / "config.json")
+    out = start_run(args)
     device = torch.device(args.device)
     image = to_model_space(load_photo(args.photo, args.size)).to(device)  # (1, S, S) in [-1, 1]
     config = FitConfig(steps=args.steps, lr=args.lr)

@@ -12,7 +12,6 @@ sampling alone gives), the exact distance of mesh points to the true surface, an
 
 import argparse
 import math
-from pathlib import Path
 
 import torch
 from torchvision.utils import save_image
@@ -22,6 +21,7 @@ from hypersiren.report import (
     plot_curves,
     signed_distance_for_display,
     write_curves_csv,
+    start_run,
     write_json,
     write_table,
 )
@@ -64,9 +64,7 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> None:
     args = parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(vars(args), out / "config.json")
+    out = start_run(args)
     device = torch.device(args.device)
     shape = SHAPES[args.shape]
 
