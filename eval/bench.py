@@ -19,17 +19,14 @@ round by round and take medians, so load from other processes hits all of them a
 
 import argparse
 import copy
-import ctypes
 import dataclasses
-import gc
 import json
 import math
-import multiprocessing
 import os
 import platform
 import re
-import resource
 import statistics
+import tempfile
 import time
 import typing
 from collections.abc import Callable, Iterator
@@ -58,8 +55,9 @@ class BenchConfig:
     compile: bool = False  # torch.compile hypersiren's forward + loss (the reference stays eager)
     warmup: int = 2  # untimed calls per contender (allocator, oneDNN/cuBLAS caches, compilation)
     rounds: int = 7  # interleaved rounds; every figure is a median over them
-    steps_per_round: int = 2
-    memory_steps: int = 2  # calls, after warm-up, over which transient memory is taken
+    steps_per_round: int = 2  # training steps per contender per round
+    inference_calls_per_round: int = 8  # an inference call is ~10x shorter than a step: more of them per sample
+    memory_steps: int = 1  # calls, after the timed ones, over which transient memory is taken
     large_size: int = 1024
     chunk_sizes: list[int] = field(default_factory=lambda: [16384, 65536, 262144])
     large_repeats: int = 2
@@ -330,26 +328,13 @@ def paired_ratio(faster: list[float], slower: list[float]) -> float:
 #
 # peak = static + transient. static: the tensors that live from step to step, counted
 # exactly from the parameter count (fp32 weights; for training also Adam's two
-# moments). transient: measured growth above that steady state, over ``memory_steps``
-# calls made after ``warmup`` calls (which compile, create Adam's state and fill
-# caches) on freshly built models: gradients, activations and temporaries.
-# CUDA: max_memory_allocated after a reset, minus memory_allocated then; in-process.
-# CPU: resident memory, so each measurement runs in a fresh spawned process. Freed
-# heap memory is handed back first (malloc_trim), so what is resident is what is
-# live; then the kernel's high-water mark is reset to the current RSS
-# (/proc/self/clear_refs 5) and transient = VmHWM minus that RSS: every page the
-# calls made resident, allocator slack included. Without clear_refs it falls back to
-# ru_maxrss growth, exact only if setup never peaked higher (``method`` says which).
-
-
-@dataclass
-class MemoryTask:
-    bench: BenchConfig
-    model: ModelConfig
-    workload: Literal["train", "inference", "large_render"]
-    design: str = "hypersiren"
-    chunk_size: int = 65536
-    num_threads: int = 1
+# moments). transient: the most bytes of tensors allocated during one call and alive
+# at the same time (gradients, activations, temporaries), measured on warmed-up
+# contenders right after their timing: on CUDA by the caching allocator
+# (max_memory_allocated after a reset, minus memory_allocated then), on CPU by the
+# profiler's record of every allocation and free of the CPU allocator. Both count
+# tensors, not allocator slack: process RSS can be higher (glibc keeps freed heap
+# blocks below its 32 MiB mmap threshold), which depends on the allocator, not the design.
 
 
 def static_bytes(num_parameters: int, workload: str) -> int:
@@ -357,82 +342,47 @@ def static_bytes(num_parameters: int, workload: str) -> int:
     return 4 * num_parameters * (3 if workload == "train" else 1)
 
 
-def _proc_status_kib(key: str) -> int:
-    found = re.search(rf"^{key}:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
-    return int(found.group(1))
-
-
-def _release_free_heap() -> None:
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: RSS may then include freed heap
-        pass
-
-
 @contextmanager
-def _peak_growth(device: torch.device) -> Iterator[dict[str, Any]]:
-    """Yields a dict that receives ``bytes``, the peak memory growth inside the block, and ``method``."""
+def transient_peak(device: torch.device) -> Iterator[dict[str, Any]]:
+    """Yields a dict that receives ``bytes``, the peak tensor memory allocated inside the block, and ``method``."""
     result: dict[str, Any] = {}
-    gc.collect()
     if device.type == "cuda":
         synchronize(device)
-        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(device)
         baseline = torch.cuda.memory_allocated(device)
         yield result
         synchronize(device)
         result.update(bytes=torch.cuda.max_memory_allocated(device) - baseline, method="cuda_max_memory_allocated")
         return
-    _release_free_heap()
-    try:
-        Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
-    except OSError:
-        baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as profiler:
         yield result
-        growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - baseline
-        result.update(bytes=growth * 1024, method="ru_maxrss_growth")
-        return
-    baseline = _proc_status_kib("VmRSS")
-    yield result
-    result.update(bytes=(_proc_status_kib("VmHWM") - baseline) * 1024, method="vmhwm_minus_rss")
+    result.update(bytes=_profiled_peak_bytes(profiler), method="cpu_profiler_allocations")
 
 
-def measure_transient_memory(task: MemoryTask) -> dict[str, Any]:
-    """Transient memory of one workload on freshly built, warmed-up models: ``{"bytes", "method"}``."""
-    torch.set_num_threads(task.num_threads)
-    bench = task.bench
-    device = torch.device(bench.device)
-    model, reference = build_models(task.model, device, bench.seed)
-    if task.workload == "large_render":
-        batch = make_batch(task.model, 1, bench.image_size, device, bench.seed)
-        run = partial(_render_large, model, batch, bench.large_size, task.chunk_size)
-        warmup, calls = 1, 1
-    else:
-        batch = make_batch(task.model, bench.resolved_batch_size(), bench.image_size, device, bench.seed)
-        run = make_contender(task.design, task.workload, model, reference, batch, bench)
-        warmup, calls = bench.warmup, bench.memory_steps
-    del model, reference  # only what ``run`` holds stays alive
-    for _ in range(warmup):
-        run()
-    with _peak_growth(device) as growth:
+def _profiled_peak_bytes(profiler: torch.profiler.profile) -> int:
+    """Largest running sum of the profiled allocations (+) and frees (-): blocks alive together, at most."""
+    with tempfile.TemporaryDirectory() as folder:
+        trace_path = Path(folder) / "trace.json"
+        profiler.export_chrome_trace(str(trace_path))
+        events = json.loads(trace_path.read_text())["traceEvents"]
+    memory = [event for event in events if event.get("name") == "[memory]"]
+    memory.sort(key=lambda event: (event["ts"], event["args"].get("Ev Idx", 0)))
+    live = peak = 0
+    for event in memory:
+        live += event["args"]["Bytes"]
+        peak = max(peak, live)
+    return peak
+
+
+def measure_transient(run: Callable[[], None], device: torch.device, calls: int) -> dict[str, Any]:
+    """``transient_peak`` of ``calls`` calls of an already warmed-up ``run``."""
+    with transient_peak(device) as peak:
         for _ in range(calls):
             run()
-    return growth
-
-
-def transient_memory(task: MemoryTask) -> dict[str, Any]:
-    """``measure_transient_memory`` in a fresh process on CPU (RSS is per process), in-process on CUDA."""
-    if torch.device(task.bench.device).type == "cuda":
-        return measure_transient_memory(task)
-    with multiprocessing.get_context("spawn").Pool(1) as pool:
-        return pool.apply(measure_transient_memory, (task,))
+    return peak
 
 
 # ---------------------------------------------------------------- the benchmark
-
-
-def _render_large(model: HyperSiren, batch: Batch, size: int, chunk_size: int) -> Tensor:
-    return model.inpaint(batch.image, batch.mask, size=(size, size), chunk_size=chunk_size)
 
 
 def run_benchmark(bench: BenchConfig, model_config: ModelConfig) -> dict[str, Any]:
@@ -441,7 +391,6 @@ def run_benchmark(bench: BenchConfig, model_config: ModelConfig) -> dict[str, An
         raise ValueError(f"unknown workloads {sorted(unknown)}: choose from {WORKLOADS}")
     device = torch.device(bench.device)
     batch_size = bench.resolved_batch_size()
-    threads = torch.get_num_threads()
     model, reference = build_models(model_config, device, bench.seed)
     batch = make_batch(model_config, batch_size, bench.image_size, device, bench.seed)
 
@@ -469,7 +418,8 @@ def run_benchmark(bench: BenchConfig, model_config: ModelConfig) -> dict[str, An
         contenders = {
             design: make_contender(design, workload, model, reference, batch, bench) for design in DESIGNS[workload]
         }
-        samples = time_interleaved(contenders, device, bench.warmup, bench.rounds, bench.steps_per_round)
+        calls = bench.steps_per_round if workload == "train" else bench.inference_calls_per_round
+        samples = time_interleaved(contenders, device, bench.warmup, bench.rounds, calls)
         figures: dict[str, Any] = {
             design: {
                 "seconds_per_call": statistics.median(times),
@@ -485,7 +435,7 @@ def run_benchmark(bench: BenchConfig, model_config: ModelConfig) -> dict[str, An
             figures["fused_over_plain_adam"] = paired_ratio(samples["hypersiren"], plain)
         memory: dict[str, Any] = {}
         for design in ("hypersiren", "reference"):
-            transient = transient_memory(MemoryTask(bench, model_config, workload, design, num_threads=threads))
+            transient = measure_transient(contenders[design], device, bench.memory_steps)
             static = static_bytes(results["parameters"][design], workload)
             memory[design] = {
                 "peak_bytes": static + transient["bytes"],
@@ -499,27 +449,27 @@ def run_benchmark(bench: BenchConfig, model_config: ModelConfig) -> dict[str, An
         results[workload] = figures
 
     if "large_render" in bench.workloads:
-        results["large_render"] = _large_render(model, bench, model_config, device, threads)
+        results["large_render"] = _large_render(model, bench, model_config, device)
     results["environment"]["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
     return results
 
 
 def _large_render(
-    model: HyperSiren, bench: BenchConfig, model_config: ModelConfig, device: torch.device, threads: int
+    model: HyperSiren, bench: BenchConfig, model_config: ModelConfig, device: torch.device
 ) -> list[dict[str, Any]]:
     """One image rendered at large_size² from its latent, chunk by chunk: memory follows the chunk."""
     batch = make_batch(model_config, 1, bench.image_size, device, bench.seed)
     rows = []
     for chunk_size in bench.chunk_sizes:
-        render = partial(_render_large, model, batch, bench.large_size, chunk_size)
+        size = (bench.large_size, bench.large_size)
+        render = partial(model.inpaint, batch.image, batch.mask, size=size, chunk_size=chunk_size)
         seconds = time_interleaved({"render": render}, device, 1, bench.large_repeats, 1)["render"]
-        task = MemoryTask(bench, model_config, "large_render", chunk_size=chunk_size, num_threads=threads)
         rows.append(
             {
                 "chunk_size": chunk_size,
                 "seconds": statistics.median(seconds),
                 "samples_s": seconds,
-                "transient_memory": transient_memory(task),
+                "transient_memory": measure_transient(render, device, 1),
             }
         )
     return rows
@@ -600,8 +550,8 @@ def format_report(results: dict[str, Any]) -> str:
     lines += [
         "",
         "peak memory = static (weights; + Adam moments when training) + transient (gradients, activations and",
-        "temporaries above the warmed-up steady state: "
-        + ("CUDA allocator" if on_gpu else "VmHWM - RSS, fresh process each")
+        "temporaries of one warmed-up call: tensors alive together, from "
+        + ("the CUDA allocator" if on_gpu else "the profiler's CPU allocation record")
         + ").",
         "ratios: median over interleaved rounds of the paired time ratio.",
     ]
@@ -639,6 +589,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, ModelConfig]
 
 def main(argv: list[str] | None = None) -> None:
     bench, model_config = parse_args(argv)
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the CPU memory profiler would log every start and stop
     if torch.device(bench.device).type == "cuda":
         torch.backends.fp32_precision = "ieee"  # no TF32: fp32 means fp32 on both sides
     results = run_benchmark(bench, model_config)

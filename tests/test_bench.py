@@ -94,3 +94,12 @@ def test_every_contender_runs(bench, models, batch, workload):
     model, reference = models
     for design in bench.DESIGNS[workload]:
         bench.make_contender(design, workload, model, reference, batch, bench.BenchConfig())()
+
+
+def test_transient_peak_counts_the_tensors_alive_together(bench):
+    with bench.transient_peak(torch.device("cpu")) as peak:
+        first = torch.ones(1_000_000)  # 4 MB
+        second = first * 2  # 4 MB more while first lives
+        del first, second
+        torch.ones(500_000)  # 2 MB once both are freed: not a new peak
+    assert 8_000_000 <= peak["bytes"] < 8_100_000
