@@ -69,11 +69,13 @@ class HyperSiren(nn.Module):
         return self.encoder(coords, rearrange(image, "b c h w -> b (h w) c"), rearrange(mask, "b 1 h w -> b (h w)"))
 
     def render(self, params: SirenParams, coords: Tensor) -> Tensor:
-        """``coords (B, N, 2)`` -> ``(B, N, C)``; rendered in fp32 even under autocast (see below)."""
-        # sin(30 * x) in bf16 has ~0.1 rad phase error: the SIREN must stay in fp32.
-        with torch.autocast(coords.device.type, enabled=False):
-            params = [type(layer)(*(t.float() for t in layer)) for layer in params]
-            return render(params, coords.float(), self.config.omega, self.config.omega)
+        """``coords (B, N, 2)`` -> ``(B, N, C)``; rendered in fp32 even under autocast.
+
+        sin(30 * x) in bf16 has ~0.1 rad phase error: bf16 params from an autocast hypernetwork
+        are cast up here, and ``functional.render`` itself runs with autocast off.
+        """
+        params = [type(layer)(*(t.float() for t in layer)) for layer in params]
+        return render(params, coords.float(), self.config.omega, self.config.omega)
 
     def forward(self, image: Tensor, mask: Tensor, coords: Tensor) -> Prediction:
         latent = self.encode(image, mask)
