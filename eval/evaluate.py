@@ -27,9 +27,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
-    config, model = load_run(args.run, args.device)
-    if args.data_root:
-        config.data.root = args.data_root
+    config, model = load_run(args.run, args.device, args.data_root)
     split = args.split or config.data.eval_split
     mean_image = to_model_space(load_images(config.data, "train")).mean(dim=0)  # (3, S, S)
     images = load_images(config.data, split, limit=args.limit)

@@ -32,9 +32,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
-    config, model = load_run(args.run, args.device)
-    if args.data_root:
-        config.data.root = args.data_root
+    config, model = load_run(args.run, args.device, args.data_root)
     images = load_images(config.data, config.data.eval_split, limit=args.num_images)
     image = to_model_space(images).to(args.device)
     count, _, height, width = image.shape

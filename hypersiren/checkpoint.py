@@ -53,14 +53,21 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> tuple["RunConfig", "HyperSiren"]:
-    """The config and trained model (eval mode) of a run directory written by train/train.py."""
+def load_run(
+    run_dir: str | Path, device: str | torch.device = "cpu", data_root: str | None = None
+) -> tuple["RunConfig", "HyperSiren"]:
+    """The config and trained model (eval mode) of a run directory written by train/train.py.
+
+    ``data_root`` replaces the dataset folder saved with the run, for data that moved since training.
+    """
     from hypersiren.config import RunConfig  # here, not at the top: config imports the data stack
     from hypersiren.model import HyperSiren
 
     run_dir = Path(run_dir)
     state = load_checkpoint(run_dir / "checkpoint.pt", device)
     config = RunConfig.from_dict(state["config"])
+    if data_root:
+        config.data.root = data_root
     model = HyperSiren(config.model).to(device)
     model.load_state_dict(state["model"])
     return config, model.eval()
