@@ -33,12 +33,14 @@ def render(params: SirenParams, coords: Tensor, first_omega: float = 30.0, hidde
     shared = params[0].weight.shape[0] == 1 and batch != 1
     hidden = coords.reshape(1, batch * num_points, -1) if shared else coords
     last = len(params) - 1
+    spare = _SpareBuffer()  # recycles gradient buffers between this call's layers in backward
     with torch.autocast(coords.device.type, enabled=False):
         for index, (weight, bias) in enumerate(params):
             if index == last:
                 hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight)
             else:
-                hidden = _SineLayer.apply(hidden, weight, bias, first_omega if index == 0 else hidden_omega)
+                omega = first_omega if index == 0 else hidden_omega
+                hidden = _SineLayer.apply(hidden, weight, bias, omega, spare)
     return hidden.reshape(batch, num_points, -1)
 
 
@@ -57,19 +59,19 @@ class _SineLayer(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, hidden: Tensor, weight: Tensor, bias: Tensor, omega: float) -> Tensor:
+    def forward(ctx, hidden: Tensor, weight: Tensor, bias: Tensor, omega: float, spare: "_SpareBuffer") -> Tensor:
         pre = torch.baddbmm(bias.unsqueeze(1), hidden, weight, beta=omega, alpha=omega)
         if not any(ctx.needs_input_grad):
             return pre.sin_()
         ctx.save_for_backward(hidden, weight, bias, pre)
-        ctx.omega = omega
+        ctx.omega, ctx.spare = omega, spare
         return torch.sin(pre)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None]:
         hidden, weight, bias, pre = ctx.saved_tensors
         omega = ctx.omega
-        needs_hidden, needs_weight, needs_bias, _ = ctx.needs_input_grad
+        needs_hidden, needs_weight, needs_bias, _, _ = ctx.needs_input_grad
         if torch.is_grad_enabled():  # create_graph: the backward itself must be differentiable
             pre = torch.baddbmm(bias.unsqueeze(1), hidden, weight, beta=omega, alpha=omega)
             grad_linear = omega * grad * torch.cos(pre)  # d loss / d(hidden @ weight + bias)
@@ -78,20 +80,68 @@ class _SineLayer(torch.autograd.Function):
                 hidden.mT @ grad_linear if needs_weight else None,
                 grad_linear.sum(dim=1) if needs_bias else None,
                 None,
+                None,
             )
-        grad_pre = torch.cos(pre).mul_(grad)  # d loss / d pre; pre's factor omega enters via the GEMMs' alpha
-        return (
-            _scaled_bmm(grad_pre, weight.mT, omega) if needs_hidden else None,
+        grad_pre = _mul_cos_(grad, pre)  # d loss / d pre; pre's factor omega enters via the GEMMs' alpha
+        grads = (
+            _scaled_bmm(grad_pre, weight.mT, omega, ctx.spare.take(hidden)) if needs_hidden else None,
             _scaled_bmm(hidden.mT, grad_pre, omega) if needs_weight else None,
             grad_pre.sum(dim=1).mul_(omega) if needs_bias else None,
             None,
+            None,
         )
+        ctx.spare.give(grad_pre)  # dead once we return: the layer below writes its input gradient there
+        return grads
 
 
-def _scaled_bmm(left: Tensor, right: Tensor, scale: float) -> Tensor:
+COS_CHUNK = 1 << 18  # elements (1 MiB of fp32): cos of a chunk stays in cache until it is used
+
+
+def _mul_cos_(grad: Tensor, pre: Tensor) -> Tensor:
+    """``grad *= cos(pre)`` in place, cos taken in cache-sized chunks: no full-size temporary.
+
+    In place is safe because ``grad`` is never shared: inside ``render`` a sine layer's
+    output feeds exactly one op (the next layer), whose backward made ``grad`` fresh.
+    The loop is over memory chunks, not samples.
+    """
+    if not (grad.is_contiguous() and pre.is_contiguous()):
+        return torch.cos(pre).mul_(grad)
+    chunk = COS_CHUNK
+    flat_grad, flat_pre = grad.view(-1), pre.view(-1)
+    scratch = pre.new_empty(min(chunk, flat_pre.numel()))
+    for start in range(0, flat_pre.numel(), chunk):
+        pre_part = flat_pre[start : start + chunk]
+        flat_grad[start : start + chunk].mul_(torch.cos(pre_part, out=scratch[: pre_part.numel()]))
+    return grad
+
+
+def _scaled_bmm(left: Tensor, right: Tensor, scale: float, out: Tensor | None = None) -> Tensor:
     """``scale * left @ right`` for ``(B, n, k) @ (B, k, m)``, scaled inside the GEMM rather than after."""
-    out = left.new_empty(left.shape[0], left.shape[1], right.shape[2])
+    if out is None:
+        out = left.new_empty(left.shape[0], left.shape[1], right.shape[2])
     return torch.baddbmm(out, left, right, beta=0, alpha=scale, out=out)  # beta=0: out's contents are never read
+
+
+class _SpareBuffer:
+    """One dead gradient buffer, handed from a sine layer's backward to the next one's.
+
+    Each layer's backward turns its incoming gradient into ``grad_pre`` in place and
+    is done with it on return; the layer below needs a fresh buffer of the same shape
+    for its own input gradient. Handing the dead one down saves an allocation (on CPU,
+    its page faults) per hidden layer and step.
+    """
+
+    def __init__(self) -> None:
+        self.buffer: Tensor | None = None
+
+    def give(self, buffer: Tensor) -> None:
+        self.buffer = buffer
+
+    def take(self, like: Tensor) -> Tensor | None:
+        """The spare buffer if it fits ``like`` (then it is no longer spare), else None."""
+        buffer, self.buffer = self.buffer, None
+        fits = buffer is not None and (buffer.shape, buffer.dtype, buffer.device) == (like.shape, like.dtype, like.device)
+        return buffer if fits else None
 
 
 def check_coords(params: SirenParams, coords: Tensor) -> None:

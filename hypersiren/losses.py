@@ -2,6 +2,7 @@
 
 from typing import TYPE_CHECKING
 
+import torch
 from torch import Tensor
 
 from hypersiren.diffops import gradient, laplacian
@@ -27,7 +28,8 @@ def weight_l2(params: SirenParams) -> Tensor:
     Keeps generated SIRENs near the init scale, i.e. away from high-frequency noise.
     """
     tensors = [tensor for layer in params for tensor in layer]
-    return sum(t.square().sum() for t in tensors) / sum(t.numel() for t in tensors)
+    # vector_norm reduces in one pass; square().sum() would materialize a temporary per tensor
+    return torch.stack([torch.linalg.vector_norm(t) for t in tensors]).square().sum() / sum(t.numel() for t in tensors)
 
 
 def gradient_mse(values: Tensor, coords: Tensor, target_gradient: Tensor) -> Tensor:

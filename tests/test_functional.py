@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from hypersiren import functional
 from hypersiren.functional import LayerParams, pixel_grid, render
 from hypersiren.siren import SirenConfig, init_siren_params
 
@@ -62,19 +63,35 @@ def test_render_in_float64():
     torch.testing.assert_close(values, expected, rtol=1e-12, atol=1e-12)
 
 
-def test_render_gradients_match_reference():
+def first_order_grads(render_fn, coords, upstream, backward_passes=1):
+    """Gradients of ``sum(render * upstream)`` w.r.t. every param tensor and the coords."""
+    coords = coords.clone().requires_grad_()
+    params = [LayerParams(w.clone().requires_grad_(), b.clone().requires_grad_()) for w, b in random_params(2)]
+    objective = (render_fn(params, coords, CONFIG.first_omega, CONFIG.hidden_omega) * upstream).sum()
+    for _ in range(backward_passes):
+        objective.backward(retain_graph=True)
+    return [t.grad for layer in params for t in layer] + [coords.grad]
+
+
+@pytest.mark.parametrize("cos_chunk", [functional.COS_CHUNK, 7])  # 7: many chunks, a ragged last one
+def test_render_gradients_match_reference(monkeypatch, cos_chunk):
+    monkeypatch.setattr(functional, "COS_CHUNK", cos_chunk)
     coords = torch.rand(2, 25, 2) * 2 - 1
     upstream = torch.randn(2, 25, 3)
-
-    def param_grads(render_fn):
-        params = [LayerParams(w.clone().requires_grad_(), b.clone().requires_grad_()) for w, b in random_params(2)]
-        (render_fn(params, coords, CONFIG.first_omega, CONFIG.hidden_omega) * upstream).sum().backward()
-        return [t.grad for layer in params for t in layer]
-
-    grads = param_grads(render)
-    for grad, expected in zip(grads, param_grads(reference_render), strict=True):
+    grads = first_order_grads(render, coords, upstream)
+    for grad, expected in zip(grads, first_order_grads(reference_render, coords, upstream), strict=True):
         assert grad.abs().sum() > 0
         torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_render_backward_twice_with_retained_graph_accumulates_the_same_gradients():
+    # backward works in place on gradient buffers: a second pass must still see intact saved tensors
+    coords = torch.rand(2, 25, 2) * 2 - 1
+    upstream = torch.randn(2, 25, 3)
+    once = first_order_grads(render, coords, upstream)
+    twice = first_order_grads(render, coords, upstream, backward_passes=2)
+    for single, double in zip(once, twice, strict=True):
+        torch.testing.assert_close(double, 2 * single)
 
 
 @pytest.mark.parametrize(
