@@ -9,9 +9,11 @@ matching row block of the one big head), and the benchmark asserts that before i
 times anything. Both share a copy of the same encoder.
 
 Measured in one run: (a) training-step throughput, (b) inference throughput, (c) peak
-memory of both, and (d) time and memory of a 1024x1024 render through
-``HyperSiren.inpaint`` for several chunk sizes. Timings interleave the contenders
-round by round and take medians, so load from other processes hits all of them alike.
+memory of both, (d) time and memory of a 1024x1024 render through
+``HyperSiren.inpaint`` for several chunk sizes, and (e) hypersiren's training
+throughput fed by train/train.py's loader (real CelebA images) against the same step
+on a batch already in memory. Timings interleave the contenders round by round and
+take medians, so load from other processes hits all of them alike.
 
     OMP_NUM_THREADS=2 python eval/bench.py                    # CPU: ratios are indicative
     python eval/bench.py --device cuda --amp bf16 --compile   # the numbers that count
@@ -20,9 +22,12 @@ round by round and take medians, so load from other processes hits all of them a
 import argparse
 import copy
 import dataclasses
+import itertools
 import json
 import math
 import os
+
+os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # before torch loads: the CPU memory profiler logs every start/stop
 import platform
 import re
 import statistics
@@ -41,6 +46,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from hypersiren import HyperSiren, ModelConfig, Prediction, pixel_grid, random_range_mask
+from hypersiren.config import TrainConfig
+from hypersiren.data import DataConfig, DatasetError, ShuffledBatches, load_images, training_batch
 from hypersiren.losses import hypernetwork_loss
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -61,7 +68,9 @@ class BenchConfig:
     large_size: int = 1024
     chunk_sizes: list[int] = field(default_factory=lambda: [16384, 65536, 262144])
     large_repeats: int = 2
-    workloads: list[str] = field(default_factory=lambda: ["train", "inference", "large_render"])
+    workloads: list[str] = field(default_factory=lambda: ["train", "inference", "large_render", "data"])
+    data_root: str = DataConfig.root  # CelebA for the data workload (a dataset folder as train/train.py takes it)
+    data_images: int = 2048  # train images decoded for it: enough for 64 distinct batches of 32
     seed: int = 0
     out: str | None = None  # None: eval/results/bench_<device>.json
 
@@ -217,7 +226,7 @@ def assert_equal_numerics(check: NumericsCheck, rtol: float = 1e-4, grad_rtol: f
 
 # ---------------------------------------------------------------- contenders
 
-WORKLOADS = ("train", "inference", "large_render")
+WORKLOADS = ("train", "inference", "large_render", "data")
 DESIGNS = {
     "train": ("hypersiren", "reference", "hypersiren_plain_adam"),
     "inference": ("hypersiren", "reference"),
@@ -240,18 +249,25 @@ def make_forward_loss(model: nn.Module, amp: str = "none", compile: bool = False
     return lambda batch: compiled(*batch)
 
 
-def make_train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, amp: str = "none", compile: bool = False
-) -> Callable[[], None]:
-    """One training step on ``batch``: forward_loss -> backward -> optimizer step."""
+def make_step_on(
+    model: nn.Module, optimizer: torch.optim.Optimizer, amp: str = "none", compile: bool = False
+) -> Callable[[Batch], None]:
+    """One training step on a given batch: forward_loss -> backward -> optimizer step."""
     forward_loss = make_forward_loss(model, amp, compile)
 
-    def step() -> None:
+    def step(batch: Batch) -> None:
         forward_loss(batch).backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)  # last, not first: between steps no gradient is held
 
     return step
+
+
+def make_train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, amp: str = "none", compile: bool = False
+) -> Callable[[], None]:
+    """One training step, always on ``batch``."""
+    return partial(make_step_on(model, optimizer, amp, compile), batch)
 
 
 def make_inference(model: nn.Module, batch: Batch, amp: str = "none", compile: bool = False) -> Callable[[], None]:
@@ -391,6 +407,9 @@ def run_benchmark(bench: BenchConfig, model_config: ModelConfig) -> dict[str, An
         raise ValueError(f"unknown workloads {sorted(unknown)}: choose from {WORKLOADS}")
     device = torch.device(bench.device)
     batch_size = bench.resolved_batch_size()
+    if "data" in bench.workloads:  # first: a missing dataset should fail before minutes of timing
+        data = DataConfig(root=bench.data_root, image_size=bench.image_size)
+        train_images = load_images(data, "train", limit=bench.data_images).to(device)
     model, reference = build_models(model_config, device, bench.seed)
     batch = make_batch(model_config, batch_size, bench.image_size, device, bench.seed)
 
@@ -450,6 +469,8 @@ def run_benchmark(bench: BenchConfig, model_config: ModelConfig) -> dict[str, An
 
     if "large_render" in bench.workloads:
         results["large_render"] = _large_render(model, bench, model_config, device)
+    if "data" in bench.workloads:
+        results["data"] = _data_pipeline(model, train_images, bench, batch_size)
     results["environment"]["load_average"] = {"before": load_before, "after": os.getloadavg()[0]}
     return results
 
@@ -473,6 +494,39 @@ def _large_render(
             }
         )
     return rows
+
+
+def _data_pipeline(model: HyperSiren, images: Tensor, bench: BenchConfig, batch_size: int) -> dict[str, Any]:
+    """hypersiren's training step fed by train/train.py's loader vs by one batch already in memory.
+
+    The loader is ``training_batch`` over the decoded uint8 split, as in train/train.py:
+    a random batch (gather, convert) and its random context masks, fresh every step.
+    """
+    train = TrainConfig()
+    batches = ShuffledBatches(len(images), batch_size, train.seed)
+    size = images.shape[-1]
+    coords = pixel_grid(size, size, images.device).expand(batch_size, -1, -1)
+
+    def load(step: int) -> Batch:
+        image, mask = training_batch(images, batches, step, train.min_context, min(train.max_context, size * size))
+        return Batch(image, mask, coords, rearrange(image, "b c h w -> b (h w) c"))
+
+    step_on = make_step_on(model, torch.optim.Adam(model.parameters(), fused=True), bench.amp, bench.compile)
+    in_memory, steps = load(0), itertools.count()
+    contenders = {"real_loader": lambda: step_on(load(next(steps))), "in_memory": lambda: step_on(in_memory)}
+    samples = time_interleaved(contenders, images.device, bench.warmup, bench.rounds, bench.steps_per_round)
+    loading = time_interleaved({"load": lambda: load(next(steps))}, images.device, 2, bench.rounds, 20)["load"]
+    step_seconds = statistics.median(samples["in_memory"])
+    return {
+        "images": len(images),
+        **{
+            name: {"seconds_per_call": statistics.median(times), "images_per_s": batch_size / statistics.median(times)}
+            for name, times in samples.items()
+        },
+        "throughput_ratio": paired_ratio(samples["real_loader"], samples["in_memory"]),
+        "load_seconds_per_batch": statistics.median(loading),
+        "load_share_of_step": statistics.median(loading) / step_seconds,
+    }
 
 
 def _environment(device: torch.device) -> dict[str, Any]:
@@ -508,9 +562,9 @@ def format_report(results: dict[str, Any]) -> str:
         f"hypersiren: {options}, fused Adam; reference: fp32 eager, plain Adam",
         f"equal numerics: loss {numerics['hypersiren_loss']:.6f} vs {numerics['reference_loss']:.6f}, "
         f"encoder gradient rel. error {numerics['max_encoder_grad_error']:.1e}",
-        "",
-        f"{'':<40}{'hypersiren':>12}{'reference':>12}{'hs/ref':>9}",
     ]
+    if "train" in results or "inference" in results:
+        lines += ["", f"{'':<40}{'hypersiren':>12}{'reference':>12}{'hs/ref':>9}"]
 
     def row(label: str, hypersiren: float, reference: float, ratio: float | None = None, digits: int = 1) -> str:
         ratio_text = f"{ratio:>8.2f}x" if ratio is not None else ""
@@ -547,6 +601,14 @@ def format_report(results: dict[str, Any]) -> str:
         for render in results["large_render"]:
             transient = render["transient_memory"]["bytes"] / mib
             lines.append(f"{render['chunk_size']:>12}{render['seconds']:>10.2f}{transient:>15.0f}")
+    if "data" in results:
+        data = results["data"]
+        lines += [
+            "",
+            f"(e) data pipeline ({data['images']} CelebA train images, train/train.py's loader)",
+            f"    training throughput, real loader / batch in memory: {data['throughput_ratio']:.2f}x"
+            f"  (loading a batch = {100 * data['load_share_of_step']:.1f}% of a step)",
+        ]
     lines += [
         "",
         "peak memory = static (weights; + Adam moments when training) + transient (gradients, activations and",
@@ -589,7 +651,6 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, ModelConfig]
 
 def main(argv: list[str] | None = None) -> None:
     bench, model_config = parse_args(argv)
-    os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the CPU memory profiler would log every start and stop
     if torch.device(bench.device).type == "cuda":
         torch.backends.fp32_precision = "ieee"  # no TF32: fp32 means fp32 on both sides
     results = run_benchmark(bench, model_config)

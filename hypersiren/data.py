@@ -17,6 +17,8 @@ from torchvision.datasets.folder import pil_loader
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
+from hypersiren.context import random_range_mask
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CELEBA_SPLITS = {"train": "0", "val": "1", "test": "2"}
 CELEBA_CROP = 178  # the standard square centre crop of the 178x218 aligned faces
@@ -78,6 +80,20 @@ class ShuffledBatches:
             generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
             self._epoch, self._permutation = epoch, torch.randperm(self.num_images, generator=generator)
         return self._permutation[offset * self.batch_size : (offset + 1) * self.batch_size]
+
+
+def training_batch(
+    images: Tensor, batches: ShuffledBatches, step: int, min_context: int, max_context: int
+) -> tuple[Tensor, Tensor]:
+    """Training step ``step``'s images ``(B, C, S, S)`` in [-1, 1] and context masks ``(B, 1, S, S)``.
+
+    ``images`` is a uint8 split from ``load_images`` (on any device). Both outputs are
+    a pure function of (seed, step), so a resumed run replays its batches exactly.
+    """
+    generator = torch.Generator().manual_seed(batches.seed * 1_000_003 + step)
+    _, _, height, width = images.shape
+    masks = random_range_mask(batches.batch_size, height, width, min_context, max_context, generator)
+    return to_model_space(images[batches.indices(step)]), masks.to(images.device)
 
 
 def _celeba_files(root: Path, split: str) -> list[Path]:

@@ -103,3 +103,20 @@ def test_transient_peak_counts_the_tensors_alive_together(bench):
         del first, second
         torch.ones(500_000)  # 2 MB once both are freed: not a new peak
     assert 8_000_000 <= peak["bytes"] < 8_100_000
+
+
+def test_data_workload_times_the_training_loader_on_real_images(bench, celeba_root):
+    images = bench.load_images(bench.DataConfig(root=str(celeba_root), image_size=8), "train", limit=16)
+    model, _ = bench.build_models(TINY, "cpu", seed=0)
+    config = bench.BenchConfig(warmup=0, rounds=2, steps_per_round=1)
+    before = [p.detach().clone() for p in model.parameters()]
+    figures = bench._data_pipeline(model, images, config, batch_size=4)
+    assert figures["images"] == 16 and figures["throughput_ratio"] > 0 and figures["load_seconds_per_batch"] > 0
+    assert any(not torch.equal(p, q) for p, q in zip(before, model.parameters()))  # real training steps ran
+
+
+def test_missing_dataset_fails_before_any_timing(bench, tmp_path, monkeypatch):
+    monkeypatch.setattr(bench, "time_interleaved", lambda *args: pytest.fail("timed before checking the data"))
+    config = bench.BenchConfig(data_root=str(tmp_path), workloads=["train", "data"])
+    with pytest.raises(bench.DatasetError, match="CelebA not found"):
+        bench.run_benchmark(config, TINY)

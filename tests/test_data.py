@@ -3,7 +3,15 @@ import shutil
 import pytest
 import torch
 
-from hypersiren.data import DataConfig, DatasetError, ShuffledBatches, load_images, to_model_space, to_unit_range
+from hypersiren.data import (
+    DataConfig,
+    DatasetError,
+    ShuffledBatches,
+    load_images,
+    to_model_space,
+    to_unit_range,
+    training_batch,
+)
 
 
 def test_celeba_standard_folder_official_split(celeba_root):
@@ -75,3 +83,17 @@ def test_shuffled_batches_are_epoch_permutations_and_replayable():
     assert torch.equal(fresh.indices(4), batches.indices(4))  # a pure function of (seed, step)
     with pytest.raises(ValueError, match="exceeds"):
         ShuffledBatches(num_images=2, batch_size=3, seed=0)
+
+
+def test_training_batch_is_the_indexed_images_with_replayable_contexts():
+    images = torch.randint(0, 256, (10, 3, 4, 5), dtype=torch.uint8)
+    batches = ShuffledBatches(num_images=10, batch_size=3, seed=7)
+    image, mask = training_batch(images, batches, step=4, min_context=2, max_context=6)
+    assert torch.equal(image, to_model_space(images[batches.indices(4)]))
+    assert mask.shape == (3, 1, 4, 5) and mask.dtype == torch.bool
+    assert all(2 <= count <= 6 for count in mask.flatten(1).sum(1).tolist())
+    fresh = ShuffledBatches(num_images=10, batch_size=3, seed=7)
+    replayed_image, replayed_mask = training_batch(images, fresh, step=4, min_context=2, max_context=6)
+    assert torch.equal(replayed_image, image) and torch.equal(replayed_mask, mask)  # resuming sees the same batch
+    _, next_mask = training_batch(images, batches, step=5, min_context=2, max_context=6)
+    assert not torch.equal(next_mask, mask)

@@ -23,8 +23,7 @@ from tqdm import tqdm
 
 from hypersiren.checkpoint import load_checkpoint, save_checkpoint
 from hypersiren.config import RunConfig
-from hypersiren.context import random_range_mask
-from hypersiren.data import ShuffledBatches, load_images, to_model_space, to_unit_range
+from hypersiren.data import ShuffledBatches, load_images, to_model_space, to_unit_range, training_batch
 from hypersiren.evaluation import seeded_masks
 from hypersiren.figures import comparison_grid
 from hypersiren.functional import pixel_grid
@@ -94,13 +93,8 @@ def main() -> None:
 
     progress = tqdm(total=config.train.max_steps, initial=step, desc="training", disable=not is_main, unit="step")
     while step < config.train.max_steps:
-        # Batch and context are functions of (seed, step) alone: resuming replays them exactly.
-        generator = torch.Generator().manual_seed(config.train.seed * 1_000_003 + step)
-        masks = random_range_mask(
-            config.train.batch_size, size, size, config.train.min_context, config.train.max_context, generator
-        )
-        image = to_model_space(train_images[batches.indices(step)[shard]])  # (b, 3, S, S) in [-1, 1]
-        mask = masks[shard].to(device)
+        images, masks = training_batch(train_images, batches, step, config.train.min_context, config.train.max_context)
+        image, mask = images[shard], masks[shard]  # (b, 3, S, S) in [-1, 1], (b, 1, S, S): this process's share
         with autocast:
             prediction = trainable(image, mask, coords)
         loss, terms = hypernetwork_loss(
