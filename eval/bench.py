@@ -61,7 +61,7 @@ class BenchConfig:
     amp: Literal["none", "bf16"] = "none"  # hypersiren only; its SIREN render stays fp32 regardless
     compile: bool = False  # torch.compile hypersiren's forward + loss (the reference stays eager)
     warmup: int = 2  # untimed calls per contender (allocator, oneDNN/cuBLAS caches, compilation)
-    rounds: int = 7  # interleaved rounds; every figure is a median over them
+    rounds: int = 9  # interleaved rounds; every figure is a median over them
     steps_per_round: int = 2  # training steps per contender per round
     inference_calls_per_round: int = 8  # an inference call is ~10x shorter than a step: more of them per sample
     memory_steps: int = 1  # calls, after the timed ones, over which transient memory is taken
