@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from hypersiren import HyperSiren, ModelConfig, Prediction, pixel_grid, random_range_mask
 from hypersiren.config import TrainConfig
-from hypersiren.data import DataConfig, DatasetError, ShuffledBatches, load_images, training_batch
+from hypersiren.data import DataConfig, ShuffledBatches, load_images, training_batch
 from hypersiren.losses import hypernetwork_loss
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"

@@ -6,7 +6,6 @@ Writes RUN_DIR/eval/metrics.json and metrics.md and prints the table.
 """
 
 import argparse
-import json
 from pathlib import Path
 
 import torch
@@ -15,6 +14,7 @@ from hypersiren.checkpoint import load_run
 from hypersiren.context import CONTEXT_SETTINGS
 from hypersiren.data import load_images, to_model_space
 from hypersiren.evaluation import evaluate_inpainting, markdown_table
+from hypersiren.report import write_results
 
 
 def main() -> None:
@@ -33,8 +33,6 @@ def main() -> None:
     images = load_images(config.data, split, limit=args.limit)
     results = evaluate_inpainting(model, images, mean_image, CONTEXT_SETTINGS, seed=args.seed, progress=True)
 
-    out_dir = Path(args.run) / "eval"
-    out_dir.mkdir(exist_ok=True)
     summary = {
         "dataset": config.data.dataset,
         "split": split,
@@ -43,12 +41,10 @@ def main() -> None:
         "seed": args.seed,
         "results": results,
     }
-    (out_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
     title = f"{config.data.dataset} {split}, {len(images)} images, {config.data.image_size}x{config.data.image_size}"
     tables = f"### {title}\n\n{markdown_table(results, 'psnr')}\n\n{markdown_table(results, 'mse')}\n"
-    (out_dir / "metrics.md").write_text(tables)
-    print(tables)
-    print(f"wrote {out_dir / 'metrics.json'} and {out_dir / 'metrics.md'}")
+    write_results(summary, tables, Path(args.run) / "eval", "metrics")
+    print(f"{tables}\nwrote {Path(args.run) / 'eval' / 'metrics'}.json and .md")
 
 
 if __name__ == "__main__":

@@ -51,12 +51,17 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def write_table(rows: list[dict[str, Any]], out_dir: str | Path, name: str, title: str) -> str:
     """Write ``name.md`` (titled Markdown table) and ``name.json`` (the rows) under ``out_dir``; return the Markdown."""
+    markdown = f"## {title}\n\n{markdown_table(rows)}\n"
+    write_results(rows, markdown, out_dir, name)
+    return markdown
+
+
+def write_results(summary: Any, markdown: str, out_dir: str | Path, name: str) -> None:
+    """Write ``name.json`` (``summary``) and ``name.md`` (``markdown``) under ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    markdown = f"## {title}\n\n{markdown_table(rows)}\n"
     (out_dir / f"{name}.md").write_text(markdown)
-    write_json(rows, out_dir / f"{name}.json")
-    return markdown
+    write_json(summary, out_dir / f"{name}.json")
 
 
 def write_curves_csv(curves: dict[str, list[float]], path: str | Path) -> None:

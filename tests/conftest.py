@@ -1,5 +1,8 @@
+import importlib.util
 import os
+from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -23,3 +26,18 @@ def celeba_root() -> Path:
 @pytest.fixture(scope="session")
 def cifar10_root() -> Path:
     return shared_dataset("cifar10")
+
+
+
+@pytest.fixture(scope="session")
+def load_program() -> Callable[[str], ModuleType]:
+    """Imports a program under train/ or eval/ (not a package) as a module, to test its functions."""
+
+    def load(relative_path: str) -> ModuleType:
+        path = REPO / relative_path
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -1,18 +1,14 @@
 """eval/bench.py: its reference (the original per-tensor design) computes hypersiren's function exactly,
 so the benchmark compares like with like."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 from einops import rearrange
 
+from hypersiren.data import DatasetError
 from hypersiren.functional import render
 from hypersiren.model import ModelConfig
 from hypersiren.siren import init_siren_params
-
-BENCH_PATH = Path(__file__).resolve().parents[1] / "eval" / "bench.py"
 
 # Small, and every SIREN layer a different shape, so a wrong split or layout cannot line up by accident.
 TINY = ModelConfig(
@@ -26,11 +22,8 @@ TINY = ModelConfig(
 
 
 @pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("bench", BENCH_PATH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def bench(load_program):
+    return load_program("eval/bench.py")
 
 
 @pytest.fixture
@@ -118,5 +111,5 @@ def test_data_workload_times_the_training_loader_on_real_images(bench, celeba_ro
 def test_missing_dataset_fails_before_any_timing(bench, tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "time_interleaved", lambda *args: pytest.fail("timed before checking the data"))
     config = bench.BenchConfig(data_root=str(tmp_path), workloads=["train", "data"])
-    with pytest.raises(bench.DatasetError, match="CelebA not found"):
+    with pytest.raises(DatasetError, match="CelebA not found"):
         bench.run_benchmark(config, TINY)

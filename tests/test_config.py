@@ -1,7 +1,8 @@
+from pathlib import Path
+
 import pytest
 
 from hypersiren.config import RunConfig
-from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 

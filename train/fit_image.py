@@ -28,8 +28,8 @@ from hypersiren.report import (
     magnitude_for_display,
     plot_curves,
     signed_for_display,
-    write_curves_csv,
     start_run,
+    write_curves_csv,
     write_json,
     write_table,
 )

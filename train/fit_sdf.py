@@ -20,8 +20,8 @@ from hypersiren.report import (
     labeled_grid,
     plot_curves,
     signed_distance_for_display,
-    write_curves_csv,
     start_run,
+    write_curves_csv,
     write_json,
     write_table,
 )

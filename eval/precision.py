@@ -1,0 +1,156 @@
+"""PSNR cost of running parts of a trained HyperSiren in bf16: the accuracy half of mixed precision.
+
+A bf16 GEMM (tensor cores, or oneDNN on CPU) rounds its operands to bf16 and
+accumulates in fp32. Rounding the operands to bf16 and multiplying in fp32
+reproduces that up to summation order, so each choice's PSNR cost is measured
+here on any device; its speed has to be measured on the GPU (``eval/bench.py``).
+Choices are cumulative, from safest to most aggressive:
+
+- ``bf16_trunk``: encoder + hypernetwork under bf16 autocast, SIREN fp32 (what
+  ``train/train.py`` does on CUDA);
+- ``bf16_hidden``: also the hidden SIREN layers' GEMM operands (weights, biases,
+  input activations) in bf16, the first layer and every sine argument fp32;
+- ``bf16_first``: also the first layer's operands (coordinates, first weights);
+- ``bf16_sine``: also the pre-activations rounded to bf16 before the sine, i.e. a
+  GEMM with bf16 output: at |30·x| ~ 40 a bf16 argument is off by up to 0.125 rad.
+
+    python eval/precision.py --run runs/celeba32
+
+Writes RUN_DIR/eval/precision.json and precision.md and prints the table.
+"""
+
+import argparse
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from einops import rearrange
+from torch import Tensor
+from tqdm import tqdm
+
+from hypersiren.checkpoint import load_run
+from hypersiren.context import CONTEXT_SETTINGS
+from hypersiren.data import load_images, to_model_space, to_unit_range
+from hypersiren.evaluation import seeded_masks
+from hypersiren.functional import SirenParams, pixel_grid
+from hypersiren.metrics import psnr
+from hypersiren.model import HyperSiren
+from hypersiren.report import write_results
+
+
+@dataclass(frozen=True)
+class Precision:
+    label: str
+    bf16_trunk: bool  # encoder + hypernetwork under bf16 autocast
+    bf16_operands_from: int | None  # SIREN layers from this index on take bf16 GEMM operands; None: all fp32
+    bf16_sine: bool  # pre-activations rounded to bf16 before the sine
+
+
+PRECISIONS = {
+    "fp32": Precision("fp32 throughout", False, None, False),
+    "bf16_trunk": Precision("encoder + hypernetwork bf16 (train.py on CUDA)", True, None, False),
+    "bf16_hidden": Precision("+ hidden SIREN layers' GEMM operands bf16", True, 1, False),
+    "bf16_first": Precision("+ first SIREN layer's operands bf16", True, 0, False),
+    "bf16_sine": Precision("+ sine arguments bf16 (bf16 GEMM output)", True, 0, True),
+}
+
+
+def to_bf16_and_back(tensor: Tensor) -> Tensor:
+    return tensor.bfloat16().float()
+
+
+def rounded_render(params: SirenParams, coords: Tensor, omega: float, precision: Precision) -> Tensor:
+    """``functional.render`` (fp32 params and coords, one omega) with ``precision``'s bf16 roundings."""
+    hidden = coords  # (B, N, 2)
+    last = len(params) - 1
+    for index, (weight, bias) in enumerate(params):
+        if precision.bf16_operands_from is not None and index >= precision.bf16_operands_from:
+            hidden, weight, bias = to_bf16_and_back(hidden), to_bf16_and_back(weight), to_bf16_and_back(bias)
+        pre = torch.baddbmm(bias.unsqueeze(1), hidden, weight)  # (B, N, out), fp32 accumulation
+        if index == last:
+            return pre
+        pre = omega * pre
+        hidden = torch.sin(to_bf16_and_back(pre) if precision.bf16_sine else pre)
+    raise ValueError("params hold no layer")
+
+
+@torch.no_grad()
+def inpaint_with(model: HyperSiren, image: Tensor, mask: Tensor, precision: Precision) -> Tensor:
+    """``HyperSiren.inpaint`` at the image's own size under ``precision``: ``-> (B, C, H, W)``."""
+    autocast = torch.autocast(image.device.type, dtype=torch.bfloat16) if precision.bf16_trunk else nullcontext()
+    with autocast:
+        params = model.hypernet(model.encode(image, mask))
+    params = [type(layer)(*(t.float() for t in layer)) for layer in params]
+    height, width = image.shape[-2:]
+    coords = pixel_grid(height, width, image.device).expand(image.shape[0], -1, -1)
+    values = rounded_render(params, coords, model.config.omega, precision)
+    return rearrange(values, "b (h w) c -> b c h w", h=height, w=width)
+
+
+def evaluate_precisions(
+    model: HyperSiren, images: Tensor, settings: tuple[str, ...] = CONTEXT_SETTINGS, seed: int = 0, batch_size: int = 128
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean PSNR (dB) per image on the evaluation's seeded masks: ``{metric: {precision: {setting: dB}}}``.
+
+    ``psnr``: the raw rendering against the truth; ``psnr_vs_fp32``: against the fp32 rendering,
+    the error the choice adds, which bounds what it can cost a better-trained model.
+    """
+    device = next(model.parameters()).device
+    count, _, height, width = images.shape
+    sums = {metric: {name: dict.fromkeys(settings, 0.0) for name in PRECISIONS} for metric in ("psnr", "psnr_vs_fp32")}
+    for setting in tqdm(settings, desc="precisions"):
+        masks = seeded_masks(setting, count, height, width, seed)
+        for start in range(0, count, batch_size):
+            image = to_model_space(images[start : start + batch_size].to(device))
+            mask = masks[start : start + batch_size].to(device)
+            truth = to_unit_range(image)
+            exact = to_unit_range(inpaint_with(model, image, mask, PRECISIONS["fp32"]))
+            for name, precision in PRECISIONS.items():
+                prediction = to_unit_range(inpaint_with(model, image, mask, precision)) if name != "fp32" else exact
+                sums["psnr"][name][setting] += float(psnr(prediction, truth).double().sum())
+                sums["psnr_vs_fp32"][name][setting] += float(psnr(prediction, exact).double().sum())
+    return {
+        metric: {name: {setting: total / count for setting, total in row.items()} for name, row in rows.items()}
+        for metric, rows in sums.items()
+    }
+
+
+def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+    """Two tables: PSNR against the truth (change from fp32), and against the fp32 rendering."""
+    psnrs, fidelity = results["psnr"], results["psnr_vs_fp32"]
+    settings = list(psnrs["fp32"])
+    tables = []
+    for title, cell in (
+        ("PSNR (dB) vs truth", lambda name, s: f"{psnrs[name][s]:.2f} ({psnrs[name][s] - psnrs['fp32'][s]:+.2f})"),
+        ("PSNR (dB) vs the fp32 rendering", lambda name, s: f"{fidelity[name][s]:.1f}"),
+    ):
+        lines = [f"| {title}, cumulative choices | " + " | ".join(settings) + " |", "|---|" + "---:|" * len(settings)]
+        for name in psnrs:
+            lines.append(f"| {PRECISIONS[name].label} | " + " | ".join(cell(name, s) for s in settings) + " |")
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="run directory written by train/train.py")
+    parser.add_argument("--data-root", help="dataset folder, if it moved since training")
+    parser.add_argument("--limit", type=int, default=256, help="held-out images to evaluate (default 256)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the context masks")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+
+    config, model = load_run(args.run, args.device, args.data_root)
+    images = load_images(config.data, config.data.eval_split, limit=args.limit)
+    results = evaluate_precisions(model, images, seed=args.seed)
+
+    split = config.data.eval_split
+    summary = {"dataset": config.data.dataset, "split": split, "num_images": len(images), "seed": args.seed}
+    tables = f"### {config.data.dataset} {split}, {len(images)} images, raw rendering\n\n{markdown_table(results)}\n"
+    write_results(summary | {"results": results}, tables, Path(args.run) / "eval", "precision")
+    print(f"{tables}\nwrote {Path(args.run) / 'eval' / 'precision'}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
