@@ -51,8 +51,10 @@ class _SineLayer(torch.autograd.Function):
     Activations are a step's largest tensors, and each fresh one costs a pass over
     memory (on CPU also the page faults of new pages). Autograd of the plain ops
     makes three per layer in backward (cos, times grad, input gradient) and keeps
-    omega-scaled copies of weight and bias; here omega is the GEMMs' alpha/beta and
-    cos(pre) is multiplied by grad in place, so backward makes two and no copies.
+    omega-scaled copies of weight and bias. Here omega is the GEMMs' alpha/beta,
+    grad is multiplied by cos(pre) in place, and the input gradient is written into
+    the buffer the layer above has just finished with: after the top layer, backward
+    makes no activation-sized tensor at all.
     With ``create_graph`` (gradient/Laplacian losses) backward recomputes the
     pre-activation with differentiable ops, so derivatives of every order stay exact.
     Without grad, sin is taken in place: inference keeps one activation per layer.
