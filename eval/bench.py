@@ -47,7 +47,7 @@ from torch import Tensor, nn
 
 from hypersiren import HyperSiren, ModelConfig, Prediction, pixel_grid, random_range_mask
 from hypersiren.config import TrainConfig
-from hypersiren.data import DataConfig, ShuffledBatches, load_images, training_batch
+from hypersiren.data import DataConfig, DatasetError, ShuffledBatches, load_images, training_batch
 from hypersiren.losses import hypernetwork_loss
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -653,7 +653,11 @@ def main(argv: list[str] | None = None) -> None:
     bench, model_config = parse_args(argv)
     if torch.device(bench.device).type == "cuda":
         torch.backends.fp32_precision = "ieee"  # no TF32: fp32 means fp32 on both sides
-    results = run_benchmark(bench, model_config)
+    try:
+        results = run_benchmark(bench, model_config)
+    except DatasetError as error:
+        others = " ".join(w for w in WORKLOADS if w != "data")
+        raise SystemExit(f"{error}\n(the data workload needs it; to skip it: --workloads {others})") from error
     print(format_report(results))
     out = Path(bench.out) if bench.out else RESULTS_DIR / f"bench_{torch.device(bench.device).type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
