@@ -100,14 +100,15 @@ COS_CHUNK = 1 << 18  # elements (1 MiB of fp32): cos of a chunk stays in cache u
 
 
 def _mul_cos_(grad: Tensor, pre: Tensor) -> Tensor:
-    """``grad *= cos(pre)`` in place, cos taken in cache-sized chunks: no full-size temporary.
+    """``grad *= cos(pre)`` in place; on CPU cos is taken in cache-sized chunks: no full-size temporary.
 
     In place is safe because ``grad`` is never shared: inside ``render`` a sine layer's
     output feeds exactly one op (the next layer), whose backward made ``grad`` fresh.
-    The loop is over memory chunks, not samples.
+    The loop is over memory chunks, not samples, and CPU-only: on a GPU the caching
+    allocator makes the temporary free, and kernel launches are what would cost.
     """
-    if not (grad.is_contiguous() and pre.is_contiguous()):
-        return torch.cos(pre).mul_(grad)
+    if grad.device.type != "cpu" or not (grad.is_contiguous() and pre.is_contiguous()):
+        return grad.mul_(torch.cos(pre))
     chunk = COS_CHUNK
     flat_grad, flat_pre = grad.view(-1), pre.view(-1)
     scratch = pre.new_empty(min(chunk, flat_pre.numel()))

@@ -130,3 +130,14 @@ def test_pixel_grid_2x_pixel_centres_average_to_1x_grid():
     height, width = 3, 5
     fine = pixel_grid(2 * height, 2 * width).view(height, 2, width, 2, 2)
     torch.testing.assert_close(fine.mean(dim=(1, 3)).reshape(-1, 2), pixel_grid(height, width))
+
+
+@pytest.mark.parametrize("contiguous", [True, False])  # False: the one-shot path GPUs also take
+def test_mul_cos_multiplies_the_gradient_by_cos_in_place(monkeypatch, contiguous):
+    monkeypatch.setattr(functional, "COS_CHUNK", 7)
+    pre = torch.randn(3, 5, 4) * 10
+    grad = torch.randn(3, 4, 5).mT if not contiguous else torch.randn(3, 5, 4)
+    expected = grad * torch.cos(pre)
+    result = functional._mul_cos_(grad, pre)
+    assert result.data_ptr() == grad.data_ptr()
+    torch.testing.assert_close(result, expected)
