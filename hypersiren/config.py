@@ -2,12 +2,11 @@
 
 import dataclasses
 import json
+import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import tomllib
 
 from hypersiren.data import DataConfig
 from hypersiren.model import ModelConfig
