@@ -26,8 +26,6 @@ import itertools
 import json
 import math
 import os
-
-os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # before torch loads: the CPU memory profiler logs every start/stop
 import platform
 import re
 import statistics
@@ -335,6 +333,12 @@ def time_interleaved(
     return samples
 
 
+def throughput(times: list[float], batch_size: int) -> dict[str, Any]:
+    """Median seconds per call, images/s, and the samples behind them."""
+    seconds = statistics.median(times)
+    return {"seconds_per_call": seconds, "images_per_s": batch_size / seconds, "samples_s": times}
+
+
 def paired_ratio(faster: list[float], slower: list[float]) -> float:
     """Median over rounds of slower/faster time: a throughput ratio robust to load drift."""
     return statistics.median(s / f for f, s in zip(faster, slower))
@@ -439,14 +443,7 @@ def run_benchmark(bench: BenchConfig, model_config: ModelConfig) -> dict[str, An
         }
         calls = bench.steps_per_round if workload == "train" else bench.inference_calls_per_round
         samples = time_interleaved(contenders, device, bench.warmup, bench.rounds, calls)
-        figures: dict[str, Any] = {
-            design: {
-                "seconds_per_call": statistics.median(times),
-                "images_per_s": batch_size / statistics.median(times),
-                "samples_s": times,
-            }
-            for design, times in samples.items()
-        }
+        figures: dict[str, Any] = {design: throughput(times, batch_size) for design, times in samples.items()}
         figures["throughput_ratio"] = paired_ratio(samples["hypersiren"], samples["reference"])
         if workload == "train":
             plain = samples["hypersiren_plain_adam"]
@@ -516,16 +513,14 @@ def _data_pipeline(model: HyperSiren, images: Tensor, bench: BenchConfig, batch_
     contenders = {"real_loader": lambda: step_on(load(next(steps))), "in_memory": lambda: step_on(in_memory)}
     samples = time_interleaved(contenders, images.device, bench.warmup, bench.rounds, bench.steps_per_round)
     loading = time_interleaved({"load": lambda: load(next(steps))}, images.device, 2, bench.rounds, 20)["load"]
-    step_seconds = statistics.median(samples["in_memory"])
+    figures = {name: throughput(times, batch_size) for name, times in samples.items()}
+    load_seconds = statistics.median(loading)
     return {
         "images": len(images),
-        **{
-            name: {"seconds_per_call": statistics.median(times), "images_per_s": batch_size / statistics.median(times)}
-            for name, times in samples.items()
-        },
+        **figures,
         "throughput_ratio": paired_ratio(samples["real_loader"], samples["in_memory"]),
-        "load_seconds_per_batch": statistics.median(loading),
-        "load_share_of_step": statistics.median(loading) / step_seconds,
+        "load_seconds_per_batch": load_seconds,
+        "load_share_of_step": load_seconds / figures["in_memory"]["seconds_per_call"],
     }
 
 
