@@ -20,24 +20,42 @@ class LayerParams(NamedTuple):
 SirenParams = list[LayerParams]
 
 
-def render(params: SirenParams, coords: Tensor, first_omega: float = 30.0, hidden_omega: float = 30.0) -> Tensor:
+def render(
+    params: SirenParams,
+    coords: Tensor,
+    first_omega: float = 30.0,
+    hidden_omega: float = 30.0,
+    shifts: list[Tensor] | None = None,
+) -> Tensor:
     """Evaluate B SIRENs: ``coords (B, N, D_in) -> values (B, N, D_out)``.
 
     Each layer is one batched GEMM with the bias fused in (``baddbmm``); omega is
     the GEMM's scale factor, never a pass over activations. Params with batch 1
     are shared by every row of ``coords``. Computed in the dtype of ``params``,
     autocast or not: sin(30 * x) in bf16 would carry ~0.1 rad phase error.
+
+    ``shifts`` (one ``(B, N, fan_out)`` per layer) are per-point additions to each
+    layer's bias: the modulations that local latent codes make, so one SIREN per
+    image still varies its function from place to place.
     """
     check_coords(params, coords)
     batch, num_points, _ = coords.shape
+    if shifts is not None and [tuple(s.shape) for s in shifts] != [(batch, num_points, w.shape[-1]) for w, _ in params]:
+        raise ValueError(
+            f"shifts must be one (B, N, fan_out) per layer, {[(batch, num_points, w.shape[-1]) for w, _ in params]}, "
+            f"got {[tuple(s.shape) for s in shifts]}"
+        )
     shared = params[0].weight.shape[0] == 1 and batch != 1
     hidden = coords.reshape(1, batch * num_points, -1) if shared else coords
     last = len(params) - 1
     spare = _SpareBuffer()  # recycles gradient buffers between this call's layers in backward
     with torch.autocast(coords.device.type, enabled=False):
         for index, (weight, bias) in enumerate(params):
+            bias = bias.unsqueeze(1)  # (B, 1, out): broadcast over points
+            if shifts is not None:
+                bias = bias + shifts[index].to(bias.dtype).reshape(bias.shape[0], -1, bias.shape[-1])
             if index == last:
-                hidden = torch.baddbmm(bias.unsqueeze(1), hidden, weight)
+                hidden = torch.baddbmm(bias, hidden, weight)
             else:
                 omega = first_omega if index == 0 else hidden_omega
                 hidden = _SineLayer.apply(hidden, weight, bias, omega, spare)
@@ -47,7 +65,8 @@ def render(params: SirenParams, coords: Tensor, first_omega: float = 30.0, hidde
 class _SineLayer(torch.autograd.Function):
     """``sin(omega * (hidden @ weight + bias))``: one hidden SIREN layer for B networks.
 
-    hidden ``(B, N, in)``, weight ``(B, in, out)``, bias ``(B, out)`` -> ``(B, N, out)``.
+    hidden ``(B, N, in)``, weight ``(B, in, out)``, bias ``(B, 1, out)`` or per point
+    ``(B, N, out)`` -> ``(B, N, out)``.
     Activations are a step's largest tensors, and each fresh one costs a pass over
     memory (on CPU also the page faults of new pages). Autograd of the plain ops
     makes three per layer in backward (cos, times grad, input gradient) and keeps
@@ -62,7 +81,7 @@ class _SineLayer(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden: Tensor, weight: Tensor, bias: Tensor, omega: float, spare: "_SpareBuffer") -> Tensor:
-        pre = torch.baddbmm(bias.unsqueeze(1), hidden, weight, beta=omega, alpha=omega)
+        pre = torch.baddbmm(bias, hidden, weight, beta=omega, alpha=omega)
         if not any(ctx.needs_input_grad):
             return pre.sin_()
         ctx.save_for_backward(hidden, weight, bias, pre)
@@ -75,12 +94,12 @@ class _SineLayer(torch.autograd.Function):
         omega = ctx.omega
         needs_hidden, needs_weight, needs_bias, _, _ = ctx.needs_input_grad
         if torch.is_grad_enabled():  # create_graph: the backward itself must be differentiable
-            pre = torch.baddbmm(bias.unsqueeze(1), hidden, weight, beta=omega, alpha=omega)
+            pre = torch.baddbmm(bias, hidden, weight, beta=omega, alpha=omega)
             grad_linear = omega * grad * torch.cos(pre)  # d loss / d(hidden @ weight + bias)
             return (
                 grad_linear @ weight.mT if needs_hidden else None,
                 hidden.mT @ grad_linear if needs_weight else None,
-                grad_linear.sum(dim=1) if needs_bias else None,
+                grad_linear.sum_to_size(bias.shape) if needs_bias else None,
                 None,
                 None,
             )
@@ -88,7 +107,7 @@ class _SineLayer(torch.autograd.Function):
         grads = (
             _scaled_bmm(grad_pre, weight.mT, omega, ctx.spare.take(hidden)) if needs_hidden else None,
             _scaled_bmm(hidden.mT, grad_pre, omega) if needs_weight else None,
-            grad_pre.sum(dim=1).mul_(omega) if needs_bias else None,
+            grad_pre.sum_to_size(bias.shape) * omega if needs_bias else None,  # a fresh tensor: grad_pre is handed on
             None,
             None,
         )

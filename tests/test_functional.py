@@ -11,7 +11,7 @@ CONFIG = SirenConfig(
 )
 
 
-def reference_render(params, coords, first_omega, hidden_omega):
+def reference_render(params, coords, first_omega, hidden_omega, shifts=None):
     """One sample at a time through nn.functional.linear: independent of render's batched GEMMs."""
     outputs = []
     for sample in range(coords.shape[0]):
@@ -19,6 +19,8 @@ def reference_render(params, coords, first_omega, hidden_omega):
         for index, (weight, bias) in enumerate(params):
             row = sample if weight.shape[0] > 1 else 0
             hidden = F.linear(hidden, weight[row].T, bias[row])
+            if shifts is not None:
+                hidden = hidden + shifts[index][sample]
             if index < len(params) - 1:
                 hidden = torch.sin((first_omega if index == 0 else hidden_omega) * hidden)
         outputs.append(hidden)
@@ -63,23 +65,52 @@ def test_render_in_float64():
     torch.testing.assert_close(values, expected, rtol=1e-12, atol=1e-12)
 
 
-def first_order_grads(render_fn, coords, upstream, backward_passes=1):
-    """Gradients of ``sum(render * upstream)`` w.r.t. every param tensor and the coords."""
+def random_shifts(batch_size, num_points):
+    generator = torch.Generator().manual_seed(num_points)
+    return [0.1 * torch.randn(batch_size, num_points, fan_out, generator=generator) for _, fan_out in CONFIG.layer_shapes]
+
+
+def first_order_grads(render_fn, coords, upstream, backward_passes=1, shifted=False):
+    """Gradients of ``sum(render * upstream)`` w.r.t. every param tensor, the coords (and the shifts)."""
     coords = coords.clone().requires_grad_()
     params = [LayerParams(w.clone().requires_grad_(), b.clone().requires_grad_()) for w, b in random_params(2)]
-    objective = (render_fn(params, coords, CONFIG.first_omega, CONFIG.hidden_omega) * upstream).sum()
+    shifts = [s.requires_grad_() for s in random_shifts(*coords.shape[:2])] if shifted else None
+    objective = (render_fn(params, coords, CONFIG.first_omega, CONFIG.hidden_omega, shifts) * upstream).sum()
     for _ in range(backward_passes):
         objective.backward(retain_graph=True)
-    return [t.grad for layer in params for t in layer] + [coords.grad]
+    return [t.grad for layer in params for t in layer] + [coords.grad] + [s.grad for s in shifts or []]
 
 
+def test_render_adds_per_point_shifts_to_each_layer():
+    params = random_params(2)
+    coords = torch.rand(2, 40, 2) * 2 - 1
+    shifts = random_shifts(2, 40)
+    values = render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega, shifts)
+    torch.testing.assert_close(values, reference_render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega, shifts))
+    assert not torch.allclose(values, render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega))
+
+
+def test_render_with_shared_params_takes_each_images_own_shifts():
+    params = random_params(1)
+    coords = torch.rand(3, 20, 2) * 2 - 1
+    shifts = random_shifts(3, 20)
+    values = render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega, shifts)
+    torch.testing.assert_close(values, reference_render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega, shifts))
+
+
+def test_render_rejects_shifts_of_the_wrong_shape():
+    with pytest.raises(ValueError, match="shifts must be one"):
+        render(random_params(2), torch.zeros(2, 5, 2), shifts=random_shifts(2, 4))
+
+
+@pytest.mark.parametrize("shifted", [False, True])
 @pytest.mark.parametrize("cos_chunk", [functional.COS_CHUNK, 7])  # 7: many chunks, a ragged last one
-def test_render_gradients_match_reference(monkeypatch, cos_chunk):
+def test_render_gradients_match_reference(monkeypatch, cos_chunk, shifted):
     monkeypatch.setattr(functional, "COS_CHUNK", cos_chunk)
     coords = torch.rand(2, 25, 2) * 2 - 1
     upstream = torch.randn(2, 25, 3)
-    grads = first_order_grads(render, coords, upstream)
-    for grad, expected in zip(grads, first_order_grads(reference_render, coords, upstream), strict=True):
+    grads = first_order_grads(render, coords, upstream, shifted=shifted)
+    for grad, expected in zip(grads, first_order_grads(reference_render, coords, upstream, shifted=shifted), strict=True):
         assert grad.abs().sum() > 0
         torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-5)
 
@@ -141,3 +172,17 @@ def test_mul_cos_multiplies_the_gradient_by_cos_in_place(monkeypatch, contiguous
     result = functional._mul_cos_(grad, pre)
     assert result.data_ptr() == grad.data_ptr()
     torch.testing.assert_close(result, expected)
+
+
+def test_second_order_gradients_with_shifts_match_reference():
+    # create_graph (gradient losses) recomputes the layer with differentiable ops: shifts must flow there too
+    def coord_gradient_norm(render_fn):
+        coords = (torch.rand(2, 15, 2, generator=torch.Generator().manual_seed(3)) * 2 - 1).requires_grad_()
+        shifts = [s.requires_grad_() for s in random_shifts(2, 15)]
+        values = render_fn(random_params(2), coords, CONFIG.first_omega, CONFIG.hidden_omega, shifts)
+        (coord_grad,) = torch.autograd.grad(values.sum(), coords, create_graph=True)
+        return torch.autograd.grad(coord_grad.square().sum(), shifts[:-1])  # the output shift has no coord gradient
+
+    for grad, expected in zip(coord_gradient_norm(render), coord_gradient_norm(reference_render), strict=True):
+        assert grad.abs().sum() > 0
+        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-4)
