@@ -1,9 +1,19 @@
-"""Encoders: a (partial) set of pixels -> latent code ``(B, L)``."""
+"""Encoders: a (partial) set of pixels -> latent codes.
+
+``ConvEncoder`` and ``SetEncoder`` give one global code ``(B, L)`` per image (the
+paper's design); ``UNetEncoder`` also keeps a grid of local codes ``(B, F, H, W)``.
+"""
 
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def observed(image: Tensor, mask: Tensor) -> Tensor:
+    """``image`` with unobserved pixels zeroed; a NaN there (a common "missing" marker) never leaks through."""
+    return torch.where(mask, image, torch.zeros((), dtype=image.dtype, device=image.device))
 
 
 class ConvEncoder(nn.Module):
@@ -33,8 +43,7 @@ class ConvEncoder(nn.Module):
 
     def forward(self, image: Tensor, mask: Tensor) -> Tensor:
         """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` bool/0-1 -> ``(B, L)``."""
-        mask = mask.to(image.dtype)
-        features = self.features(torch.cat([image * mask, mask], dim=1))
+        features = self.features(torch.cat([observed(image, mask), mask.to(image.dtype)], dim=1))
         return self.to_latent(features.mean(dim=(2, 3)))
 
 
@@ -67,3 +76,88 @@ class SetEncoder(nn.Module):
         features = self.point_net(torch.cat([coords, values], dim=-1))  # (B, N, H)
         pooled = (features * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
         return self.to_latent(pooled)
+
+
+def pull_push_fill(image: Tensor, mask: Tensor, levels: int) -> list[Tensor]:
+    """Mask-normalized averages of the observed pixels at ``levels`` scales, coarse to fine, gaps filled from above.
+
+    ``image (B, C, H, W)``, ``mask (B, 1, H, W)`` bool -> per level ``(B, C + 1, H, W)``:
+    the fill and the fraction of observed pixels it rests on. Level 0 (the last) is
+    the image itself where observed. This is pull-push interpolation (Gortler et al.
+    1996): a defined, smooth guess at every pixel from 10 scattered pixels or from
+    half an image, which a small CNN would otherwise need many layers and steps to learn.
+    The push starts from the mean of all observed pixels, so every level is defined.
+    """
+    height, width = image.shape[-2:]
+    sums, counts = observed(image, mask), mask.to(image.dtype)
+    pulled = [(sums, counts)]
+    for _ in range(levels - 1):  # pull: sums and counts at half resolution, (B, C, h, w) and (B, 1, h, w)
+        sums = F.avg_pool2d(sums, kernel_size=2, ceil_mode=True)
+        counts = F.avg_pool2d(counts, kernel_size=2, ceil_mode=True)
+        pulled.append((sums, counts))
+    fill = pulled[0][0].sum(dim=(2, 3), keepdim=True) / pulled[0][1].sum(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+    fills = []
+    for sums, counts in reversed(pulled):  # push: a cell with no observed pixel takes the coarser fill
+        coarse = F.interpolate(fill, size=sums.shape[-2:], mode="bilinear", align_corners=False)
+        fill = torch.where(counts > 0, sums / counts.clamp_min(1e-8), coarse)
+        full = F.interpolate(torch.cat([fill, counts], dim=1), size=(height, width), mode="bilinear", align_corners=False)
+        fills.append(full)
+    return fills
+
+
+class UNetEncoder(nn.Module):
+    """ReLU U-Net over the observed pixels -> global latent ``(B, L)`` and local codes ``(B, F + C, H, W)``.
+
+    One global code cannot carry an image's detail: from 1000 of 1024 pixels it
+    still renders a blurred generic face. Local codes at pixel resolution can, and
+    the global code still describes the whole image for the SIREN's weights. The
+    input is the mask and a pull-push fill at every scale, so even 10 pixels reach
+    every position from the first layer. The last C code channels are the finest
+    fill itself (the observed pixel where there is one): the network only has to
+    learn a correction to it.
+    """
+
+    def __init__(
+        self,
+        image_channels: int = 3,
+        latent_dim: int = 128,
+        local_features: int = 64,
+        widths: Sequence[int] = (32, 64, 96, 128),
+        fill_levels: int = 6,
+    ):
+        super().__init__()
+        self.fill_levels = fill_levels
+        in_channels = fill_levels * (image_channels + 1)
+        self.down = nn.ModuleList()
+        for index, width in enumerate(widths):
+            first = (
+                nn.Conv2d(in_channels, width, 3, padding=1)
+                if index == 0
+                else nn.Conv2d(widths[index - 1], width, 3, stride=2, padding=1)
+            )
+            self.down.append(nn.Sequential(first, nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU()))
+        self.up = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv2d(wide + narrow, narrow, 3, padding=1),
+                nn.ReLU(),
+                nn.Conv2d(narrow, narrow, 3, padding=1),
+                nn.ReLU(),
+            )
+            for narrow, wide in zip(widths[:-1], widths[1:])
+        )
+        self.to_local = nn.Conv2d(widths[0], local_features - image_channels, 1)
+        self.to_latent = nn.Linear(widths[-1], latent_dim)
+
+    def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` bool -> ``(B, L)``, ``(B, F, H, W)``."""
+        fills = pull_push_fill(image, mask, self.fill_levels)
+        features = torch.cat(fills, dim=1)
+        skips = []
+        for stage in self.down:
+            features = stage(features)
+            skips.append(features)
+        latent = self.to_latent(features.mean(dim=(2, 3)))
+        for stage, skip in zip(reversed(self.up), reversed(skips[:-1])):
+            features = F.interpolate(features, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+            features = stage(torch.cat([features, skip], dim=1))
+        return latent, torch.cat([self.to_local(features), fills[-1][:, :-1]], dim=1)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hypersiren.encoders import ConvEncoder, SetEncoder
+from hypersiren.encoders import ConvEncoder, SetEncoder, UNetEncoder, pull_push_fill
 
 LATENT_DIM = 12
 
@@ -86,3 +86,50 @@ def test_set_encoder_is_permutation_invariant(set_encoder):
 def test_set_encoder_rejects_mismatched_shapes(set_encoder, coords_shape, values_shape, mask_shape):
     with pytest.raises(ValueError, match=r"must share \(B, N\)"):
         set_encoder(torch.zeros(coords_shape), torch.zeros(values_shape), torch.ones(mask_shape, dtype=torch.bool))
+
+
+def test_pull_push_fill_is_the_observed_mean_where_a_cell_is_covered_and_defined_everywhere():
+    image = torch.rand(1, 3, 8, 8) * 2 - 1
+    mask = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    mask[..., 1, 2] = mask[..., 6, 5] = True
+    levels = pull_push_fill(image, mask, levels=4)  # 8x8, 4x4, 2x2, 1x1 cells
+    assert [tuple(level.shape) for level in levels] == [(1, 4, 8, 8)] * 4
+    coarsest = levels[0]  # one 8x8 cell: the mean of both observed pixels everywhere, covered at 2/64
+    expected = (image[..., 1, 2] + image[..., 6, 5]) / 2
+    torch.testing.assert_close(coarsest[:, :3], expected[..., None, None].expand(1, 3, 8, 8))
+    torch.testing.assert_close(coarsest[:, 3], torch.full((1, 8, 8), 2 / 64))
+    assert all(torch.isfinite(level).all() for level in levels)
+    finest = levels[-1]  # the observed pixels themselves, coverage 1 there
+    torch.testing.assert_close(finest[0, :3, 1, 2], image[0, :, 1, 2])
+    torch.testing.assert_close(finest[0, :3, 6, 5], image[0, :, 6, 5])
+    assert finest[0, 3, 1, 2] == 1 and finest[0, 3, 0, 0] == 0
+
+
+def test_pull_push_fill_of_a_constant_image_is_that_constant_at_every_level():
+    image = torch.full((2, 3, 16, 12), 0.3)
+    mask = torch.rand(2, 1, 16, 12, generator=torch.Generator().manual_seed(0)) < 0.05
+    mask[:, :, 0, 0] = True
+    for level in pull_push_fill(image, mask, levels=4):
+        torch.testing.assert_close(level[:, :3], torch.full((2, 3, 16, 12), 0.3))
+
+
+@pytest.mark.parametrize(("height", "width"), [(32, 32), (20, 12), (7, 5)])
+def test_unet_encoder_gives_a_global_latent_and_a_local_grid_at_any_size(height, width):
+    torch.manual_seed(0)
+    encoder = UNetEncoder(image_channels=3, latent_dim=LATENT_DIM, local_features=6, widths=(8, 16, 16), fill_levels=3)
+    image = torch.rand(2, 3, height, width) * 2 - 1
+    latent, grid = encoder(image, torch.rand(2, 1, height, width) < 0.5)
+    assert latent.shape == (2, LATENT_DIM)
+    assert grid.shape == (2, 6, height, width)
+    assert torch.isfinite(grid).all()
+
+
+def test_unet_encoder_ignores_unobserved_pixels_even_nan():
+    torch.manual_seed(0)
+    encoder = UNetEncoder(image_channels=3, latent_dim=LATENT_DIM, local_features=6, widths=(8, 16), fill_levels=2)
+    image = torch.rand(2, 3, 16, 16) * 2 - 1
+    mask = torch.rand(2, 1, 16, 16) < 0.3
+    with torch.no_grad():
+        expected = encoder(image, mask)
+        for actual, wanted in zip(encoder(torch.where(mask, image, float("nan")), mask), expected):
+            torch.testing.assert_close(actual, wanted)
