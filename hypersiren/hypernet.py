@@ -77,3 +77,35 @@ class HyperNetwork(nn.Module):
             LayerParams(next(pieces).view(batch, *weight_shape), next(pieces).view(batch, *bias_shape))
             for weight_shape, bias_shape in self.shapes
         ]
+
+
+class ShiftModulator(nn.Module):
+    """Local code at each point ``(B, N, F)`` -> per-point shifts of every SIREN layer's bias.
+
+    Shifts (per-layer FiLM offsets, as in functa) let one SIREN per image vary its
+    function from place to place. Hidden-layer shifts start at about one radian of
+    phase (rows scaled by 1/omega), the output layer's at the colour scale. With
+    ``passthrough``, the code's last ``out_features`` channels start as the output
+    layer's shift unchanged: a code that ends with a colour guess renders that guess
+    before any training, and training learns corrections to it.
+    """
+
+    def __init__(self, siren: SirenConfig, local_features: int = 64, passthrough: bool = False):
+        super().__init__()
+        self.sizes = [fan_out for _, fan_out in siren.layer_shapes]
+        self.linear = nn.Linear(local_features, sum(self.sizes))
+        with torch.no_grad():
+            self.linear.bias.zero_()
+            std = 1.0 / math.sqrt(local_features)
+            for index, rows in enumerate(torch.split(self.linear.weight, self.sizes)):
+                omega = siren.first_omega if index == 0 else siren.hidden_omega
+                scale = std if index == len(self.sizes) - 1 else std / omega
+                rows.uniform_(-math.sqrt(3.0) * scale, math.sqrt(3.0) * scale)
+            if passthrough:
+                output_rows = self.linear.weight[-siren.out_features :]
+                output_rows.zero_()
+                output_rows[:, -siren.out_features :] = torch.eye(siren.out_features)
+
+    def forward(self, local_code: Tensor) -> list[Tensor]:
+        """``(B, N, F)`` -> one ``(B, N, fan_out)`` per layer."""
+        return list(torch.split(self.linear(local_code), self.sizes, dim=-1))

@@ -4,25 +4,29 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from hypersiren.encoders import ConvEncoder, SetEncoder
-from hypersiren.functional import SirenParams, pixel_grid, render
-from hypersiren.hypernet import HyperNetwork
+from hypersiren.encoders import ConvEncoder, SetEncoder, UNetEncoder
+from hypersiren.functional import SirenParams, check_coords, pixel_grid, render
+from hypersiren.hypernet import HyperNetwork, ShiftModulator
 from hypersiren.siren import SirenConfig
 
 
 @dataclass
 class ModelConfig:
     image_channels: int = 3
-    latent_dim: int = 256
-    encoder: Literal["conv", "set"] = "conv"
-    encoder_widths: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
-    siren_hidden_features: int = 256
+    latent_dim: int = 128
+    # "unet": global latent -> SIREN weights plus a grid of local codes -> per-point shifts;
+    # "conv" / "set": the paper's global latent only.
+    encoder: Literal["unet", "conv", "set"] = "unet"
+    encoder_widths: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
+    local_features: int = 64  # channels of the local code grid ("unet" only), the last image_channels a colour guess
+    siren_hidden_features: int = 128
     siren_hidden_layers: int = 3
     omega: float = 30.0
-    hyper_hidden_features: int = 256
+    hyper_hidden_features: int = 128
     hyper_hidden_layers: int = 1
 
     @property
@@ -37,63 +41,153 @@ class ModelConfig:
         )
 
 
+class Latents(NamedTuple):
+    global_latent: Tensor  # (B, L): the SIREN's weights
+    local_grid: Tensor | None  # (B, F, H, W): per-point shifts, interpolated at any coordinate; None for global-only
+
+
 class Prediction(NamedTuple):
     values: Tensor  # (B, N, C) in model space [-1, 1]
-    latent: Tensor  # (B, L)
+    latent: Tensor  # (B, L) global latent
     params: SirenParams  # the generated SIRENs, for the weight regularizer
+
+
+@dataclass(frozen=True)
+class Refinement:
+    """Test-time refinement of the latents on the observed pixels (``steps=0``: feed-forward only).
+
+    ``prior_weight`` pulls the latents toward the encoder's prediction, which holds
+    what the training set taught about the unobserved pixels.
+    """
+
+    steps: int = 0
+    lr: float = 1e-2
+    prior_weight: float = 1e-2
 
 
 class HyperSiren(nn.Module):
     """Images (any size, any observed subset) -> a SIREN per image -> values anywhere."""
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, refinement: Refinement = Refinement()):
         super().__init__()
         self.config = config
-        if config.encoder == "conv":
-            self.encoder: nn.Module = ConvEncoder(config.image_channels, config.latent_dim, config.encoder_widths)
+        self.refinement = refinement  # inpaint's default; a trained run sets the one measured best
+        self.modulator: ShiftModulator | None = None
+        if config.encoder == "unet":
+            self.encoder: nn.Module = UNetEncoder(
+                config.image_channels, config.latent_dim, config.local_features, config.encoder_widths
+            )
+            self.modulator = ShiftModulator(config.siren, config.local_features, passthrough=True)
+        elif config.encoder == "conv":
+            self.encoder = ConvEncoder(config.image_channels, config.latent_dim, config.encoder_widths)
         elif config.encoder == "set":
             self.encoder = SetEncoder(2, config.image_channels, config.latent_dim)
         else:
-            raise ValueError(f"unknown encoder {config.encoder!r}: choose 'conv' or 'set'")
+            raise ValueError(f"unknown encoder {config.encoder!r}: choose 'unet', 'conv' or 'set'")
         self.hypernet = HyperNetwork(
             config.siren, config.latent_dim, config.hyper_hidden_features, config.hyper_hidden_layers
         )
 
-    def encode(self, image: Tensor, mask: Tensor) -> Tensor:
-        """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` -> latent ``(B, L)``."""
+    def encode(self, image: Tensor, mask: Tensor) -> Latents:
+        """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` -> the latents of each image."""
         self._check_inputs(image, mask)
+        mask = mask.bool()
+        if isinstance(self.encoder, UNetEncoder):
+            return Latents(*self.encoder(image, mask))
         if isinstance(self.encoder, ConvEncoder):
-            return self.encoder(image, mask)
+            return Latents(self.encoder(image, mask), None)
         height, width = image.shape[-2:]
         coords = pixel_grid(height, width, image.device).expand(image.shape[0], -1, -1)
-        return self.encoder(coords, rearrange(image, "b c h w -> b (h w) c"), rearrange(mask, "b 1 h w -> b (h w)"))
+        values = rearrange(torch.where(mask, image, 0.0), "b c h w -> b (h w) c")
+        return Latents(self.encoder(coords, values, rearrange(mask, "b 1 h w -> b (h w)")), None)
 
-    def render(self, params: SirenParams, coords: Tensor) -> Tensor:
+    def render(self, params: SirenParams, local_grid: Tensor | None, coords: Tensor) -> Tensor:
         """``coords (B, N, 2)`` -> ``(B, N, C)``; rendered in fp32 even under autocast.
 
         sin(30 * x) in bf16 has ~0.1 rad phase error: bf16 params from an autocast hypernetwork
-        are cast up here, and ``functional.render`` itself runs with autocast off.
+        are cast up here, and the shifts (which enter the sine's argument) and
+        ``functional.render`` itself run with autocast off.
         """
+        check_coords(params, coords)  # before sampling the grid, so bad coords get render's message
         params = [type(layer)(*(t.float() for t in layer)) for layer in params]
-        return render(params, coords.float(), self.config.omega, self.config.omega)
+        shifts = None
+        if local_grid is not None:
+            with torch.autocast(coords.device.type, enabled=False):
+                shifts = self.modulator(sample_grid(local_grid.float(), coords.float()))
+        return render(params, coords.float(), self.config.omega, self.config.omega, shifts)
 
     def forward(self, image: Tensor, mask: Tensor, coords: Tensor) -> Prediction:
-        latent = self.encode(image, mask)
-        params = self.hypernet(latent)
-        return Prediction(self.render(params, coords), latent, params)
+        latents = self.encode(image, mask)
+        params = self.hypernet(latents.global_latent)
+        return Prediction(self.render(params, latents.local_grid, coords), latents.global_latent, params)
 
     @torch.no_grad()
-    def inpaint(self, image: Tensor, mask: Tensor, size: tuple[int, int] | None = None, chunk_size: int = 65536) -> Tensor:
+    def inpaint(
+        self,
+        image: Tensor,
+        mask: Tensor,
+        size: tuple[int, int] | None = None,
+        chunk_size: int = 65536,
+        refinement: Refinement | None = None,
+    ) -> Tensor:
         """Complete images from the observed pixels: ``-> (B, C, H', W')`` in [-1, 1].
 
-        ``size=(H', W')`` renders the same continuous image at another resolution;
-        points are rendered ``chunk_size`` at a time so memory stays bounded.
+        The defaults give the best completion this model can give (``self.refinement``,
+        measured for the trained run). ``size=(H', W')`` renders the same continuous image
+        at another resolution; points are rendered ``chunk_size`` at a time so memory stays bounded.
         """
         height, width = size or image.shape[-2:]
-        params = self.hypernet(self.encode(image, mask))
+        latents = self.encode(image, mask)
+        refinement = self.refinement if refinement is None else refinement
+        if refinement.steps > 0:
+            latents = self.refine(image, mask.bool(), latents, refinement, chunk_size)
+        params = self.hypernet(latents.global_latent)
         coords = pixel_grid(height, width, image.device).expand(image.shape[0], -1, -1)
-        values = torch.cat([self.render(params, chunk) for chunk in coords.split(chunk_size, dim=1)], dim=1)
+        values = torch.cat(
+            [self.render(params, latents.local_grid, chunk) for chunk in coords.split(chunk_size, dim=1)], dim=1
+        )
         return rearrange(values, "b (h w) c -> b c h w", h=height, w=width)
+
+    @torch.enable_grad()
+    def refine(self, image: Tensor, mask: Tensor, latents: Latents, refinement: Refinement, chunk_size: int) -> Latents:
+        """A few Adam steps on the latents, fitting the observed pixels; per image the best step is kept.
+
+        Keeping the best (step 0 included) means refinement never lowers an image's
+        PSNR on its observed pixels. Images are refined in groups of at most
+        ``chunk_size`` pixels in all, so memory stays bounded for any batch.
+        """
+        group = max(1, chunk_size // (image.shape[-2] * image.shape[-1]))
+        refined = [
+            self._refine_group(image[part], mask[part], Latents(*(t[part] if t is not None else None for t in latents)), refinement)
+            for part in (slice(start, start + group) for start in range(0, image.shape[0], group))
+        ]
+        return Latents(*(torch.cat(parts) if parts[0] is not None else None for parts in zip(*refined)))
+
+    def _refine_group(self, image: Tensor, mask: Tensor, start: Latents, refinement: Refinement) -> Latents:
+        variables = [t.detach().clone().requires_grad_() for t in start if t is not None]
+        optimizer = torch.optim.Adam(variables, lr=refinement.lr)
+        coords = pixel_grid(*image.shape[-2:], image.device).expand(image.shape[0], -1, -1)
+        target = rearrange(torch.where(mask, image, 0.0), "b c h w -> b (h w) c")
+        weight = rearrange(mask, "b 1 h w -> b (h w) 1").to(image.dtype)
+        best = [t.detach().clone() for t in variables]
+        best_error = torch.full((image.shape[0],), float("inf"), device=image.device)
+        for step in range(refinement.steps + 1):
+            current = Latents(variables[0], variables[1] if len(variables) > 1 else None)
+            values = self.render(self.hypernet(current.global_latent), current.local_grid, coords)
+            error = ((values - target).square() * weight).sum(dim=(1, 2)) / weight.sum(dim=(1, 2))  # (B,)
+            improved = error.detach() < best_error
+            best_error = torch.where(improved, error.detach(), best_error)
+            for kept, variable in zip(best, variables):
+                kept.copy_(torch.where(improved.view(-1, *[1] * (kept.dim() - 1)), variable.detach(), kept))
+            if step == refinement.steps:
+                break
+            prior = sum((v - s.detach()).square().flatten(1).mean(dim=1) for v, s in zip(variables, start) if s is not None)
+            loss = (error + refinement.prior_weight * prior).sum()
+            grads = torch.autograd.grad(loss, variables)  # the model's own parameters keep no gradient
+            for variable, grad in zip(variables, grads):
+                variable.grad = grad
+            optimizer.step()
+        return Latents(best[0], best[1] if len(best) > 1 else None)
 
     def _check_inputs(self, image: Tensor, mask: Tensor) -> None:
         channels = self.config.image_channels
@@ -107,3 +201,14 @@ class HyperSiren(nn.Module):
         if not bool(observed.all()):
             empty = (~observed).nonzero().flatten().tolist()
             raise ValueError(f"mask observes no pixel in images {empty}: give each image at least one context pixel")
+
+
+def sample_grid(grid: Tensor, coords: Tensor) -> Tensor:
+    """Bilinear interpolation of ``grid (B, F, H, W)`` at ``coords (B, N, 2)`` (row, col in [-1, 1]) -> ``(B, N, F)``.
+
+    ``align_corners=False`` is ``pixel_grid``'s pixel-centre convention: at a pixel
+    centre the code is exactly that cell's; beyond the outer centres the border code holds.
+    """
+    xy = coords.flip(-1).unsqueeze(2)  # grid_sample takes (x, y) = (col, row): (B, N, 1, 2)
+    sampled = F.grid_sample(grid, xy, mode="bilinear", padding_mode="border", align_corners=False)  # (B, F, N, 1)
+    return rearrange(sampled, "b f n 1 -> b n f")

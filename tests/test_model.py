@@ -3,7 +3,7 @@ import torch
 from einops import rearrange
 
 from hypersiren.functional import pixel_grid, render
-from hypersiren.model import HyperSiren, ModelConfig
+from hypersiren.model import HyperSiren, ModelConfig, Refinement, sample_grid
 
 HEIGHT, WIDTH = 8, 6
 
@@ -13,6 +13,7 @@ def small_config(**overrides):
         image_channels=3,
         latent_dim=16,
         encoder_widths=[8, 16],
+        local_features=8,
         siren_hidden_features=16,
         siren_hidden_layers=1,
         hyper_hidden_features=32,
@@ -21,7 +22,7 @@ def small_config(**overrides):
     return ModelConfig(**(fields | overrides))
 
 
-@pytest.fixture(scope="module", params=["conv", "set"])
+@pytest.fixture(scope="module", params=["unet", "conv", "set"])
 def model(request):
     torch.manual_seed(0)
     return HyperSiren(small_config(encoder=request.param)).eval()
@@ -49,16 +50,28 @@ def test_forward_renders_the_params_it_returns(model, batch):
     coords = torch.rand(2, 30, 2) * 2 - 1
     with torch.no_grad():
         prediction = model(image, mask, coords)
-    torch.testing.assert_close(prediction.values, render(prediction.params, coords, 30.0, 30.0))
+        local_grid = model.encode(image, mask).local_grid
+        shifts = None if local_grid is None else model.modulator(sample_grid(local_grid, coords))
+    torch.testing.assert_close(prediction.values, render(prediction.params, coords, 30.0, 30.0, shifts))
 
 
 def test_latent_depends_only_on_observed_pixels(model, batch):
     image, mask = batch
     scrambled = torch.where(mask, image, torch.rand_like(image) * 2 - 1)
     with torch.no_grad():
-        torch.testing.assert_close(model.encode(scrambled, mask), model.encode(image, mask))
+        original = model.encode(image, mask)
+        for scrambled_code, code in zip(model.encode(scrambled, mask), original):
+            torch.testing.assert_close(scrambled_code, code)
         observed_changed = torch.where(mask, -image, image)
-        assert not torch.allclose(model.encode(observed_changed, mask), model.encode(image, mask))
+        assert not torch.allclose(model.encode(observed_changed, mask).global_latent, original.global_latent)
+
+
+def test_a_nan_in_an_unobserved_pixel_never_reaches_the_output(model, batch):
+    image, mask = batch
+    with_nan = torch.where(mask, image, float("nan"))
+    completed = model.inpaint(with_nan, mask)
+    assert torch.isfinite(completed).all()
+    torch.testing.assert_close(completed, model.inpaint(image, mask))
 
 
 def test_set_encoder_sees_each_observed_pixel_at_its_render_coordinate(batch):
@@ -66,7 +79,7 @@ def test_set_encoder_sees_each_observed_pixel_at_its_render_coordinate(batch):
     model = HyperSiren(small_config(encoder="set"))
     image, mask = batch
     with torch.no_grad():
-        latent = model.encode(image, mask)
+        latent = model.encode(image, mask).global_latent
         for index in range(2):
             observed = mask[index].flatten().nonzero().flatten()
             coords = pixel_grid(HEIGHT, WIDTH)[observed]
@@ -103,11 +116,12 @@ def test_render_stays_float32_under_autocast(model, batch):
     image, mask = batch
     coords = torch.rand(2, 30, 2) * 2 - 1
     with torch.no_grad():
-        params = model.hypernet(model.encode(image, mask))
+        latents = model.encode(image, mask)
+        params = model.hypernet(latents.global_latent)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            values = model.render(params, coords)
+            values = model.render(params, latents.local_grid, coords)
     assert values.dtype == torch.float32
-    torch.testing.assert_close(values, model.render(params, coords))
+    torch.testing.assert_close(values, model.render(params, latents.local_grid, coords))
 
 
 def test_unknown_encoder_raises():
@@ -144,3 +158,51 @@ def test_rejects_coords_of_wrong_shape(model, batch):
         model(image, mask, torch.zeros(2, 5, 3))
     with pytest.raises(ValueError, match="params are for 2 samples but coords for 3"):
         model(image, mask, torch.zeros(3, 5, 2))
+
+
+def test_local_codes_are_interpolated_exactly_at_pixel_centres():
+    grid = torch.randn(2, 5, HEIGHT, WIDTH)
+    sampled = sample_grid(grid, pixel_grid(HEIGHT, WIDTH).expand(2, -1, -1))
+    torch.testing.assert_close(sampled, rearrange(grid, "b f h w -> b (h w) f"))
+    halfway = torch.tensor([[[-1 + 1 / HEIGHT, -1 + 2 / WIDTH]]]).expand(2, -1, -1)  # between columns 0 and 1 of row 0
+    torch.testing.assert_close(sample_grid(grid, halfway)[:, 0], grid[:, :, 0, :2].mean(dim=-1))
+
+
+def test_local_model_renders_different_values_where_the_context_differs_locally(batch):
+    torch.manual_seed(0)
+    model = HyperSiren(small_config(encoder="unet")).eval()
+    image, _ = batch
+    mask = torch.ones(2, 1, HEIGHT, WIDTH, dtype=torch.bool)
+    changed = image.clone()
+    changed[:, :, 0, 0] = -changed[:, :, 0, 0]
+    with torch.no_grad():
+        difference = (model.inpaint(changed, mask) - model.inpaint(image, mask)).abs().amax(dim=1)  # (B, H, W)
+    assert difference[:, 0, 0].min() > 10 * difference[:, -1, -1].max()  # the change shows where it was made
+
+
+@pytest.mark.parametrize("steps", [1, 5])
+def test_refinement_never_lowers_psnr_on_the_observed_pixels(model, batch, steps):
+    image, mask = batch
+    before = model.inpaint(image, mask, refinement=Refinement(steps=0))
+    after = model.inpaint(image, mask, refinement=Refinement(steps=steps, lr=0.5))  # a step size that overshoots
+
+    def observed_error(completed):
+        return ((completed - image).square() * mask).flatten(1).sum(dim=1)
+
+    assert (observed_error(after) <= observed_error(before) + 1e-6).all()
+
+
+def test_refinement_fits_the_observed_pixels_better(model, batch):
+    image, mask = batch
+    before = model.inpaint(image, mask, refinement=Refinement(steps=0))
+    after = model.inpaint(image, mask, refinement=Refinement(steps=20, lr=1e-1))
+    error = [((completed - image).square() * mask).sum() for completed in (before, after)]
+    assert error[1] < 0.98 * error[0]
+
+
+def test_refinement_in_groups_equals_refinement_of_the_whole_batch(model, batch):
+    image, mask = batch
+    refinement = Refinement(steps=3, lr=1e-2)
+    whole = model.inpaint(image, mask, refinement=refinement)
+    grouped = model.inpaint(image, mask, refinement=refinement, chunk_size=HEIGHT * WIDTH)  # one image per group
+    torch.testing.assert_close(grouped, whole, atol=1e-4, rtol=1e-4)
