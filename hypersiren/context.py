@@ -1,5 +1,7 @@
 """Context sampling: which pixels the encoder observes. Masks are bool ``(B, 1, H, W)``."""
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -29,22 +31,36 @@ def random_context_mask(
     return _mask_from_counts(counts, height, width, generator)
 
 
-def random_range_mask(
+def training_context_mask(
     batch_size: int,
     height: int,
     width: int,
     min_context: int,
     max_context: int,
+    log_uniform: bool = False,
+    top_half_fraction: float = 0.0,
     generator: torch.Generator | None = None,
-    device: torch.device | str | None = None,
 ) -> Tensor:
-    """For training: each image observes k ~ U{min_context..max_context} random pixels."""
+    """Training masks: k random pixels per image, k in [min_context, max_context]; some images the top half.
+
+    ``log_uniform`` draws k log-uniformly, so 10-100 pixels are trained as often as
+    100-1000 (uniform k would spend ~90% of a 10-1024 range above 100). A fraction
+    ``top_half_fraction`` of the images sees the top half instead: completion from a
+    contiguous block is another task than interpolating scattered pixels.
+    """
     if not 1 <= min_context <= max_context <= height * width:
         raise ValueError(
             f"need 1 <= min_context <= max_context <= {height * width}, got [{min_context}, {max_context}]"
         )
-    counts = torch.randint(min_context, max_context + 1, (batch_size,), generator=generator, device=device)
-    return _mask_from_counts(counts, height, width, generator)
+    if log_uniform:
+        low, high = math.log(min_context), math.log(max_context + 1)
+        draws = torch.rand(batch_size, generator=generator) * (high - low) + low
+        counts = draws.exp().floor().long().clamp(min_context, max_context)
+    else:
+        counts = torch.randint(min_context, max_context + 1, (batch_size,), generator=generator)
+    masks = _mask_from_counts(counts, height, width, generator)
+    half = torch.rand(batch_size, generator=generator) < top_half_fraction
+    return torch.where(half.view(-1, 1, 1, 1), top_half_mask(batch_size, height, width), masks)
 
 
 def top_half_mask(batch_size: int, height: int, width: int, device: torch.device | str | None = None) -> Tensor:

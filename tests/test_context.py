@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hypersiren.context import random_context_mask, random_range_mask, top_half_mask
+from hypersiren.context import random_context_mask, training_context_mask, top_half_mask
 
 
 @pytest.mark.parametrize("num_context", [10, 100, 1000])
@@ -36,15 +36,15 @@ def test_random_context_mask_picks_pixels_uniformly():
     torch.testing.assert_close(frequency, torch.full_like(frequency, 4 / 16), atol=0.03, rtol=0)
 
 
-def test_random_range_mask_counts_lie_in_and_cover_the_range():
-    mask = random_range_mask(400, 8, 8, 3, 7, generator=torch.Generator().manual_seed(0))
+def test_training_context_mask_counts_lie_in_and_cover_the_range():
+    mask = training_context_mask(400, 8, 8, 3, 7, generator=torch.Generator().manual_seed(0))
     assert mask.shape == (400, 1, 8, 8)
     counts = mask.flatten(1).sum(dim=1)
     assert set(counts.tolist()) == {3, 4, 5, 6, 7}
 
 
-def test_random_range_mask_with_equal_bounds_is_exact():
-    counts = random_range_mask(5, 8, 8, 9, 9).flatten(1).sum(dim=1)
+def test_training_context_mask_with_equal_bounds_is_exact():
+    counts = training_context_mask(5, 8, 8, 9, 9).flatten(1).sum(dim=1)
     assert counts.tolist() == [9] * 5
 
 
@@ -63,6 +63,21 @@ def test_random_context_mask_rejects_invalid_k(num_context):
 
 
 @pytest.mark.parametrize(("min_context", "max_context"), [(0, 5), (6, 5), (1, 65)])
-def test_random_range_mask_rejects_invalid_range(min_context, max_context):
+def test_training_context_mask_rejects_invalid_range(min_context, max_context):
     with pytest.raises(ValueError, match=r"need 1 <= min_context <= max_context <= 64"):
-        random_range_mask(2, 8, 8, min_context, max_context)
+        training_context_mask(2, 8, 8, min_context, max_context)
+
+
+def test_log_uniform_context_trains_small_and_large_contexts_alike():
+    counts = training_context_mask(4000, 32, 32, 10, 1024, log_uniform=True, generator=torch.Generator().manual_seed(0))
+    counts = counts.flatten(1).sum(dim=1).float()
+    assert counts.min() >= 10 and counts.max() <= 1024
+    below_100 = (counts < 100).float().mean()  # log-uniform: log(10)/log(102.4) ~ 0.50; uniform would give ~0.09
+    assert 0.45 < below_100 < 0.55
+
+
+def test_top_half_fraction_replaces_that_share_of_masks_with_the_top_half():
+    mask = training_context_mask(1000, 8, 8, 1, 3, top_half_fraction=0.3, generator=torch.Generator().manual_seed(0))
+    is_top_half = (mask == top_half_mask(1, 8, 8)).flatten(1).all(dim=1)
+    assert 0.25 < is_top_half.float().mean() < 0.35
+    assert (mask[~is_top_half].flatten(1).sum(dim=1) <= 3).all()
