@@ -6,7 +6,7 @@ import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hypersiren.data import DataConfig
 from hypersiren.model import ModelConfig
@@ -17,8 +17,13 @@ class TrainConfig:
     max_steps: int = 2000
     batch_size: int = 32
     lr: float = 1e-4
-    min_context: int = 10  # context pixels per training image ~ U{min_context..max_context}
+    min_context: int = 10  # context pixels per training image k in [min_context, max_context]
     max_context: int = 200
+    log_uniform_context: bool = False  # k log-uniform rather than uniform: small contexts trained as often as large
+    top_half_fraction: float = 0.0  # share of training images that see the top half instead of k random pixels
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decays to 0 at max_steps
+    fine_points: int = 0  # per image, points of the 2x-resolution image also supervised (data.fine_grid_points)
+    loss: Literal["mse", "log_mse"] = "mse"  # log_mse: losses.observed_and_missing_log_mse, the PSNR scale
     latent_weight: float = 0.1
     weight_weight: float = 100.0
     grad_clip: float = 1.0
@@ -49,7 +54,7 @@ class RunConfig:
         """From a ``.toml`` preset or a saved ``config.json``."""
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no config at {path}: pass a preset such as train/quick.toml")
+            raise FileNotFoundError(f"no config at {path}: pass a preset such as train/default.toml")
         text = path.read_text()
         return cls.from_dict(json.loads(text) if path.suffix == ".json" else tomllib.loads(text))
 

@@ -12,12 +12,14 @@ from typing import Literal
 
 import torch
 import torchvision
+from einops import rearrange
 from torch import Tensor
 from torchvision.datasets.folder import pil_loader
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
-from hypersiren.context import random_range_mask
+from hypersiren.context import training_context_mask
+from hypersiren.functional import pixel_grid
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CELEBA_SPLITS = {"train": "0", "val": "1", "test": "2"}
@@ -83,7 +85,13 @@ class ShuffledBatches:
 
 
 def training_batch(
-    images: Tensor, batches: ShuffledBatches, step: int, min_context: int, max_context: int
+    images: Tensor,
+    batches: ShuffledBatches,
+    step: int,
+    min_context: int,
+    max_context: int,
+    log_uniform: bool = False,
+    top_half_fraction: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Training step ``step``'s images ``(B, C, S, S)`` in [-1, 1] and context masks ``(B, 1, S, S)``.
 
@@ -92,7 +100,9 @@ def training_batch(
     """
     generator = torch.Generator().manual_seed(batches.seed * 1_000_003 + step)
     _, _, height, width = images.shape
-    masks = random_range_mask(batches.batch_size, height, width, min_context, max_context, generator)
+    masks = training_context_mask(
+        batches.batch_size, height, width, min_context, max_context, log_uniform, top_half_fraction, generator
+    )
     return to_model_space(images[batches.indices(step)]), masks.to(images.device)
 
 
@@ -178,3 +188,20 @@ def _resize(images: Tensor, size: int) -> Tensor:
     if images.shape[-2] != images.shape[-1]:
         images = TF.center_crop(images, [short_side, short_side])
     return TF.resize(images, [size, size], antialias=True)
+
+
+def fine_grid_points(
+    fine_images: Tensor, num_points: int, generator: torch.Generator | None = None
+) -> tuple[Tensor, Tensor]:
+    """Random pixel centres of a finer grid: supervision *between* the input's pixel centres.
+
+    ``fine_images (B, C, kH, kW)`` in [-1, 1] are the input images at k times their
+    resolution (resized from the same originals). Trained only on the input grid, a
+    renderer is free to do anything between pixel centres; these points teach it what
+    a sharper image looks like there. Returns ``coords (B, M, 2)`` and ``target (B, M, C)``.
+    """
+    batch, channels, fine_height, fine_width = fine_images.shape
+    index = torch.randint(0, fine_height * fine_width, (batch, num_points), generator=generator).to(fine_images.device)
+    coords = pixel_grid(fine_height, fine_width, fine_images.device)[index]  # (B, M, 2)
+    pixels = rearrange(fine_images, "b c h w -> b (h w) c")
+    return coords, pixels.gather(1, index.unsqueeze(-1).expand(-1, -1, channels))

@@ -42,17 +42,48 @@ def laplacian_mse(values: Tensor, coords: Tensor, target_laplacian: Tensor) -> T
     return (laplacian(values, coords) - target_laplacian).square().mean()
 
 
+def missing_log_mse(prediction: Tensor, target: Tensor, observed: Tensor, floor: float = 1e-5) -> Tensor:
+    """Mean over images of log MSE on the points not observed, plus plain MSE on the observed ones.
+
+    ``prediction, target (B, N, C)``, ``observed (B, N)`` bool. Held-out quality is the
+    mean per-image PSNR, -10·log10(MSE), of the pixels the model did not see (observed
+    ones are pasted back): this loss is on that metric's scale. Plain MSE lets the hard
+    images with 10 pixels drown the 24 missing pixels of an image with 1000, where the
+    error is 100x smaller and the classical interpolators are hard to beat. On the
+    observed points plain MSE: a log there (measured with floors of 1e-5 and 1e-3)
+    makes the model chase the last dB of pixels it was given, and it learns to copy
+    its input at the cost of 0.5-3 dB on the missing ones. ``floor`` (~56 dB) keeps
+    the log finite.
+    """
+    error = (prediction - target).square().mean(dim=-1)  # (B, N)
+    missing = ~observed
+    count = missing.sum(dim=1)  # (B,)
+    log_mse = torch.log((error * missing).sum(dim=1) / count.clamp_min(1) + floor)
+    has_missing = count > 0  # an image with every point observed has no missing term
+    missing_term = (log_mse * has_missing).sum() / has_missing.sum().clamp_min(1)
+    return missing_term + (error * observed).sum() / observed.sum().clamp_min(1)
+
+
 def hypernetwork_loss(
-    prediction: "Prediction", target: Tensor, latent_weight: float = 0.1, weight_weight: float = 100.0
+    prediction: "Prediction",
+    target: Tensor,
+    latent_weight: float = 0.1,
+    weight_weight: float = 100.0,
+    observed: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     """The paper's objective: image MSE + latent_weight·latent L2 + weight_weight·generated-weight L2.
 
-    ``target (B, N, C)`` in model space. Returns the total and its detached terms for logging.
+    ``target (B, N, C)`` in model space. With ``observed (B, N)`` bool, the image term is
+    ``missing_log_mse`` instead of the MSE. Returns the total and its
+    detached terms for logging.
     """
     terms = {
         "image_mse": image_mse(prediction.values, target),
         "latent_l2": latent_l2(prediction.latent),
         "weight_l2": weight_l2(prediction.params),
     }
-    total = terms["image_mse"] + latent_weight * terms["latent_l2"] + weight_weight * terms["weight_l2"]
+    image_term = terms["image_mse"]
+    if observed is not None:
+        terms["missing_log_mse"] = image_term = missing_log_mse(prediction.values, target, observed)
+    total = image_term + latent_weight * terms["latent_l2"] + weight_weight * terms["weight_l2"]
     return total, {name: value.detach() for name, value in terms.items()}

@@ -13,7 +13,9 @@ def test_presets_load_and_paper_preset_matches_the_paper():
     assert (paper.train.lr, paper.train.batch_size, paper.train.grad_clip) == (5e-5, 100, 1.0)
     assert (paper.train.min_context, paper.train.max_context) == (10, 200)
     assert (paper.train.latent_weight, paper.train.weight_weight) == (0.1, 100.0)
-    RunConfig.load(REPO / "train" / "quick.toml")
+    assert paper.model.encoder == "conv"  # the paper's global latent only
+    default = RunConfig.load(REPO / "train" / "default.toml")
+    assert default.model.encoder == "unet" and default.train.max_context == 32 * 32  # trained on every context size
 
 
 def test_overrides_are_typed_and_roundtrip(tmp_path):

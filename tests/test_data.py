@@ -10,6 +10,7 @@ from hypersiren.data import (
     load_images,
     to_model_space,
     to_unit_range,
+    fine_grid_points,
     training_batch,
 )
 
@@ -97,3 +98,15 @@ def test_training_batch_is_the_indexed_images_with_replayable_contexts():
     assert torch.equal(replayed_image, image) and torch.equal(replayed_mask, mask)  # resuming sees the same batch
     _, next_mask = training_batch(images, batches, step=5, min_context=2, max_context=6)
     assert not torch.equal(next_mask, mask)
+
+
+def test_fine_grid_points_are_pixels_of_the_fine_image():
+    fine = torch.arange(2 * 3 * 8 * 6, dtype=torch.float32).view(2, 3, 8, 6)  # every value names its pixel
+    coords, target = fine_grid_points(fine, num_points=200, generator=torch.Generator().manual_seed(0))
+    assert coords.shape == (2, 200, 2) and target.shape == (2, 200, 3)
+    rows = ((coords[..., 0] + 1) / 2 * 8 - 0.5).round().long()  # pixel centre -> fine row / col
+    cols = ((coords[..., 1] + 1) / 2 * 6 - 0.5).round().long()
+    torch.testing.assert_close(coords, torch.stack([(rows + 0.5) / 4 - 1, (cols + 0.5) / 3 - 1], dim=-1))
+    for image in range(2):
+        torch.testing.assert_close(target[image], fine[image][:, rows[image], cols[image]].T)
+    assert len(set((rows[0] * 6 + cols[0]).tolist())) > 30  # spread over the image

@@ -2,7 +2,15 @@ import pytest
 import torch
 
 from hypersiren.functional import LayerParams
-from hypersiren.losses import gradient_mse, hypernetwork_loss, image_mse, laplacian_mse, latent_l2, weight_l2
+from hypersiren.losses import (
+    gradient_mse,
+    hypernetwork_loss,
+    image_mse,
+    laplacian_mse,
+    latent_l2,
+    missing_log_mse,
+    weight_l2,
+)
 from hypersiren.model import Prediction
 
 
@@ -67,3 +75,32 @@ def test_laplacian_mse_is_zero_for_the_true_laplacian_only():
     coords, values = quadratic_field()
     assert laplacian_mse(values, coords, torch.full((1, 20, 1), 2.0)).item() == pytest.approx(0.0, abs=1e-20)
     assert laplacian_mse(values, coords, torch.zeros(1, 20, 1)).item() == pytest.approx(4.0)
+
+
+def test_missing_log_mse_is_mean_log_error_on_missing_points_plus_mse_on_observed_ones():
+    target = torch.zeros(2, 4, 1)
+    prediction = torch.tensor([[0.1, 0.2, 1.0, 1.0], [0.3, 0.0, 0.0, 2.0]]).unsqueeze(-1)
+    observed = torch.tensor([[True, True, False, False], [True, True, True, False]])
+    expected_missing = (torch.log(torch.tensor(1.0 + 1e-5)) + torch.log(torch.tensor(4.0 + 1e-5))) / 2
+    expected_observed = (0.01 + 0.04 + 0.09) / 5
+    actual = missing_log_mse(prediction, target, observed, floor=1e-5)
+    torch.testing.assert_close(actual, expected_missing + expected_observed)
+
+
+def test_missing_log_mse_weighs_an_image_by_its_relative_error():
+    # halving the error of an easy image (one missing pixel, small error) matters as much as of a hard one
+    target = torch.zeros(2, 4, 1)
+    observed = torch.tensor([[False] * 4, [True, True, True, False]])
+
+    def loss(hard_error: float, easy_error: float) -> torch.Tensor:
+        prediction = torch.tensor([[hard_error] * 4, [0, 0, 0, easy_error]]).unsqueeze(-1)
+        return missing_log_mse(prediction, target, observed)
+
+    easy_gain, hard_gain = loss(1.0, 0.2) - loss(1.0, 0.1), loss(1.0, 0.2) - loss(0.5, 0.2)
+    torch.testing.assert_close(easy_gain, hard_gain, rtol=1e-3, atol=0)
+
+
+def test_missing_log_mse_with_every_point_observed_is_the_mse():
+    prediction, target = torch.randn(2, 5, 3), torch.randn(2, 5, 3)
+    observed = torch.ones(2, 5, dtype=torch.bool)
+    torch.testing.assert_close(missing_log_mse(prediction, target, observed), image_mse(prediction, target))

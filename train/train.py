@@ -1,13 +1,14 @@
 """Train encoder + hypernetwork on an image dataset.
 
-    python train/train.py --config train/quick.toml --out runs/celeba32
+    python train/train.py --config train/default.toml --out runs/celeba32
     python train/train.py --config train/paper.toml --data-root ~/data/celeba --out runs/paper train.lr=1e-4
-    torchrun --nproc-per-node 2 train/train.py --config train/quick.toml --out runs/ddp
+    torchrun --nproc-per-node 2 train/train.py --config train/default.toml --out runs/ddp
 
 Rerunning with the same --out resumes from its last checkpoint.
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -22,8 +23,15 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from hypersiren.checkpoint import load_checkpoint, save_checkpoint
-from hypersiren.config import RunConfig
-from hypersiren.data import ShuffledBatches, load_images, to_model_space, to_unit_range, training_batch
+from hypersiren.config import RunConfig, TrainConfig
+from hypersiren.data import (
+    ShuffledBatches,
+    fine_grid_points,
+    load_images,
+    to_model_space,
+    to_unit_range,
+    training_batch,
+)
 from hypersiren.evaluation import seeded_masks
 from hypersiren.figures import comparison_grid
 from hypersiren.functional import pixel_grid
@@ -36,7 +44,7 @@ PRESETS = Path(__file__).parent
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=str(PRESETS / "quick.toml"), help="TOML preset (ignored when resuming)")
+    parser.add_argument("--config", default=str(PRESETS / "default.toml"), help="TOML preset (ignored when resuming)")
     parser.add_argument("--out", required=True, help="run directory: config, checkpoint, TensorBoard logs")
     parser.add_argument("--data-root", help="dataset folder (overrides data.root)")
     parser.add_argument("--max-steps", type=int, help="overrides train.max_steps; raise it to continue a finished run")
@@ -67,6 +75,9 @@ def main() -> None:
 
     train_images = load_images(config.data, "train", limit=config.data.train_limit or None).to(device)  # uint8 (N, 3, S, S), decoded once
     eval_images = load_images(config.data, config.data.eval_split, limit=config.train.eval_images).to(device)
+    if config.train.fine_points:  # the same training images at twice the resolution
+        fine_data = dataclasses.replace(config.data, image_size=2 * config.data.image_size)
+        fine_images = load_images(fine_data, "train", limit=config.data.train_limit or None).to(device)
     size = config.data.image_size
     torch.manual_seed(config.train.seed)
     model = HyperSiren(config.model).to(device)
@@ -93,12 +104,33 @@ def main() -> None:
 
     progress = tqdm(total=config.train.max_steps, initial=step, desc="training", disable=not is_main, unit="step")
     while step < config.train.max_steps:
-        images, masks = training_batch(train_images, batches, step, config.train.min_context, config.train.max_context)
+        images, masks = training_batch(
+            train_images,
+            batches,
+            step,
+            config.train.min_context,
+            config.train.max_context,
+            log_uniform=config.train.log_uniform_context,
+            top_half_fraction=config.train.top_half_fraction,
+        )
+        for group in optimizer.param_groups:  # a function of the step, so a resumed run continues the schedule
+            group["lr"] = learning_rate(config.train, step)
         image, mask = images[shard], masks[shard]  # (b, 3, S, S) in [-1, 1], (b, 1, S, S): this process's share
+        points, target, observed = coords, rearrange(image, "b c h w -> b (h w) c"), rearrange(mask, "b 1 h w -> b (h w)")
+        if config.train.fine_points:
+            fine = to_model_space(fine_images[batches.indices(step)][shard])
+            generator = torch.Generator().manual_seed(config.train.seed * 7_919 + step)
+            fine_coords, fine_target = fine_grid_points(fine, config.train.fine_points, generator)
+            points, target = torch.cat([points, fine_coords], dim=1), torch.cat([target, fine_target], dim=1)
+            observed = torch.cat([observed, torch.zeros_like(fine_target[..., 0], dtype=torch.bool)], dim=1)  # never given
         with autocast:
-            prediction = trainable(image, mask, coords)
+            prediction = trainable(image, mask, points)
         loss, terms = hypernetwork_loss(
-            prediction, rearrange(image, "b c h w -> b (h w) c"), config.train.latent_weight, config.train.weight_weight
+            prediction,
+            target,
+            latent_weight=config.train.latent_weight,
+            weight_weight=config.train.weight_weight,
+            observed=observed if config.train.loss == "log_mse" else None,
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -136,6 +168,13 @@ def main() -> None:
         writer.close()
     if distributed:
         dist.destroy_process_group()
+
+
+def learning_rate(train: TrainConfig, step: int) -> float:
+    """The learning rate of step ``step`` (0-based) under ``train.lr_schedule``."""
+    if train.lr_schedule == "cosine":
+        return train.lr * 0.5 * (1.0 + math.cos(math.pi * step / train.max_steps))
+    return train.lr
 
 
 @torch.no_grad()
