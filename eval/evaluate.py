@@ -6,6 +6,7 @@ Writes RUN_DIR/eval/metrics.json and metrics.md and prints the table.
 """
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -13,7 +14,15 @@ import torch
 from hypersiren.checkpoint import load_run
 from hypersiren.context import CONTEXT_SETTINGS
 from hypersiren.data import load_images, to_model_space
-from hypersiren.evaluation import evaluate_inpainting, markdown_table
+from hypersiren.evaluation import (
+    METHODS,
+    METRICS,
+    evaluate_inpainting,
+    evaluate_superresolution,
+    markdown_table,
+    superresolution_table,
+)
+from hypersiren.figures import plot_psnr_vs_context
 from hypersiren.report import write_results
 
 
@@ -42,9 +51,17 @@ def main() -> None:
         "results": results,
     }
     title = f"{config.data.dataset} {split}, {len(images)} images, {config.data.image_size}x{config.data.image_size}"
-    tables = f"### {title}\n\n{markdown_table(results, 'psnr')}\n\n{markdown_table(results, 'mse')}\n"
-    write_results(summary, tables, Path(args.run) / "eval", "metrics")
-    print(f"{tables}\nwrote {Path(args.run) / 'eval' / 'metrics'}.json and .md")
+    tables = f"### {title}\n\n" + "\n\n".join(markdown_table(results, metric) for metric in METRICS) + "\n"
+    if config.data.dataset != "cifar10":  # CIFAR-10's originals are 32x32: no higher-resolution truth
+        high_data = dataclasses.replace(config.data, image_size=2 * config.data.image_size)
+        high = load_images(high_data, split, limit=args.limit)
+        summary["superresolution_2x"] = evaluate_superresolution(model, images, high)
+        tables += superresolution_table(summary["superresolution_2x"], config.data.image_size) + "\n"
+    print(tables)
+    out_dir = Path(args.run) / "eval"
+    write_results(summary, tables, out_dir, "metrics")
+    plot_psnr_vs_context(results, METHODS, out_dir / "psnr_vs_context.png", title=title)
+    print(f"wrote {out_dir / 'metrics'}.json and .md, {out_dir / 'psnr_vs_context.png'}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
     python eval/inpaint.py --run runs/celeba32 --num-images 8
 
-Writes RUN_DIR/figures/inpaint_<setting>.png (rows: context | prediction | truth)
+Writes RUN_DIR/figures/inpaint_<setting>.png (rows: context | prediction, observed pixels
+pasted | truth), inpaint_overview.png (10, 100 and 1000 pixels beside scikit-image's biharmonic fill)
 and RUN_DIR/figures/superres_<factor>x.png (rows: truth, nearest-upsampled | rendered at factor x).
 """
 
@@ -17,7 +18,11 @@ from hypersiren.checkpoint import load_run
 from hypersiren.context import CONTEXT_SETTINGS
 from hypersiren.data import load_images, to_model_space, to_unit_range
 from hypersiren.evaluation import seeded_masks
-from hypersiren.figures import comparison_grid
+from hypersiren.baseline_fill import classical_fill
+from hypersiren.figures import comparison_grid, context_image
+from hypersiren.report import labeled_grid
+
+OVERVIEW_SETTINGS = ("10", "100", "1000")
 
 
 @torch.no_grad()
@@ -40,10 +45,17 @@ def main() -> None:
     out_dir = Path(args.run) / "figures"
     out_dir.mkdir(exist_ok=True)
 
+    overview_tiles, overview_labels = [], []
     for setting in CONTEXT_SETTINGS:
         mask = seeded_masks(setting, count, height, width, args.seed).to(args.device)
-        prediction = to_unit_range(model.inpaint(image, mask))
+        prediction = to_unit_range(torch.where(mask, image, model.inpaint(image, mask)))  # observed pixels pasted
         save_image(enlarge(comparison_grid(truth, mask, prediction), args.display_scale), out_dir / f"inpaint_{setting}.png")
+        if setting in OVERVIEW_SETTINGS:
+            biharmonic = to_unit_range(classical_fill("biharmonic", image, mask))
+            overview_tiles += [context_image(truth, mask), prediction, biharmonic]
+            overview_labels += [f"{setting} px", "HyperSiren", "biharmonic"]
+    tiles = torch.stack([*overview_tiles, truth], dim=1).flatten(0, 1)  # row-major: one image per row
+    save_image(labeled_grid(tiles, [*overview_labels, "truth"], min_tile=96), out_dir / "inpaint_overview.png")
 
     size = (args.factor * height, args.factor * width)
     mask = seeded_masks("full", count, height, width, args.seed).to(args.device)

@@ -1,9 +1,18 @@
-"""Inpainting by rule, no learning: the baselines a trained model must beat."""
+"""Classical inpainting, no learning: what a user would run instead, and so the bar a trained model must clear.
 
+Each fill takes ``image (B, C, H, W)`` in [-1, 1] and a bool ``mask (B, 1, H, W)`` and
+returns ``(B, C, H, W)`` with the observed pixels kept. The interpolators are
+scipy's and scikit-image's own: the comparison is with what users would call.
+"""
+
+from collections.abc import Callable
+
+import numpy as np
 import torch
+from scipy.interpolate import griddata
+from scipy.spatial import QhullError
+from skimage.restoration import inpaint_biharmonic
 from torch import Tensor
-
-from hypersiren.functional import pixel_grid
 
 
 def mean_image_fill(mean_image: Tensor, image: Tensor, mask: Tensor) -> Tensor:
@@ -11,31 +20,42 @@ def mean_image_fill(mean_image: Tensor, image: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask, image, mean_image.expand_as(image))
 
 
-def nearest_pixel_fill(image: Tensor, mask: Tensor, max_elements: int = 2**25) -> Tensor:
-    """Every missing pixel takes the value of its nearest observed pixel (Euclidean; ties arbitrary).
+def _scattered_fill(method: str) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """scipy ``griddata`` over pixel positions; points outside the observed hull take the nearest pixel."""
 
-    ``image (B, C, H, W)``, ``mask (B, 1, H, W)`` -> ``(B, C, H, W)``. Distances are taken
-    only from the m missing to the k observed pixels, ``(B, m, k)`` (m·k <= (H·W)²/4),
-    in slices of images to bound memory.
-    """
-    batch, channels, height, width = image.shape
-    grid = pixel_grid(height, width, image.device)  # (HW, 2)
-    flat_mask, flat_image = mask.flatten(1), image.flatten(2)  # (B, HW), (B, C, HW)
-    num_observed, num_missing = int(flat_mask.sum(dim=1).max()), int((~flat_mask).sum(dim=1).max())
-    if num_missing == 0:
-        return image.clone()
-    # topk of a 0/1 row lists its 1s first: all observed (resp. missing) indices, then padding.
-    observed = flat_mask.float().topk(num_observed, dim=1).indices  # (B, k)
-    is_observed = flat_mask.gather(1, observed)  # (B, k): False marks padding, never chosen
-    missing = (~flat_mask).float().topk(num_missing, dim=1).indices  # (B, m): padding is observed, maps to itself
-    per_slice = max(1, max_elements // (num_observed * num_missing))
-    nearest = []
-    for start in range(0, batch, per_slice):
-        rows = slice(start, start + per_slice)
-        distances = torch.cdist(grid[missing[rows]], grid[observed[rows]])  # (b, m, k)
-        distances.masked_fill_(~is_observed[rows, None, :], float("inf"))
-        nearest.append(observed[rows].gather(1, distances.argmin(dim=2)))  # (b, m)
-    source = torch.cat(nearest).unsqueeze(1).expand(-1, channels, -1)
-    target = missing.unsqueeze(1).expand(-1, channels, -1)
-    filled = flat_image.scatter(2, target, flat_image.gather(2, source))
-    return filled.view(batch, channels, height, width)
+    def fill(image: np.ndarray, mask: np.ndarray) -> np.ndarray:  # (H, W, C), (H, W) bool
+        observed, missing = np.argwhere(mask), np.argwhere(~mask)
+        values = image[mask]  # (k, C)
+        filled = image.copy()
+        estimate = griddata(observed, values, missing, method="nearest")
+        if method == "linear" and len(observed) >= 3:
+            try:
+                linear = griddata(observed, values, missing, method="linear")  # NaN outside the convex hull
+                estimate = np.where(np.isnan(linear), estimate, linear)
+            except QhullError:  # all observed pixels on one line: no triangle to interpolate in
+                pass
+        filled[~mask] = estimate
+        return filled
+
+    return fill
+
+
+def _biharmonic(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    return inpaint_biharmonic(image, ~mask, channel_axis=-1)
+
+
+CLASSICAL_FILLS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "nearest": _scattered_fill("nearest"),
+    "linear": _scattered_fill("linear"),
+    "biharmonic": _biharmonic,
+}
+
+
+def classical_fill(method: str, image: Tensor, mask: Tensor) -> Tensor:
+    """One of ``CLASSICAL_FILLS`` image by image (scipy and scikit-image work on one image at a time)."""
+    if method not in CLASSICAL_FILLS:
+        raise ValueError(f"unknown classical fill {method!r}: choose one of {sorted(CLASSICAL_FILLS)}")
+    pixels = torch.where(mask, image, 0.0).detach().permute(0, 2, 3, 1).cpu().double().numpy()  # (B, H, W, C)
+    observed = mask.detach()[:, 0].cpu().numpy()
+    filled = np.stack([CLASSICAL_FILLS[method](one, seen) if not seen.all() else one for one, seen in zip(pixels, observed)])
+    return torch.from_numpy(filled).permute(0, 3, 1, 2).to(image.device, image.dtype)
