@@ -43,12 +43,13 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from hypersiren import HyperSiren, ModelConfig, Prediction, pixel_grid, random_range_mask
-from hypersiren.config import TrainConfig
+from hypersiren import HyperSiren, ModelConfig, Prediction, pixel_grid, training_context_mask
+from hypersiren.config import RunConfig, TrainConfig
 from hypersiren.data import DataConfig, DatasetError, ShuffledBatches, load_images, training_batch
 from hypersiren.losses import hypernetwork_loss
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+PRESETS = Path(__file__).resolve().parents[1] / "train"
 
 
 @dataclass
@@ -178,7 +179,7 @@ def make_batch(
     """A synthetic training batch: throughput does not depend on pixel values."""
     generator = torch.Generator().manual_seed(seed)
     image = 2 * torch.rand(batch_size, config.image_channels, size, size, generator=generator) - 1
-    mask = random_range_mask(batch_size, size, size, min(10, size * size), size * size, generator=generator)
+    mask = training_context_mask(batch_size, size, size, min(10, size * size), size * size, generator=generator)
     coords = pixel_grid(size, size).expand(batch_size, -1, -1)
     target = rearrange(image, "b c h w -> b (h w) c")
     return Batch(*(tensor.to(device) for tensor in (image, mask, coords, target)))
@@ -441,6 +442,12 @@ def run_benchmark(bench: BenchConfig, model_config: ModelConfig) -> dict[str, An
         contenders = {
             design: make_contender(design, workload, model, reference, batch, bench) for design in DESIGNS[workload]
         }
+        if workload == "train":  # the default preset's local-latent model, on the same batch size
+            torch.manual_seed(bench.seed)
+            local = HyperSiren(RunConfig.load(PRESETS / "default.toml").model).to(device)
+            local_batch = make_batch(local.config, batch_size, bench.image_size, device, bench.seed)
+            optimizer = torch.optim.Adam(local.parameters(), fused=True)
+            contenders["default_preset"] = make_train_step(local, optimizer, local_batch, bench.amp, bench.compile)
         calls = bench.steps_per_round if workload == "train" else bench.inference_calls_per_round
         samples = time_interleaved(contenders, device, bench.warmup, bench.rounds, calls)
         figures: dict[str, Any] = {design: throughput(times, batch_size) for design, times in samples.items()}
@@ -449,6 +456,7 @@ def run_benchmark(bench: BenchConfig, model_config: ModelConfig) -> dict[str, An
             plain = samples["hypersiren_plain_adam"]
             figures["plain_adam_throughput_ratio"] = paired_ratio(plain, samples["reference"])
             figures["fused_over_plain_adam"] = paired_ratio(samples["hypersiren"], plain)
+            figures["default_preset_over_paper"] = paired_ratio(samples["default_preset"], samples["hypersiren"])
         memory: dict[str, Any] = {}
         for design in ("hypersiren", "reference"):
             transient = measure_transient(contenders[design], device, bench.memory_steps)
@@ -581,6 +589,11 @@ def format_report(results: dict[str, Any]) -> str:
                 row("    hypersiren with plain Adam", plain, ref["images_per_s"], plain_ratio)
                 + f"  (fused/plain Adam: {figures['fused_over_plain_adam']:.2f}x)"
             )
+            local = figures["default_preset"]["images_per_s"]
+            lines.append(
+                f"{'    default preset (local latents)':<40}{local:>12.1f}{'':>12}"
+                f"  ({figures['default_preset_over_paper']:.2f}x the paper-sized hypersiren above)"
+            )
     memory_labels = {"train": "(c) training peak memory, MiB", "inference": "(c) inference peak memory, MiB"}
     for workload, label in memory_labels.items():
         if workload in results:
@@ -620,8 +633,12 @@ def format_report(results: dict[str, Any]) -> str:
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, ModelConfig]:
-    """Every BenchConfig and ModelConfig field is a flag: ``--batch-size 8``, ``--siren-hidden-features 64``."""
+    """Every BenchConfig and ModelConfig field is a flag: ``--batch-size 8``, ``--siren-hidden-features 64``.
+
+    The model defaults are train/paper.toml's: the design the reference re-implements.
+    """
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    paper_model = dataclasses.asdict(RunConfig.load(PRESETS / "paper.toml").model)
     for config_class in (BenchConfig, ModelConfig):
         group = parser.add_argument_group(config_class.__name__)
         for config_field in dataclasses.fields(config_class):
@@ -629,6 +646,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, ModelConfig]
             default = (
                 config_field.default_factory() if config_field.default is dataclasses.MISSING else config_field.default
             )
+            if config_class is ModelConfig:
+                default = paper_model[config_field.name]
             if isinstance(default, bool):
                 group.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
             elif isinstance(default, list):
