@@ -56,7 +56,7 @@ def main() -> None:
         high_data = dataclasses.replace(config.data, image_size=2 * config.data.image_size)
         high = load_images(high_data, split, limit=args.limit)
         summary["superresolution_2x"] = evaluate_superresolution(model, images, high)
-        tables += superresolution_table(summary["superresolution_2x"], config.data.image_size) + "\n"
+        tables += "\n" + superresolution_table(summary["superresolution_2x"], config.data.image_size) + "\n"
     print(tables)
     out_dir = Path(args.run) / "eval"
     write_results(summary, tables, out_dir, "metrics")

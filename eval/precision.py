@@ -35,7 +35,7 @@ from hypersiren.data import load_images, to_model_space, to_unit_range
 from hypersiren.evaluation import seeded_masks
 from hypersiren.functional import SirenParams, pixel_grid
 from hypersiren.metrics import psnr
-from hypersiren.model import HyperSiren
+from hypersiren.model import HyperSiren, sample_grid
 from hypersiren.report import write_results
 
 
@@ -60,14 +60,17 @@ def to_bf16_and_back(tensor: Tensor) -> Tensor:
     return tensor.bfloat16().float()
 
 
-def rounded_render(params: SirenParams, coords: Tensor, omega: float, precision: Precision) -> Tensor:
-    """``functional.render`` (fp32 params and coords, one omega) with ``precision``'s bf16 roundings."""
+def rounded_render(
+    params: SirenParams, coords: Tensor, omega: float, precision: Precision, shifts: list[Tensor] | None = None
+) -> Tensor:
+    """``functional.render`` (fp32 params, coords and shifts, one omega) with ``precision``'s bf16 roundings."""
     hidden = coords  # (B, N, 2)
     last = len(params) - 1
     for index, (weight, bias) in enumerate(params):
+        bias = bias.unsqueeze(1) if shifts is None else bias.unsqueeze(1) + shifts[index]  # (B, 1 or N, out)
         if precision.bf16_operands_from is not None and index >= precision.bf16_operands_from:
             hidden, weight, bias = to_bf16_and_back(hidden), to_bf16_and_back(weight), to_bf16_and_back(bias)
-        pre = torch.baddbmm(bias.unsqueeze(1), hidden, weight)  # (B, N, out), fp32 accumulation
+        pre = torch.baddbmm(bias, hidden, weight)  # (B, N, out), fp32 accumulation
         if index == last:
             return pre
         pre = omega * pre
@@ -80,11 +83,15 @@ def inpaint_with(model: HyperSiren, image: Tensor, mask: Tensor, precision: Prec
     """``HyperSiren.inpaint`` at the image's own size under ``precision``: ``-> (B, C, H, W)``."""
     autocast = torch.autocast(image.device.type, dtype=torch.bfloat16) if precision.bf16_trunk else nullcontext()
     with autocast:
-        params = model.hypernet(model.encode(image, mask))
+        latents = model.encode(image, mask)
+        params = model.hypernet(latents.global_latent)
     params = [type(layer)(*(t.float() for t in layer)) for layer in params]
     height, width = image.shape[-2:]
     coords = pixel_grid(height, width, image.device).expand(image.shape[0], -1, -1)
-    values = rounded_render(params, coords, model.config.omega, precision)
+    shifts = None  # the local codes' shifts enter the sine's argument: fp32, as in HyperSiren.render
+    if latents.local_grid is not None:
+        shifts = model.modulator(sample_grid(latents.local_grid.float(), coords))
+    values = rounded_render(params, coords, model.config.omega, precision, shifts)
     return rearrange(values, "b (h w) c -> b c h w", h=height, w=width)
 
 

@@ -53,7 +53,8 @@ def missing_log_mse(prediction: Tensor, target: Tensor, observed: Tensor, floor:
     observed points plain MSE: a log there (measured with floors of 1e-5 and 1e-3)
     makes the model chase the last dB of pixels it was given, and it learns to copy
     its input at the cost of 0.5-3 dB on the missing ones. ``floor`` (~56 dB) keeps
-    the log finite.
+    the log finite. The observed MSE is pooled over the batch, so under DDP the loss is
+    the mean of the processes' losses rather than the whole batch's.
     """
     error = (prediction - target).square().mean(dim=-1)  # (B, N)
     missing = ~observed

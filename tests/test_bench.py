@@ -12,6 +12,7 @@ from hypersiren.siren import init_siren_params
 
 # Small, and every SIREN layer a different shape, so a wrong split or layout cannot line up by accident.
 TINY = ModelConfig(
+    encoder="conv",  # the paper design, which the reference re-implements
     latent_dim=8,
     encoder_widths=[4, 8],
     siren_hidden_features=6,

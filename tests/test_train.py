@@ -73,8 +73,8 @@ def test_run_directory_holds_config_checkpoint_and_tensorboard_logs(trained_run)
     events.Reload()
     assert {"train/loss", "train/image_mse", "held_out/psnr_100_context"} <= set(events.Tags()["scalars"])
     assert "held_out/context_prediction_truth" in events.Tags()["images"]
-    losses = [entry["image_mse"] for entry in history(trained_run).values()]
-    assert losses[-1] < 0.7 * losses[0]  # it learned
+    held_out = [event.value for event in events.Scalars("held_out/psnr_100_context")]  # steps 150 and 300
+    assert len(held_out) == 2 and held_out[1] > held_out[0]  # it kept learning (the training loss mixes 10-1024 contexts)
 
 
 @pytest.mark.slow
@@ -131,7 +131,9 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_pa
 
 
 def test_two_process_ddp_matches_one_process(tmp_path, celeba_root):
-    settings = ["--max-steps", "4", "train.log_every=1", "train.image_every=1000", "train.batch_size=8"]
+    # train.loss=mse: a mean over pixels, so a shard's loss averages to the whole batch's. (log_mse pools its
+    # observed term over a process's batch: under DDP it is the mean of the per-process losses.)
+    settings = ["--max-steps", "4", "train.log_every=1", "train.image_every=1000", "train.batch_size=8", "train.loss=mse"]
     single = train(tmp_path / "single", celeba_root, *settings)
     assert single.returncode == 0, single.stderr[-3000:]
     torchrun = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2")
