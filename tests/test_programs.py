@@ -34,6 +34,22 @@ def corrupt_run(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.parametrize(
+    "arguments, phrases",
+    [
+        (["train.lrr=1"], ["unknown config key 'train.lrr'; valid keys: model.image_channels"]),
+        (["train.lr"], ["override 'train.lr' must look like section.field=value"]),
+        (["train.max_steps=0"], ["train.max_steps=0 must be >= 1"]),
+        (["--data-root", "{empty}"], ["CelebA not found under", "pass --data-root"]),
+    ],
+)
+def test_train_mistakes(tmp_path, arguments, phrases):
+    (tmp_path / "empty").mkdir()
+    arguments = [argument.format(empty=tmp_path / "empty") for argument in arguments]
+    result = run("train/train.py", "--out", str(tmp_path / "run"), "--device", "cpu", *arguments)
+    assert_one_line_error(result, *phrases)
+
+
 @pytest.mark.parametrize("program", ["eval/inpaint.py", "eval/precision.py"])
 def test_evaluation_programs_on_a_corrupt_checkpoint(corrupt_run, program):
     result = run(program, "--run", str(corrupt_run), "--device", "cpu")
