@@ -50,10 +50,14 @@ def test_train_mistakes(tmp_path, arguments, phrases):
     assert_one_line_error(result, *phrases)
 
 
-@pytest.mark.parametrize("program", ["eval/inpaint.py", "eval/precision.py"])
+@pytest.mark.parametrize("program", ["eval/evaluate.py", "eval/inpaint.py", "eval/precision.py"])
 def test_evaluation_programs_on_a_corrupt_checkpoint(corrupt_run, program):
     result = run(program, "--run", str(corrupt_run), "--device", "cpu")
     assert_one_line_error(result, "is corrupt or not a hypersiren checkpoint", "point to an intact one")
+
+
+def test_evaluation_of_a_folder_without_a_run(tmp_path):
+    assert_one_line_error(run("eval/evaluate.py", "--run", str(tmp_path)), "no checkpoint at", "train first")
 
 
 @pytest.mark.parametrize("program", ["train/fit_image.py", "train/fit_derivatives.py", "train/fit_sdf.py"])
