@@ -86,10 +86,10 @@ def test_evaluate_and_inpaint_programs_write_tables_and_figures(trained_run):
             capture_output=True, text=True, timeout=300,
         )
         assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((trained_run / "eval" / "metrics.json").read_text())
+    metrics = json.loads((trained_run / "eval" / "metrics_val_limit40.json").read_text())  # a partial evaluation
     assert metrics["num_images"] == 40 and set(metrics["results"]) == {"10", "100", "1000", "top_half", "full"}
     assert metrics["results"]["full"]["hypersiren_pasted"]["psnr"] == pytest.approx(100.0)  # all pixels given back
-    assert "| HyperSiren (raw rendering) |" in (trained_run / "eval" / "metrics.md").read_text()
+    assert "| HyperSiren (raw rendering) |" in (trained_run / "eval" / "metrics_val_limit40.md").read_text()
     with Image.open(trained_run / "figures" / "inpaint_100.png") as figure:  # 3 rows x (context|prediction|truth)
         assert figure.size == (3 * 34 + 2, 3 * 34 + 2)
     with Image.open(trained_run / "figures" / "superres_4x.png") as figure:
