@@ -7,9 +7,12 @@
 import argparse
 import time
 
-from hypersiren.data import DataConfig, DatasetError, load_images
+from hypersiren.cli import exits_cleanly
+from hypersiren.config import validate_data_config
+from hypersiren.data import DataConfig, DatasetError, command_line_root, load_images
 
 
+@exits_cleanly()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", choices=["celeba", "cifar10", "folder"], default="celeba")
@@ -17,7 +20,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--download", action="store_true", help="CIFAR-10: fetch torchvision's copy into the root")
     args = parser.parse_args()
-    config = DataConfig(args.dataset, args.data_root, args.image_size, download=args.download)
+    root = command_line_root(args.data_root)
+    config = DataConfig(args.dataset, root, args.image_size, download=args.download)
+    validate_data_config(config)
     splits = {"celeba": ["train", "val", "test"], "cifar10": ["train", "test"], "folder": ["train", "val"]}[args.dataset]
     for split in splits:
         start = time.perf_counter()

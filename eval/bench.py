@@ -44,8 +44,9 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from hypersiren import HyperSiren, ModelConfig, Prediction, pixel_grid, training_context_mask
-from hypersiren.config import RunConfig, TrainConfig
-from hypersiren.data import DataConfig, DatasetError, ShuffledBatches, load_images, training_batch
+from hypersiren.cli import exits_cleanly
+from hypersiren.config import RunConfig, TrainConfig, validate_model_config
+from hypersiren.data import DataConfig, DatasetError, ShuffledBatches, command_line_root, load_images, training_batch
 from hypersiren.losses import hypernetwork_loss
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -660,9 +661,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[BenchConfig, ModelConfig]
     args = vars(parser.parse_args(argv))
     bench = BenchConfig(**{f.name: args[f.name] for f in dataclasses.fields(BenchConfig)})
     model = ModelConfig(**{f.name: args[f.name] for f in dataclasses.fields(ModelConfig)})
+    if bench.data_root != DataConfig.root:  # typed on the command line: relative to the working directory
+        bench.data_root = command_line_root(bench.data_root)
+    validate_model_config(model)
     return bench, model
 
 
+@exits_cleanly()
 def main(argv: list[str] | None = None) -> None:
     bench, model_config = parse_args(argv)
     if torch.device(bench.device).type == "cuda":
@@ -671,7 +676,7 @@ def main(argv: list[str] | None = None) -> None:
         results = run_benchmark(bench, model_config)
     except DatasetError as error:
         others = " ".join(w for w in WORKLOADS if w != "data")
-        raise SystemExit(f"{error}\n(the data workload needs it; to skip it: --workloads {others})") from error
+        raise DatasetError(f"{error}; the data workload needs it: skip it with --workloads {others}") from error
     print(format_report(results))
     out = Path(bench.out) if bench.out else RESULTS_DIR / f"bench_{torch.device(bench.device).type}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

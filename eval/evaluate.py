@@ -1,8 +1,11 @@
 """Held-out inpainting PSNR/MSE of a trained run, with the baselines measured in the same run.
 
     python eval/evaluate.py --run runs/celeba32
+    python eval/evaluate.py --run runs/celeba32 --data-root ~/data/celeba_test --split test
 
-Writes RUN_DIR/eval/metrics.json and metrics.md and prints the table.
+Prints the table, then writes RUN_DIR/eval/metrics.json and metrics.md. A partial evaluation
+(--limit, a split other than the run's, another --seed) writes its own files, e.g.
+metrics_val_limit8.json, and never replaces the full one.
 """
 
 import argparse
@@ -12,8 +15,9 @@ from pathlib import Path
 import torch
 
 from hypersiren.checkpoint import load_run
+from hypersiren.cli import exits_cleanly
 from hypersiren.context import CONTEXT_SETTINGS
-from hypersiren.data import load_images, to_model_space
+from hypersiren.data import DataConfig, command_line_root, load_images, to_model_space
 from hypersiren.evaluation import (
     METHODS,
     METRICS,
@@ -26,20 +30,33 @@ from hypersiren.figures import plot_psnr_vs_context
 from hypersiren.report import write_results
 
 
+def positive(text: str) -> int:
+    """An argparse type: a count of at least 1 (``--limit 0`` would evaluate nothing)."""
+    if int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return int(text)
+
+
+@exits_cleanly()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run directory written by train/train.py")
-    parser.add_argument("--data-root", help="dataset folder, if it moved since training")
+    parser.add_argument("--data-root", help="folder of the evaluated split (default: the run's data.root)")
+    parser.add_argument(
+        "--train-data-root", help="folder of the training split, for the mean-image baseline (default: the run's)"
+    )
     parser.add_argument("--split", help="held-out split (default: the run's data.eval_split)")
-    parser.add_argument("--limit", type=int, help="evaluate on the first N held-out images only")
+    parser.add_argument("--limit", type=positive, help="evaluate on the first N held-out images only")
     parser.add_argument("--seed", type=int, default=0, help="seed of the context masks")
+    parser.add_argument("--out", help="folder for the metrics files (default: RUN_DIR/eval)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
-    config, model = load_run(args.run, args.device, args.data_root)
+    config, model = load_run(args.run, args.device)
     split = args.split or config.data.eval_split
-    mean_image = to_model_space(load_images(config.data, "train")).mean(dim=0)  # (3, S, S)
-    images = load_images(config.data, split, limit=args.limit)
+    # The evaluated split may live apart from the training images (a separate test folder): one root each.
+    mean_image = to_model_space(load_images(reading_from(config.data, args.train_data_root), "train")).mean(dim=0)
+    images = load_images(reading_from(config.data, args.data_root), split, limit=args.limit)
     results = evaluate_inpainting(model, images, mean_image, CONTEXT_SETTINGS, seed=args.seed, progress=True)
 
     summary = {
@@ -53,15 +70,34 @@ def main() -> None:
     title = f"{config.data.dataset} {split}, {len(images)} images, {config.data.image_size}x{config.data.image_size}"
     tables = f"### {title}\n\n" + "\n\n".join(markdown_table(results, metric) for metric in METRICS) + "\n"
     if config.data.dataset != "cifar10":  # CIFAR-10's originals are 32x32: no higher-resolution truth
-        high_data = dataclasses.replace(config.data, image_size=2 * config.data.image_size)
-        high = load_images(high_data, split, limit=args.limit)
+        high_data = reading_from(config.data, args.data_root)
+        high = load_images(dataclasses.replace(high_data, image_size=2 * config.data.image_size), split, limit=args.limit)
         summary["superresolution_2x"] = evaluate_superresolution(model, images, high)
         tables += "\n" + superresolution_table(summary["superresolution_2x"], config.data.image_size) + "\n"
-    print(tables)
-    out_dir = Path(args.run) / "eval"
-    write_results(summary, tables, out_dir, "metrics")
-    plot_psnr_vs_context(results, METHODS, out_dir / "psnr_vs_context.png", title=title)
-    print(f"wrote {out_dir / 'metrics'}.json and .md, {out_dir / 'psnr_vs_context.png'}")
+    print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
+    out_dir = Path(args.out or Path(args.run) / "eval")
+    name = results_name(split, config.data.eval_split, args.limit, args.seed)
+    write_results(summary, tables, out_dir, name)
+    plot_psnr_vs_context(results, METHODS, out_dir / f"{name}_psnr_vs_context.png", title=title)
+    print(f"wrote {out_dir / name}.json and .md, {out_dir / name}_psnr_vs_context.png")
+
+
+def reading_from(config: DataConfig, root: str | None) -> DataConfig:
+    """``config`` reading from ``root``, a command-line folder, when one is given."""
+    return dataclasses.replace(config, root=command_line_root(root)) if root else config
+
+
+def results_name(split: str, eval_split: str, limit: int | None, seed: int) -> str:
+    """``metrics`` for the full held-out evaluation; a partial one is named by what makes it partial,
+    e.g. ``metrics_val_limit8``, so it never replaces the full one."""
+    parts = ["metrics"]
+    if split != eval_split or limit:
+        parts.append(split)
+    if limit:
+        parts.append(f"limit{limit}")
+    if seed != 0:
+        parts.append(f"seed{seed}")
+    return "_".join(parts)
 
 
 if __name__ == "__main__":

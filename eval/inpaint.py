@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torchvision.utils import make_grid, save_image
 
 from hypersiren.checkpoint import load_run
+from hypersiren.cli import exits_cleanly
 from hypersiren.context import CONTEXT_SETTINGS
 from hypersiren.data import load_images, to_model_space, to_unit_range
 from hypersiren.evaluation import seeded_masks
@@ -25,6 +26,7 @@ from hypersiren.report import labeled_grid
 OVERVIEW_SETTINGS = ("10", "100", "1000")
 
 
+@exits_cleanly()
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

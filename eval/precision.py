@@ -16,7 +16,7 @@ Choices are cumulative, from safest to most aggressive:
 
     python eval/precision.py --run runs/celeba32
 
-Writes RUN_DIR/eval/precision.json and precision.md and prints the table.
+Prints the table, then writes RUN_DIR/eval/precision.json and precision.md.
 """
 
 import argparse
@@ -30,6 +30,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from hypersiren.checkpoint import load_run
+from hypersiren.cli import exits_cleanly
 from hypersiren.context import CONTEXT_SETTINGS
 from hypersiren.data import load_images, to_model_space, to_unit_range
 from hypersiren.evaluation import seeded_masks
@@ -139,6 +140,7 @@ def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n\n".join(tables)
 
 
+@exits_cleanly()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", required=True, help="run directory written by train/train.py")
@@ -155,8 +157,9 @@ def main() -> None:
     split = config.data.eval_split
     summary = {"dataset": config.data.dataset, "split": split, "num_images": len(images), "seed": args.seed}
     tables = f"### {config.data.dataset} {split}, {len(images)} images, raw rendering\n\n{markdown_table(results)}\n"
+    print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
     write_results(summary | {"results": results}, tables, Path(args.run) / "eval", "precision")
-    print(f"{tables}\nwrote {Path(args.run) / 'eval' / 'precision'}.json and .md")
+    print(f"wrote {Path(args.run) / 'eval' / 'precision'}.json and .md")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,36 @@
-"""Run configuration: one dataclass per concern, set from a TOML preset and ``section.field=value`` overrides."""
+"""Run configuration: one dataclass per concern, set from a TOML preset and ``section.field=value`` overrides.
+
+A config is validated as a whole (``RunConfig.validate``) before a program writes,
+decodes or allocates anything with it, so a bad value fails in one line instead of a
+ZeroDivisionError mid-run, a silent no-op, or a config.json that no longer works.
+"""
 
 import dataclasses
 import json
+import math
 import tomllib
+import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from hypersiren.data import DataConfig
-from hypersiren.model import ModelConfig
+import torch
+
+from hypersiren.checkpoint import write_text_atomically
+from hypersiren.data import DataConfig, command_line_root
+from hypersiren.model import HyperSiren, ModelConfig
+
+# 2^30 parameters are 4 GiB of fp32 weights and 16 GiB with gradients and Adam's two moments, 20x the
+# paper's model: beyond that a config is a typo (hyper_hidden_features=40000), not an experiment.
+MAX_PARAMETERS = 2**30
+# Images are decoded whole into memory and every pixel is rendered each step; far beyond the paper's 32.
+MAX_IMAGE_SIZE = 1024
+
+
+class ConfigError(ValueError):
+    """A preset, override or saved config that cannot work; the message names the key and the fix."""
 
 
 @dataclass
@@ -35,6 +56,44 @@ class TrainConfig:
     eval_images: int = 256  # held-out images used for the PSNR logged during training
 
 
+def _at_least(minimum: int) -> tuple[Callable[[Any], bool], str]:
+    return (lambda value: value >= minimum), f">= {minimum}"
+
+
+_POSITIVE = (lambda value: 0 < value < math.inf), "a finite number > 0"
+_NON_NEGATIVE = (lambda value: 0 <= value < math.inf), "a finite number >= 0"
+
+# What each field needs beyond its type, by name: a section may gain fields (the model will), which
+# are then only type-checked, and a field that goes away is simply not checked.
+_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "model.image_channels": _at_least(1),
+    "model.latent_dim": _at_least(1),
+    "model.siren_hidden_features": _at_least(1),
+    "model.siren_hidden_layers": _at_least(0),
+    "model.hyper_hidden_features": _at_least(1),
+    "model.hyper_hidden_layers": _at_least(0),
+    "model.omega": _POSITIVE,
+    "model.encoder_widths": (lambda widths: len(widths) > 0 and min(widths) >= 1, "a non-empty list of widths >= 1"),
+    "data.image_size": ((lambda size: 1 <= size <= MAX_IMAGE_SIZE), f"in [1, {MAX_IMAGE_SIZE}]"),
+    "data.root": ((lambda root: root.strip() != ""), "a folder"),
+    "data.train_limit": _at_least(0),
+    "train.max_steps": _at_least(1),
+    "train.batch_size": _at_least(1),
+    "train.lr": _POSITIVE,
+    "train.min_context": _at_least(1),
+    "train.max_context": _at_least(1),
+    "train.latent_weight": _NON_NEGATIVE,
+    "train.weight_weight": _NON_NEGATIVE,
+    "train.grad_clip": ((lambda clip: clip > 0), "> 0 (inf: no clipping)"),
+    "train.log_every": _at_least(1),
+    "train.image_every": _at_least(1),
+    "train.checkpoint_every": _at_least(1),
+    "train.eval_images": _at_least(1),
+    "train.fine_points": _at_least(0),
+    "train.top_half_fraction": ((lambda share: 0 <= share <= 1), "in [0, 1]"),
+}
+
+
 @dataclass
 class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -43,6 +102,8 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, dict[str, Any]]) -> "RunConfig":
+        if not isinstance(values, dict) or not all(isinstance(fields, dict) for fields in values.values()):
+            raise ConfigError("a config must map sections (model, data, train) to their fields")
         config = cls()
         for section, fields in values.items():
             for name, value in fields.items():
@@ -56,23 +117,30 @@ class RunConfig:
         if not path.is_file():
             raise FileNotFoundError(f"no config at {path}: pass a preset such as train/default.toml")
         text = path.read_text()
-        return cls.from_dict(json.loads(text) if path.suffix == ".json" else tomllib.loads(text))
+        try:
+            values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+        except ValueError as error:  # both decoders' errors are ValueErrors
+            raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({error})") from None
+        return cls.from_dict(values)
 
     def set(self, key: str, value: Any) -> None:
         """Set ``section.field``; strings (from the command line) are parsed by the field's type."""
         section_name, _, name = key.partition(".")
         section = getattr(self, section_name, None)
         if not dataclasses.is_dataclass(section) or name not in {f.name for f in dataclasses.fields(section)}:
-            raise KeyError(f"unknown config key {key!r}; valid keys: {', '.join(self.keys())}")
+            raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(self.keys())}")
         field_type = typing.get_type_hints(type(section))[name]
         setattr(section, name, _parse(value, field_type, key) if isinstance(value, str) else value)
 
     def override(self, assignments: list[str]) -> "RunConfig":
+        """Apply command-line ``section.field=value`` assignments; a relative ``data.root`` is taken from the
+        working directory, as every command-line path is."""
         for assignment in assignments:
             key, equals, value = assignment.partition("=")
             if not equals:
-                raise ValueError(f"override {assignment!r} must look like section.field=value, e.g. train.lr=1e-4")
-            self.set(key.strip(), value.strip())
+                raise ConfigError(f"override {assignment!r} must look like section.field=value, e.g. train.lr=1e-4")
+            key, value = key.strip(), value.strip()
+            self.set(key, command_line_root(value) if key == "data.root" else value)
         return self
 
     def keys(self) -> list[str]:
@@ -81,8 +149,136 @@ class RunConfig:
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
 
+    def validate(self) -> "RunConfig":
+        """Raise ``ConfigError`` naming every value that cannot work, before anything is written or allocated.
+
+        Checks each field's type, the rules above, ``1 <= min_context <= max_context <= image_size²``,
+        and the model's parameter count (built on the meta device: nothing is allocated).
+        """
+        problems = [
+            problem
+            for section in dataclasses.fields(self)
+            for problem in _field_problems(section.name, getattr(self, section.name))
+        ]
+        if not problems:  # the checks across fields assume each field is well typed
+            checks = (_context_problem(self.train, self.data.image_size), _size_problem(self.model), _local_problem(self))
+            problems = [problem for problem in checks if problem]
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return self
+
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Validate, then write atomically: a crash or full disk leaves the previous config.json whole."""
+        write_text_atomically(json.dumps(self.validate().to_dict(), indent=2) + "\n", path)
+
+
+def validate_model_config(config: ModelConfig) -> None:
+    """``ConfigError`` for a model config that cannot be built or is implausibly large (``MAX_PARAMETERS``)."""
+    problems = _field_problems("model", config) or [p for p in (_size_problem(config),) if p]
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def validate_data_config(config: DataConfig) -> None:
+    """``ConfigError`` for a data config that cannot be loaded (an empty root, an image size out of range)."""
+    problems = _field_problems("data", config)
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def require_same_model(saved: RunConfig, asked: RunConfig) -> None:
+    """On resume the model section cannot change: the checkpoint's weights have its shapes and were
+    trained with its omega. Raise ``ConfigError`` naming each changed field instead of ignoring it."""
+    saved_model, asked_model = dataclasses.asdict(saved.model), dataclasses.asdict(asked.model)
+    changed = [name for name in asked_model if asked_model[name] != saved_model.get(name)]
+    if changed:
+        details = ", ".join(f"model.{name} {saved_model.get(name)!r} -> {asked_model[name]!r}" for name in changed)
+        raise ConfigError(
+            f"cannot change the model of a trained run on resume ({details}): the checkpoint's weights "
+            "are that model; drop the override, or train a new run with another --out"
+        )
+
+
+def parameter_count(config: ModelConfig) -> int:
+    """Parameters of ``HyperSiren(config)``, counted on the meta device, so no memory is allocated.
+
+    Counting the built module instead of a formula keeps this right whatever the model's layout.
+    """
+    with torch.device("meta"):
+        return sum(parameter.numel() for parameter in HyperSiren(config).parameters())
+
+
+def _field_problems(section: str, values: Any) -> list[str]:
+    problems = []
+    hints = typing.get_type_hints(type(values))
+    for config_field in dataclasses.fields(values):
+        key, value = f"{section}.{config_field.name}", getattr(values, config_field.name)
+        if not _has_type(value, hints[config_field.name]):
+            problems.append(f"{key}={value!r} must be {_type_name(hints[config_field.name])}")
+        elif key in _RULES and not _RULES[key][0](value):
+            problems.append(f"{key}={value!r} must be {_RULES[key][1]}")
+    return problems
+
+
+def _context_problem(train: TrainConfig, image_size: int) -> str | None:
+    pixels = image_size * image_size
+    if train.min_context <= train.max_context <= pixels:
+        return None
+    fix = "lower train.max_context" if train.max_context > pixels else "lower train.min_context"
+    return (
+        f"need 1 <= train.min_context <= train.max_context <= {pixels} (pixels of a {image_size}x{image_size} "
+        f"image), got [{train.min_context}, {train.max_context}]: {fix}"
+    )
+
+
+def _local_problem(config: "RunConfig") -> str | None:
+    model, train = config.model, config.train
+    if model.encoder == "unet" and model.local_features <= model.image_channels:
+        return (
+            f"model.local_features={model.local_features} must exceed model.image_channels={model.image_channels}: "
+            "the last image_channels local code channels are the colour guess"
+        )
+    if train.fine_points and config.data.dataset == "cifar10":
+        return "train.fine_points needs originals larger than data.image_size, and CIFAR-10's are 32x32: set it to 0"
+    return None
+
+
+def _size_problem(config: ModelConfig) -> str | None:
+    count = parameter_count(config)
+    if count <= MAX_PARAMETERS:
+        return None
+    return (
+        f"the model would have {count:,} parameters ({4 * count / 2**30:.1f} GiB in fp32), more than the "
+        f"{MAX_PARAMETERS:,} allowed: lower model.hyper_hidden_features or model.siren_hidden_features"
+    )
+
+
+def _has_type(value: Any, hint: Any) -> bool:
+    """Whether ``value`` fits the field type ``hint``; a kind of hint not listed here is not checked."""
+    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is type(None):
+        return value is None
+    if origin is list:
+        return isinstance(value, list) and all(_has_type(item, arguments[0]) for item in value)
+    if origin is typing.Literal:
+        return value in arguments
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, argument) for argument in arguments)
+    return True
+
+
+def _type_name(hint: Any) -> str:
+    if typing.get_origin(hint) is typing.Literal:
+        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
 
 
 def _parse(text: str, field_type: Any, key: str) -> Any:
@@ -100,5 +296,5 @@ def _parse(text: str, field_type: Any, key: str) -> Any:
         if origin is typing.Literal and text not in typing.get_args(field_type):
             raise ValueError(text)
     except ValueError:
-        raise ValueError(f"cannot set {key} to {text!r}: expected {field_type}") from None
+        raise ConfigError(f"cannot set {key} to {text!r}: expected {_type_name(field_type)}") from None
     return text

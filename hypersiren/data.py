@@ -6,6 +6,7 @@ a 32x32 CelebA train split is 0.5 GB, and indexing it is far faster than any
 per-item loader, so data loading never bounds the training step.
 """
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -23,17 +24,17 @@ from hypersiren.functional import pixel_grid
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CELEBA_SPLITS = {"train": "0", "val": "1", "test": "2"}
-CELEBA_CROP = 178  # the standard square centre crop of the 178x218 aligned faces
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 class DatasetError(RuntimeError):
-    """A dataset root is missing, incomplete or has the wrong layout."""
+    """A dataset root is missing, incomplete, has the wrong layout, or cannot be held in memory as asked."""
 
 
 @dataclass
 class DataConfig:
     dataset: Literal["celeba", "cifar10", "folder"] = "celeba"
-    root: str = "../shared/data/celeba"
+    root: str = "../shared/data/celeba"  # a relative root is taken from the repository root: see dataset_root
     image_size: int = 32
     eval_split: str = "val"  # the held-out split: 'val' for CelebA here (its test images are not shipped), 'test' for CIFAR-10
     download: bool = False  # CIFAR-10 only: fetch torchvision's copy into root when online
@@ -41,16 +42,40 @@ class DataConfig:
 
 
 def load_images(config: DataConfig, split: str, limit: int | None = None) -> Tensor:
-    """Decode one split into a uint8 tensor ``(N, 3, S, S)``; ``limit`` keeps the first N (in file order)."""
-    root = Path(config.root).expanduser()
+    """Decode one split into a uint8 tensor ``(N, 3, S, S)``; ``limit`` keeps the first N (in file order).
+
+    Every image is centre-cropped to its short side's square, then resized. For CelebA's aligned
+    178x218 faces that square is the standard 178 crop, in a rescaled copy (89x109) it is the same
+    framing, and a copy already cropped square (64x64) is used whole: nothing is ever padded, where
+    a fixed 178 crop would fill most of such copies with black.
+    """
+    root = dataset_root(config)
     if config.dataset == "cifar10" and (config.download or (root / "cifar-10-batches-py").is_dir()):
         images = _load_torchvision_cifar10(root, split, config.download)[:limit]
+        _check_memory(len(images), config.image_size)
     else:
         files = {"celeba": _celeba_files, "cifar10": _cifar10_folder_files, "folder": _folder_files}[config.dataset](root, split)
-        images = _decode(files[:limit], config.image_size, crop=CELEBA_CROP if config.dataset == "celeba" else None)
+        _check_memory(len(files[:limit]), config.image_size)
+        images = _decode(files[:limit], config.image_size)
     if images.shape[-1] != config.image_size:
         images = _resize(images, config.image_size)
     return images
+
+
+def dataset_root(config: DataConfig) -> Path:
+    """``config.root`` as a folder; a relative root is taken from the repository root, not the working directory.
+
+    Presets and saved runs name roots as seen from the repository (``../shared/data/celeba``),
+    and programs must find them from any folder. Roots typed on the command line are made
+    absolute from the working directory when parsed (``command_line_root``), as a shell user means them.
+    """
+    root = Path(config.root).expanduser()
+    return root if root.is_absolute() else (REPO_ROOT / root).resolve()
+
+
+def command_line_root(text: str) -> str:
+    """A dataset folder given on the command line, made absolute from the working directory."""
+    return str(Path(text).expanduser().absolute())
 
 
 def to_model_space(images: Tensor) -> Tensor:
@@ -165,8 +190,23 @@ def _load_torchvision_cifar10(root: Path, split: str, download: bool) -> Tensor:
     return torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
 
 
-def _decode(files: list[Path], size: int, crop: int | None, chunk: int = 2048) -> Tensor:
-    """Decode, optionally centre-crop, and resize to ``size`` with antialiasing, in chunks to bound memory."""
+def _physical_memory() -> int:
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+
+
+def _check_memory(count: int, size: int) -> None:
+    """Refuse a split whose decoded uint8 tensor would take more than half the machine's memory,
+    before decoding it: otherwise the decode runs until the machine runs out."""
+    needed, available = 3 * size * size * count, _physical_memory()
+    if needed > available // 2:
+        raise DatasetError(
+            f"{count} images at {size}x{size} take {needed / 2**30:.1f} GiB decoded, more than half of this machine's "
+            f"{available / 2**30:.1f} GiB: lower data.image_size, or load fewer images (data.train_limit, --limit)"
+        )
+
+
+def _decode(files: list[Path], size: int, chunk: int = 2048) -> Tensor:
+    """Decode, centre-crop to a square and resize to ``size`` with antialiasing, in chunks to bound memory."""
     batches = []
     for start in tqdm(range(0, len(files), chunk), desc=f"decoding {len(files)} images", unit="chunk", leave=False):
         images = []
@@ -175,8 +215,6 @@ def _decode(files: list[Path], size: int, crop: int | None, chunk: int = 2048) -
                 image = TF.pil_to_tensor(pil_loader(str(file)))  # (3, H, W) uint8, RGB
             except OSError as error:  # PIL's UnidentifiedImageError and truncated files are OSErrors
                 raise DatasetError(f"cannot decode {file} ({error}): the file is corrupt; replace or remove it") from error
-            if crop is not None:
-                image = TF.center_crop(image, [crop, crop])
             images.append(_resize(image.unsqueeze(0), size) if image.shape[-2:] != (size, size) else image.unsqueeze(0))
         batches.append(torch.cat(images))
     return torch.cat(batches)

@@ -197,10 +197,32 @@ class HyperSiren(nn.Module):
             raise ValueError(
                 f"mask must be (B, 1, H, W) matching image {tuple(image.shape)}, got shape {tuple(mask.shape)}"
             )
-        observed = mask.flatten(1).any(dim=1)
-        if not bool(observed.all()):
-            empty = (~observed).nonzero().flatten().tolist()
+        if not image.is_floating_point():
+            raise ValueError(
+                f"image must be floating point in [-1, 1], got {image.dtype}: convert uint8 images with "
+                "hypersiren.data.to_model_space"
+            )
+        if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
+            # A mask is which pixels are observed, not weights: 255 or 0.5 would scale the encoder's input.
+            raise ValueError(
+                f"mask must be bool or hold only 0 and 1, got {mask.dtype} values such as "
+                f"{mask[(mask != 0) & (mask != 1)][0].item()}: pass mask > 0 (or mask > 0.5 for soft masks)"
+            )
+        observed = mask.bool()
+        seen = observed.flatten(1).any(dim=1)
+        if not bool(seen.all()):
+            empty = (~seen).nonzero().flatten().tolist()
             raise ValueError(f"mask observes no pixel in images {empty}: give each image at least one context pixel")
+        # Only observed pixels are checked: unobserved ones may hold anything, NaN included (a common
+        # way to mark "missing"), and the encoders must never let them reach the output.
+        if not bool(torch.isfinite(image).logical_or(~observed).all()):
+            raise ValueError("image has NaN or inf at observed pixels: observed pixels must be finite")
+        largest = image.abs().where(observed, 0.0).max().item()  # no NaN left: observed ones were refused above
+        if largest > 1 + 1e-3:
+            raise ValueError(
+                f"observed image values reach {largest:g}, outside the model's [-1, 1]: convert [0, 255] "
+                "images with hypersiren.data.to_model_space"
+            )
 
 
 def sample_grid(grid: Tensor, coords: Tensor) -> Tensor:

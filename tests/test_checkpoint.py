@@ -1,8 +1,27 @@
+import errno
+import os
+
 import pytest
 import torch
 
-from hypersiren.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hypersiren.checkpoint import (
+    CheckpointError,
+    load_checkpoint,
+    load_run,
+    remove_stale_temporaries,
+    save_checkpoint,
+    write_text_atomically,
+)
+from hypersiren.config import RunConfig
+from hypersiren.model import HyperSiren
 from hypersiren.siren import Siren
+
+SMALL = [
+    "model.latent_dim=8",
+    "model.encoder_widths=[4,8]",
+    "model.siren_hidden_features=8",
+    "model.hyper_hidden_features=8",
+]
 
 
 class NotAllowedOnLoad:
@@ -80,3 +99,83 @@ def test_checkpoint_without_model_raises(tmp_path, state):
     torch.save(state, path)
     with pytest.raises(CheckpointError, match="holds no 'model' entry"):
         load_checkpoint(path)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_state_is_never_saved(tmp_path, value):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(make_state(1), path)
+    poisoned = make_state(2)
+    poisoned["model"]["weights.0"][0, 0] = value
+    optimizer_state = {"state": {0: {"exp_avg": torch.tensor([1.0, value])}}, "param_groups": [{"lr": 1e-3}]}
+    with pytest.raises(CheckpointError, match=r"refusing to save .*\['weights.0'\] and 1 more hold NaN or inf"):
+        save_checkpoint(poisoned | {"optimizer": optimizer_state}, path)
+    assert_same_state(load_checkpoint(path), make_state(1))
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_a_full_disk_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "history.jsonl"
+    path.write_text("old\n")
+
+    def full_disk(descriptor):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        write_text_atomically("new\n", path)
+    monkeypatch.undo()
+    assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["history.jsonl"]
+
+
+def test_stale_temporaries_of_killed_writers_are_removed(tmp_path):
+    stale = [tmp_path / ".checkpoint.pt.k1ll3d.tmp", tmp_path / ".checkpoint.pt.0ld.tmp"]
+    kept = [tmp_path / "checkpoint.pt", tmp_path / ".config.json.x.tmp", tmp_path / "notes.tmp"]
+    for path in stale + kept:
+        path.write_bytes(b"x")
+    assert sorted(remove_stale_temporaries(tmp_path / "checkpoint.pt")) == sorted(stale)
+    assert sorted(tmp_path.iterdir()) == sorted(kept)
+
+
+def write_run(run_dir, config, weights=None):
+    weights = HyperSiren(config.model).state_dict() if weights is None else weights
+    save_checkpoint({"model": weights, "step": 1, "config": config.to_dict()}, run_dir / "checkpoint.pt")
+
+
+def test_load_run_rebuilds_the_saved_model(tmp_path):
+    config = RunConfig().override(SMALL)
+    torch.manual_seed(0)
+    model = HyperSiren(config.model)
+    write_run(tmp_path, config, model.state_dict())
+    loaded_config, loaded = load_run(tmp_path)
+    assert loaded_config == config and not loaded.training
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor)
+
+
+def test_a_tiny_checkpoint_asking_for_a_huge_model_is_refused_before_allocation(tmp_path):
+    config = RunConfig().override(SMALL)
+    write_run(tmp_path, config)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    state["config"]["model"]["hyper_hidden_features"] = 40000  # ~1.6e9 parameters (6 GiB), were it built
+    torch.save({"model": {}, "step": 1, "config": state["config"]}, tmp_path / "checkpoint.pt")
+    assert (tmp_path / "checkpoint.pt").stat().st_size < 4096
+    with pytest.raises(CheckpointError, match=r"config saved in .* not usable: the model would have [\d,]+ parameters"):
+        load_run(tmp_path)
+
+
+def test_weights_that_do_not_match_the_saved_config_are_named(tmp_path):
+    config = RunConfig().override(SMALL)
+    other = HyperSiren(RunConfig().override([*SMALL, "model.latent_dim=6"]).model).state_dict()
+    write_run(tmp_path, config, other)
+    with pytest.raises(CheckpointError, match=r"weights do not match its config's model .*damaged or was edited"):
+        load_run(tmp_path)
+
+
+def test_an_unusable_saved_config_is_named(tmp_path):
+    write_run(tmp_path, RunConfig().override(SMALL))
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    state["config"]["train"]["batch_size"] = 0
+    torch.save(state, tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="config saved in .* not usable: train.batch_size=0 must be >= 1"):
+        load_run(tmp_path)

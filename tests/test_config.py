@@ -1,8 +1,21 @@
+import json
+import os
+import stat
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from hypersiren.config import RunConfig
+from hypersiren.config import (
+    MAX_PARAMETERS,
+    ConfigError,
+    RunConfig,
+    parameter_count,
+    require_same_model,
+    validate_model_config,
+)
+from hypersiren.data import dataset_root
+from hypersiren.model import HyperSiren, ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,7 +41,7 @@ def test_overrides_are_typed_and_roundtrip(tmp_path):
 @pytest.mark.parametrize(
     "override, error, message",
     [
-        ("train.lrr=1", KeyError, "unknown config key 'train.lrr'"),
+        ("train.lrr=1", ConfigError, "unknown config key 'train.lrr'"),
         ("train.lr", ValueError, "section.field=value"),
         ("train.max_steps=ten", ValueError, "cannot set train.max_steps"),
         ("data.dataset=imagenet", ValueError, "cannot set data.dataset"),
@@ -38,3 +51,134 @@ def test_overrides_are_typed_and_roundtrip(tmp_path):
 def test_bad_overrides_are_named(override, error, message):
     with pytest.raises(error, match=message):
         RunConfig().override([override])
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("train.batch_size=0", r"train.batch_size=0 must be >= 1"),
+        ("train.checkpoint_every=0", r"train.checkpoint_every=0 must be >= 1"),
+        ("train.log_every=-5", r"train.log_every=-5 must be >= 1"),
+        ("train.max_steps=0", r"train.max_steps=0 must be >= 1"),
+        ("train.max_context=2000", r"train.max_context <= 1024 .*got \[10, 2000\]: lower train.max_context"),
+        ("train.min_context=1100", r"got \[1100, 1024\]: lower train.min_context"),
+        ("train.min_context=0", r"train.min_context=0 must be >= 1"),
+        ("train.lr=0", r"train.lr=0.0 must be a finite number > 0"),
+        ("train.lr=nan", r"train.lr=nan must be a finite number > 0"),
+        ("train.latent_weight=-1", r"train.latent_weight=-1.0 must be a finite number >= 0"),
+        ("train.grad_clip=0", r"train.grad_clip=0.0 must be > 0"),
+        ("model.omega=0", r"model.omega=0.0 must be a finite number > 0"),
+        ("model.siren_hidden_layers=-1", r"model.siren_hidden_layers=-1 must be >= 0"),
+        ("model.latent_dim=0", r"model.latent_dim=0 must be >= 1"),
+        ("model.encoder_widths=[]", r"model.encoder_widths=\[\] must be a non-empty list"),
+        ("data.image_size=4096", r"data.image_size=4096 must be in \[1, 1024\]"),
+        ("data.train_limit=-1", r"data.train_limit=-1 must be >= 0"),
+        ("model.hyper_hidden_features=40000", r"parameters .* more than the 1,073,741,824 allowed: lower model.hyper"),
+    ],
+)
+def test_values_that_cannot_work_are_refused_in_one_line(override, message):
+    config = RunConfig.load(REPO / "train" / "default.toml").override([override])
+    with pytest.raises(ConfigError, match=message) as error:
+        config.validate()
+    assert "\n" not in str(error.value)
+
+
+def test_presets_and_the_default_config_are_valid():
+    RunConfig().validate()
+    for preset in ("default", "paper"):
+        RunConfig.load(REPO / "train" / f"{preset}.toml").validate()
+
+
+def test_every_problem_is_named_at_once():
+    config = RunConfig().override(["train.batch_size=0", "train.checkpoint_every=0"])
+    with pytest.raises(ConfigError, match="train.batch_size=0 .*; train.checkpoint_every=0"):
+        config.validate()
+
+
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"train": {"batch_size": 3.5}}, "train.batch_size=3.5 must be an integer"),
+        ({"train": {"amp": 1}}, "train.amp=1 must be true or false"),
+        ({"model": {"encoder": 3}}, "model.encoder=3 must be one of 'unet', 'conv', 'set'"),
+        ({"model": {"encoder_widths": [8, "16"]}}, "model.encoder_widths=.* must be"),
+        ({"train": 5}, "must map sections"),
+    ],
+)
+def test_saved_values_of_the_wrong_type_are_refused(values, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.from_dict(values).validate()
+
+
+def test_parameter_count_is_the_built_models_without_allocating_it():
+    small = ModelConfig(latent_dim=8, encoder_widths=[4, 8], siren_hidden_features=8, hyper_hidden_features=8)
+    assert parameter_count(small) == sum(parameter.numel() for parameter in HyperSiren(small).parameters())
+    huge = ModelConfig(hyper_hidden_features=40000)  # ~38 GB of weights: counted on the meta device, not built
+    assert parameter_count(huge) > MAX_PARAMETERS
+
+
+def test_model_validation_reads_fields_by_name_and_tolerates_new_ones():
+    @dataclass
+    class FutureModelConfig(ModelConfig):
+        latent_grid: list[int] = field(default_factory=lambda: [4, 4])
+        dropout: float = 0.0
+
+    validate_model_config(FutureModelConfig())
+    with pytest.raises(ConfigError, match="model.latent_dim=0"):
+        validate_model_config(FutureModelConfig(latent_dim=0))
+    with pytest.raises(ConfigError, match="model.latent_grid=.* must be"):
+        validate_model_config(FutureModelConfig(latent_grid=["4"]))
+
+
+def test_resume_refuses_a_model_change_and_accepts_training_changes():
+    saved = RunConfig()
+    require_same_model(saved, RunConfig().override(["train.lr=1e-6", "train.grad_clip=0.1", "train.max_steps=9"]))
+    with pytest.raises(ConfigError, match=r"model.latent_dim 128 -> 64.*another --out"):
+        require_same_model(saved, RunConfig().override(["model.latent_dim=64"]))
+
+
+def test_save_validates_first_and_replaces_the_file_whole(tmp_path):
+    path = tmp_path / "config.json"
+    RunConfig().save(path)
+    saved = path.read_text()
+    with pytest.raises(ConfigError, match="train.batch_size=0"):
+        RunConfig().override(["train.batch_size=0"]).save(path)
+    assert path.read_text() == saved and [p.name for p in tmp_path.iterdir()] == ["config.json"]
+    assert json.loads(saved)["train"]["batch_size"] == 32
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # readable as any file written here, not 0o600
+
+
+def test_bad_preset_text_is_a_config_error(tmp_path):
+    (tmp_path / "broken.toml").write_text("[train\nlr = ")
+    with pytest.raises(ConfigError, match="broken.toml is not valid TOML"):
+        RunConfig.load(tmp_path / "broken.toml")
+
+
+def test_relative_roots_in_presets_are_taken_from_the_repository_not_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    preset = RunConfig.load(REPO / "train" / "default.toml")
+    assert preset.data.root == "../shared/data/celeba"  # the preset stays portable ...
+    assert dataset_root(preset.data) == (REPO / ".." / "shared" / "data" / "celeba").resolve()  # ... and found here
+    typed = RunConfig().override(["data.root=my_images"])  # a command-line root is the shell's: from the cwd
+    assert typed.data.root == str(tmp_path / "my_images")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.local_features=3", "model.local_features=3 must exceed model.image_channels=3"),
+        ("train.top_half_fraction=1.5", "train.top_half_fraction=1.5 must be in"),
+        ("train.fine_points=-1", "train.fine_points=-1 must be"),
+    ],
+)
+def test_local_model_fields_are_validated(override, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.load(REPO / "train" / "default.toml").override([override]).validate()
+
+
+def test_fine_points_are_refused_for_cifar10_whose_originals_are_the_image_size():
+    config = RunConfig.load(REPO / "train" / "default.toml").override(["data.dataset=cifar10"])
+    with pytest.raises(ConfigError, match="CIFAR-10's are 32x32: set it to 0"):
+        config.validate()

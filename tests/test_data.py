@@ -1,8 +1,12 @@
+import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
+from hypersiren import data
 from hypersiren.data import (
     DataConfig,
     DatasetError,
@@ -13,6 +17,8 @@ from hypersiren.data import (
     fine_grid_points,
     training_batch,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_celeba_standard_folder_official_split(celeba_root):
@@ -110,3 +116,49 @@ def test_fine_grid_points_are_pixels_of_the_fine_image():
     for image in range(2):
         torch.testing.assert_close(target[image], fine[image][:, rows[image], cols[image]].T)
     assert len(set((rows[0] * 6 + cols[0]).tolist())) > 30  # spread over the image
+
+
+def rescaled_celeba_copy(celeba_root, copy_root, count, transform):
+    """The first ``count`` CelebA val images, each passed through ``transform`` (a PIL image -> PIL image),
+    in CelebA's layout under ``copy_root`` as its train split; PNG inside, so no JPEG loss is added."""
+    (copy_root / "img_align_celeba").mkdir(parents=True)
+    lines = [line.split() for line in (celeba_root / "list_eval_partition.txt").read_text().splitlines()]
+    names = [name for name, code in lines if code == "1"][:count]
+    for name in names:
+        with Image.open(celeba_root / "img_align_celeba" / name) as image:
+            transform(image.convert("RGB")).save(copy_root / "img_align_celeba" / name, format="PNG")
+    (copy_root / "list_eval_partition.txt").write_text("".join(f"{name} 0\n" for name in names))
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [
+        lambda image: image.resize((89, 109), Image.LANCZOS),  # a half-size copy of the 178x218 originals
+        lambda image: image.crop((0, 20, 178, 198)).resize((64, 64), Image.LANCZOS),  # already cropped to 64x64
+    ],
+    ids=["89x109", "64x64"],
+)
+def test_smaller_celeba_copies_are_cropped_like_the_originals_never_padded(tmp_path, celeba_root, transform):
+    rescaled_celeba_copy(celeba_root, tmp_path, 4, transform)
+    copy = load_images(DataConfig("celeba", str(tmp_path), 32), "train").float()
+    original = load_images(DataConfig("celeba", str(celeba_root), 32), "val", limit=4).float()
+    assert copy.shape == original.shape == (4, 3, 32, 32)
+    assert copy[..., :4, :].mean() > 20  # no black band where a fixed 178 crop would pad
+    assert (copy - original).abs().mean() < 2.0  # out of 255: the same framing as the standard crop
+
+
+def test_a_split_too_large_for_memory_is_refused_before_decoding(celeba_root, monkeypatch):
+    monkeypatch.setattr(data, "_physical_memory", lambda: 2**30)
+
+    def decode(*args, **kwargs):
+        raise AssertionError("decoding started")
+
+    monkeypatch.setattr(data, "_decode", decode)
+    with pytest.raises(DatasetError, match=r"4560 images at 1024x1024 take 13.4 GiB .*lower data.image_size"):
+        load_images(DataConfig("celeba", str(celeba_root), 1024), "train")
+
+
+def test_a_relative_root_is_found_from_any_working_directory(tmp_path, monkeypatch, celeba_root):
+    relative = os.path.relpath(celeba_root, REPO)  # as a preset names it, e.g. ../shared/data/celeba
+    monkeypatch.chdir(tmp_path)
+    assert load_images(DataConfig("celeba", relative, 8), "val", limit=2).shape == (2, 3, 8, 8)

@@ -206,3 +206,39 @@ def test_refinement_in_groups_equals_refinement_of_the_whole_batch(model, batch)
     whole = model.inpaint(image, mask, refinement=refinement)
     grouped = model.inpaint(image, mask, refinement=refinement, chunk_size=HEIGHT * WIDTH)  # one image per group
     torch.testing.assert_close(grouped, whole, atol=1e-4, rtol=1e-4)
+
+
+def test_float_masks_of_zeros_and_ones_are_the_bool_mask(model, batch):
+    image, mask = batch
+    torch.testing.assert_close(model.inpaint(image, mask.float()), model.inpaint(image, mask))
+
+
+@pytest.mark.parametrize("value", [255.0, 0.5, -1.0, float("nan")])
+def test_masks_that_are_not_zero_or_one_are_refused_not_used_as_weights(model, batch, value):
+    image, mask = batch
+    with pytest.raises(ValueError, match="mask must be bool or hold only 0 and 1"):
+        model.inpaint(image, mask.float() * value)
+
+
+@pytest.mark.parametrize("scale", [255.0, 2.0])
+def test_images_outside_model_space_are_refused_naming_to_model_space(model, batch, scale):
+    image, mask = batch
+    with pytest.raises(ValueError, match=r"outside the model's \[-1, 1\].*to_model_space"):
+        model.inpaint((image + 1) / 2 * scale, mask)
+    with pytest.raises(ValueError, match="floating point.*to_model_space"):
+        model.inpaint(((image + 1) * 127.5).to(torch.uint8), mask)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_observed_pixels_are_refused(model, batch, value):
+    image, mask = batch
+    image = torch.where(mask, image, 0.0)
+    image[0, 1].view(-1)[mask[0, 0].flatten().nonzero()[0]] = value  # one observed pixel, one channel
+    with pytest.raises(ValueError, match="NaN or inf at observed pixels"):
+        model.inpaint(image, mask)
+
+
+def test_unobserved_pixels_may_hold_anything(model, batch):
+    image, mask = batch
+    model.inpaint(torch.where(mask, image, 300.0), mask)  # out of range but unobserved: accepted
+    model.inpaint(torch.where(mask, image, float("nan")), mask)  # NaN marks "missing": accepted

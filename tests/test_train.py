@@ -14,6 +14,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hypersiren.checkpoint import load_checkpoint, load_run
+from hypersiren.config import ConfigError
 from hypersiren.data import load_images, to_model_space
 from hypersiren.evaluation import evaluate_inpainting
 
@@ -85,10 +86,10 @@ def test_evaluate_and_inpaint_programs_write_tables_and_figures(trained_run):
             capture_output=True, text=True, timeout=300,
         )
         assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((trained_run / "eval" / "metrics.json").read_text())
+    metrics = json.loads((trained_run / "eval" / "metrics_val_limit40.json").read_text())  # a partial evaluation
     assert metrics["num_images"] == 40 and set(metrics["results"]) == {"10", "100", "1000", "top_half", "full"}
     assert metrics["results"]["full"]["hypersiren_pasted"]["psnr"] == pytest.approx(100.0)  # all pixels given back
-    assert "| HyperSiren (raw rendering) |" in (trained_run / "eval" / "metrics.md").read_text()
+    assert "| HyperSiren (raw rendering) |" in (trained_run / "eval" / "metrics_val_limit40.md").read_text()
     with Image.open(trained_run / "figures" / "inpaint_100.png") as figure:  # 3 rows x (context|prediction|truth)
         assert figure.size == (3 * 34 + 2, 3 * 34 + 2)
     with Image.open(trained_run / "figures" / "superres_4x.png") as figure:
@@ -119,15 +120,147 @@ def test_killed_run_resumes_with_the_same_losses(tmp_path, celeba_root):
         assert actual[step]["loss"] == pytest.approx(expected[step]["loss"], rel=1e-6, abs=1e-9), step
 
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tmp_path, celeba_root):
+def all_finite(state) -> bool:
+    return all(torch.isfinite(tensor).all() for tensor in state["model"].values())
+
+
+def test_divergence_on_resume_keeps_the_checkpoint_and_a_lower_lr_resumes_from_it(tmp_path, celeba_root):
     good = train(tmp_path, celeba_root, "--max-steps", "3", "train.image_every=1000")
     assert good.returncode == 0, good.stderr[-3000:]
-    poisoned = train(tmp_path, celeba_root, "--max-steps", "6", "train.latent_weight=nan")  # resumes, then diverges
-    assert poisoned.returncode != 0
-    assert "non-finite loss nan" in poisoned.stderr and "last good checkpoint" in poisoned.stderr
+    # lr=1e6 from step 4 on: applied for real (it used to be ignored on resume), so step 5 diverges.
+    diverged = train(tmp_path, celeba_root, "--max-steps", "6", "train.lr=1e6")
+    assert diverged.returncode != 0
+    message = diverged.stderr.strip().splitlines()[-1]
+    assert "non-finite loss" in message and "at step 5; parameters were not updated" in message
+    assert "checkpoint.pt, step 3) is intact" in message and "e.g. train.lr=100000" in message
     state = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert state["step"] == 3
-    assert all(torch.isfinite(tensor).all() for tensor in state["model"].values())
+    assert state["step"] == 3 and all_finite(state)
+
+    resumed = train(tmp_path, celeba_root, "--max-steps", "6", "train.lr=1e-4")  # the advice, followed
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert state["step"] == 6 and all_finite(state)
+    assert [group["lr"] for group in state["optimizer"]["param_groups"]] == [1e-4]  # the new lr, not the saved one
+
+
+@pytest.mark.parametrize("checkpoint_every", ["1", "5"])
+def test_divergence_before_any_sound_checkpoint_says_so_and_saves_nothing(tmp_path, celeba_root, checkpoint_every):
+    settings = ["--max-steps", "6", f"train.checkpoint_every={checkpoint_every}", "train.image_every=1000"]
+    diverged = train(tmp_path, celeba_root, *settings, "train.lr=1e6")  # step 1's update makes weights of ~1e6
+    assert diverged.returncode != 0
+    message = diverged.stderr.strip().splitlines()[-1]
+    assert "at step 2; parameters were not updated and no checkpoint exists" in message
+    assert "the run starts over" in message
+    assert not (tmp_path / "checkpoint.pt").exists()  # the step-1 weights gave a non-finite loss: not kept
+
+    restarted = train(tmp_path, celeba_root, *settings)  # the advice, followed: TINY's lr of 1e-3
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 6
+
+
+def test_divergence_from_the_checkpoint_itself_says_to_start_over(tmp_path, celeba_root):
+    # The last step's weights are saved when the run ends, before any step tries them.
+    ended = train(tmp_path, celeba_root, "--max-steps", "1", "train.lr=1e6", "train.image_every=1000")
+    assert ended.returncode == 0, ended.stderr[-3000:]
+    continued = train(tmp_path, celeba_root, "--max-steps", "3", "train.image_every=1000")
+    assert continued.returncode != 0
+    message = continued.stderr.strip().splitlines()[-1]
+    assert "at step 2" in message and "step 1) holds the very weights" in message and "delete it" in message
+    (tmp_path / "checkpoint.pt").unlink()  # the advice, followed
+    restarted = train(tmp_path, celeba_root, "--max-steps", "3", "train.image_every=1000")
+    assert restarted.returncode == 0, restarted.stderr[-3000:]
+
+
+def assert_one_line_error(result, *phrases):
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+
+
+def test_a_bad_override_on_resume_changes_nothing(tmp_path, celeba_root):
+    first = train(tmp_path, celeba_root, "--max-steps", "2", "train.log_every=1", "train.image_every=1000")
+    assert first.returncode == 0, first.stderr[-3000:]
+    files = {name: (tmp_path / name).read_bytes() for name in ("config.json", "checkpoint.pt", "history.jsonl")}
+    for override, phrase in [
+        ("train.max_context=2000", "train.max_context <= 1024"),
+        ("train.batch_size=0", "train.batch_size=0 must be >= 1"),
+        ("train.checkpoint_every=0", "train.checkpoint_every=0 must be >= 1"),
+        ("model.latent_dim=128", "cannot change the model of a trained run on resume (model.latent_dim 64 -> 128)"),
+    ]:
+        assert_one_line_error(train(tmp_path, celeba_root, "--max-steps", "3", override), phrase)
+        assert {name: (tmp_path / name).read_bytes() for name in files} == files, override
+    again = train(tmp_path, celeba_root, "--max-steps", "3", "train.log_every=1", "train.image_every=1000")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert sorted(history(tmp_path)) == [1, 2, 3]
+
+
+def test_resume_needs_only_the_checkpoint(tmp_path, celeba_root):
+    settings = ["train.log_every=1", "train.checkpoint_every=2", "train.image_every=1000"]
+    first = train(tmp_path, celeba_root, "--max-steps", "4", *settings)
+    assert first.returncode == 0, first.stderr[-3000:]
+    text = (tmp_path / "history.jsonl").read_text()
+    (tmp_path / "history.jsonl").write_text(text[: len(text) - 20])  # a full disk tore the last line (step 4)
+    (tmp_path / "config.json").unlink()
+    (tmp_path / ".checkpoint.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")  # left by a killed save
+    resumed = train(tmp_path, celeba_root, "--max-steps", "6", *settings)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "dropped 1 unreadable line" in resumed.stderr
+    assert sorted(history(tmp_path)) == [1, 2, 3, 5, 6]
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["latent_dim"] == 64  # from the checkpoint
+    assert not (tmp_path / ".checkpoint.pt.k1ll3d.tmp").exists()
+
+    (tmp_path / "history.jsonl").unlink()
+    resumed = train(tmp_path, celeba_root, "--max-steps", "7", *settings)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert sorted(history(tmp_path)) == [7]
+
+
+def test_a_second_training_on_the_same_out_is_refused(tmp_path, celeba_root):
+    running = train(tmp_path, celeba_root, "--max-steps", "100000", "train.log_every=1", wait=False)
+    try:
+        deadline = time.monotonic() + 300
+        while not ((tmp_path / "history.jsonl").is_file() and history(tmp_path)):
+            assert running.poll() is None and time.monotonic() < deadline, "the first training ended early"
+            time.sleep(0.05)
+        twin = train(tmp_path, celeba_root, "--max-steps", "100000")
+        assert_one_line_error(twin, "another training is running in", "choose another --out")
+        assert running.poll() is None  # the first one goes on
+    finally:
+        running.kill()
+        running.wait()
+
+
+def test_an_out_folder_that_is_not_a_run_is_left_alone(tmp_path, celeba_root):
+    (tmp_path / "config.json").write_text('{"photo": "camera"}\n')  # e.g. train/fit_image.py's results
+    (tmp_path / "history.jsonl").write_text("precious\n")
+    result = train(tmp_path, celeba_root, "--max-steps", "1")
+    assert_one_line_error(result, "non-empty folder that holds no hypersiren run", "choose a new or empty folder")
+    assert (tmp_path / "config.json").read_text() == '{"photo": "camera"}\n'
+    assert (tmp_path / "history.jsonl").read_text() == "precious\n"
+
+
+@pytest.fixture(scope="module")
+def program(load_program):
+    return load_program("train/train.py")
+
+
+def test_history_keeps_the_readable_lines_up_to_the_checkpoint(tmp_path, program):
+    history_path = tmp_path / "history.jsonl"
+    assert program.logged_until(history_path, 5) == ""  # missing: empty
+    lines = ['{"step": 1, "loss": 0.5}', "", '{"step": 2, "lo', '{"no_step": 1}', "[3]", '{"step": 3}', '{"step": 9}']
+    history_path.write_text("\n".join(lines))
+    assert program.logged_until(history_path, 5) == '{"step": 1, "loss": 0.5}\n{"step": 3}\n'
+
+
+def test_the_lock_admits_one_training_at_a_time(tmp_path, program):
+    run_dir = tmp_path / "run"
+    first = program.claim_run_folder(run_dir)
+    with pytest.raises(ConfigError, match="another training is running in"):
+        program.claim_run_folder(run_dir)
+    first.close()
+    program.claim_run_folder(run_dir).close()  # released with its holder
 
 
 def test_two_process_ddp_matches_one_process(tmp_path, celeba_root):

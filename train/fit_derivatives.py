@@ -16,6 +16,7 @@ import argparse
 import torch
 from torchvision.utils import save_image
 
+from hypersiren.cli import exits_cleanly
 from hypersiren.data import to_model_space, to_unit_range
 from hypersiren.field_images import derivative_images, render_image
 from hypersiren.fitting import FitConfig, fit_gradient, fit_laplacian, image_psnr, match_harmonic
@@ -56,6 +57,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+@exits_cleanly()
 def main() -> None:
     args = parse_args()
     out = start_run(args)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import save_image
 
+from hypersiren.cli import exits_cleanly
 from hypersiren.coordinate_mlps import ACTIVATIONS, coordinate_mlp, nyquist_frequencies
 from hypersiren.data import to_model_space, to_unit_range
 from hypersiren.field_images import derivative_images, render_image
@@ -54,6 +55,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+@exits_cleanly()
 def main() -> None:
     args = parse_args()
     out = start_run(args)

@@ -16,6 +16,7 @@ import math
 import torch
 from torchvision.utils import save_image
 
+from hypersiren.cli import exits_cleanly
 from hypersiren.report import (
     labeled_grid,
     plot_curves,
@@ -62,6 +63,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+@exits_cleanly()
 def main() -> None:
     args = parse_args()
     out = start_run(args)

@@ -4,16 +4,21 @@
     python train/train.py --config train/paper.toml --data-root ~/data/celeba --out runs/paper train.lr=1e-4
     torchrun --nproc-per-node 2 train/train.py --config train/default.toml --out runs/ddp
 
-Rerunning with the same --out resumes from its last checkpoint.
+Rerunning with the same --out resumes from its last checkpoint, with the config saved in it;
+overrides given then apply from the resumed step on (train.lr, train.grad_clip, --max-steps, ...),
+except model.* ones, which are refused: the checkpoint's weights are that model.
 """
 
 import argparse
 import dataclasses
+import fcntl
 import json
 import math
 import os
+import sys
 from contextlib import nullcontext
 from pathlib import Path
+from typing import IO, Any
 
 import torch
 import torch.distributed as dist
@@ -22,10 +27,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from hypersiren.checkpoint import load_checkpoint, save_checkpoint
-from hypersiren.config import RunConfig, TrainConfig
+from hypersiren.checkpoint import (
+    CheckpointError,
+    checkpoint_config,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+    write_text_atomically,
+)
+from hypersiren.cli import exits_cleanly
+from hypersiren.config import ConfigError, RunConfig, TrainConfig, require_same_model
 from hypersiren.data import (
     ShuffledBatches,
+    command_line_root,
     fine_grid_points,
     load_images,
     to_model_space,
@@ -40,6 +54,7 @@ from hypersiren.metrics import psnr
 from hypersiren.model import HyperSiren
 
 PRESETS = Path(__file__).parent
+LOCK = "train.lock"  # held (flock) while a training runs; its presence also marks the folder as a run
 
 
 def parse_args() -> argparse.Namespace:
@@ -53,16 +68,19 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_intermixed_args()
 
 
+@exits_cleanly()
 def main() -> None:
     args = parse_args()
     run_dir = Path(args.out)
     checkpoint_path = run_dir / "checkpoint.pt"
-    resuming = checkpoint_path.is_file()
-    config = RunConfig.load(run_dir / "config.json" if resuming else args.config).override(args.overrides)
-    if args.data_root:
-        config.data.root = args.data_root
-    if args.max_steps is not None:
-        config.train.max_steps = args.max_steps
+    refuse_foreign_folder(run_dir)
+    stamp = file_stamp(checkpoint_path)
+    state = load_checkpoint(checkpoint_path) if stamp else None  # the weights, optimizer and config to resume
+    config = run_config(args, state, checkpoint_path)  # validated: a bad value fails before anything is written
+    is_main = os.environ.get("RANK", "0") == "0"
+    lock = claim_run_folder(run_dir) if is_main else None  # held until this process ends
+    if is_main and file_stamp(checkpoint_path) != stamp:
+        raise ConfigError(f"{checkpoint_path} changed while this run started (another training just ended?): rerun")
 
     distributed = "WORLD_SIZE" in os.environ
     if distributed:
@@ -71,9 +89,10 @@ def main() -> None:
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if args.device == "cuda" else args.device)
     if config.train.batch_size % world:
         raise SystemExit(f"train.batch_size={config.train.batch_size} must be divisible by the {world} processes")
-    is_main = rank == 0
 
     train_images = load_images(config.data, "train", limit=config.data.train_limit or None).to(device)  # uint8 (N, 3, S, S), decoded once
+    if config.train.batch_size > len(train_images):
+        raise ConfigError(f"train.batch_size={config.train.batch_size} exceeds the {len(train_images)} training images")
     eval_images = load_images(config.data, config.data.eval_split, limit=config.train.eval_images).to(device)
     if config.train.fine_points:  # the same training images at twice the resolution
         fine_data = dataclasses.replace(config.data, image_size=2 * config.data.image_size)
@@ -82,20 +101,18 @@ def main() -> None:
     torch.manual_seed(config.train.seed)
     model = HyperSiren(config.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)
-    step = 0
-    if resuming:
-        state = load_checkpoint(checkpoint_path, device)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step = state["step"]
+    step = restore(model, optimizer, state, config.train.lr) if state else 0
+    saved_step = step if state else None  # the step of the checkpoint on disk, for the message if training diverges
+    del state  # its tensors are in the model and optimizer now: no second copy for the whole run
+    unsaved_step = None  # a checkpoint step whose weights are saved once the next step shows them finite
     trainable = DistributedDataParallel(model) if distributed else model
     if is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
         config.save(run_dir / "config.json")
         writer = SummaryWriter(run_dir / "tensorboard")
         history = run_dir / "history.jsonl"  # one line per logged step; a resumed run rewrites its tail
-        kept = [line for line in history.read_text().splitlines() if json.loads(line)["step"] <= step] if resuming else []
-        history.write_text("".join(line + "\n" for line in kept))
+        write_text_atomically(logged_until(history, step) if saved_step is not None else "", history)
+        if step >= config.train.max_steps:
+            print(f"{run_dir} is at step {step}, train.max_steps={config.train.max_steps}: raise --max-steps to go on")
 
     batches = ShuffledBatches(len(train_images), config.train.batch_size, config.train.seed)
     coords = pixel_grid(size, size, device).expand(config.train.batch_size // world, -1, -1)
@@ -141,11 +158,12 @@ def main() -> None:
                 dist.all_reduce(value)
                 value /= world
         if not (math.isfinite(loss.item()) and math.isfinite(grad_norm.item())):
-            raise SystemExit(
-                f"non-finite loss {loss.item()} / gradient norm {grad_norm.item()} at step {step + 1}; "
-                f"parameters were not updated and the last good checkpoint ({checkpoint_path}) is intact. "
-                "Lower train.lr or train.grad_clip and rerun the same command to resume from it."
-            )
+            progress.close()  # so that the message is the last line on the terminal
+            raise SystemExit(divergence_message(loss.item(), grad_norm.item(), step, saved_step, config))
+        if unsaved_step == step:  # the weights after this step just gave a finite loss and gradient: keep them
+            if is_main:
+                save_checkpoint(checkpoint_state(model, optimizer, step, config), checkpoint_path)
+            saved_step = step
         optimizer.step()
         step += 1
         progress.update()
@@ -159,13 +177,15 @@ def main() -> None:
                 file.write(json.dumps({"step": step, **scalars}) + "\n")
         if is_main and (step % config.train.image_every == 0 or step == config.train.max_steps):
             log_held_out(model, eval_images, writer, step)
-        if step % config.train.checkpoint_every == 0 or step == config.train.max_steps:
+        if step == config.train.max_steps:
             if is_main:
-                state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step}
-                save_checkpoint(state | {"config": config.to_dict()}, checkpoint_path)
+                save_checkpoint(checkpoint_state(model, optimizer, step, config), checkpoint_path)
+        elif step % config.train.checkpoint_every == 0:
+            unsaved_step = step
     progress.close()
     if is_main:
         writer.close()
+        lock.close()
     if distributed:
         dist.destroy_process_group()
 
@@ -175,6 +195,130 @@ def learning_rate(train: TrainConfig, step: int) -> float:
     if train.lr_schedule == "cosine":
         return train.lr * 0.5 * (1.0 + math.cos(math.pi * step / train.max_steps))
     return train.lr
+
+
+def refuse_foreign_folder(run_dir: Path) -> None:
+    """A non-empty --out that is not a run is someone else's folder: training there would overwrite
+    its config.json and empty its history.jsonl."""
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--out {run_dir} is a file: pass a folder for the run")
+    is_run = any((run_dir / name).exists() for name in ("checkpoint.pt", LOCK))
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not is_run:
+        raise ConfigError(
+            f"--out {run_dir} is a non-empty folder that holds no hypersiren run (no checkpoint.pt, no {LOCK}): "
+            "choose a new or empty folder"
+        )
+
+
+def claim_run_folder(run_dir: Path) -> IO[str]:
+    """Create ``run_dir`` and hold its lock, so that a second training on the same --out is refused
+    rather than interleaving checkpoints and history with this one. Remove checkpoint temporaries
+    that killed runs left: with the lock held, no one else is writing them."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = (run_dir / LOCK).open("a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise ConfigError(
+            f"another training is running in {run_dir} (it holds {LOCK}): wait for it to end, or choose another --out"
+        ) from None
+    remove_stale_temporaries(run_dir / "checkpoint.pt")
+    return lock
+
+
+def file_stamp(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of ``path``, None if absent: tells whether a checkpoint was replaced meanwhile."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_ino, status.st_mtime_ns
+
+
+def run_config(args: argparse.Namespace, state: dict[str, Any] | None, checkpoint_path: Path) -> RunConfig:
+    """The validated config of this run: the preset for a new run, the checkpoint's own config on resume
+    (config.json is only a copy for people and tools), then the command line's overrides."""
+    saved = checkpoint_config(state, checkpoint_path) if state else None
+    config = RunConfig.from_dict(saved.to_dict()) if saved else RunConfig.load(args.config)
+    config.override(args.overrides)
+    if args.data_root:
+        config.data.root = command_line_root(args.data_root)
+    if args.max_steps is not None:
+        config.train.max_steps = args.max_steps
+    if saved:
+        require_same_model(saved, config)
+    return config.validate()
+
+
+def restore(model: HyperSiren, optimizer: torch.optim.Optimizer, state: dict[str, Any], lr: float) -> int:
+    """Load a checkpoint's weights and optimizer state; return its step.
+
+    The optimizer's saved learning rate is replaced by ``lr``: otherwise ``train.lr=...`` on resume
+    would be recorded in config.json yet ignored.
+    """
+    missing = sorted({"optimizer", "step"} - state.keys())
+    if missing:
+        raise CheckpointError(f"the checkpoint holds no {' or '.join(missing)}, so no training can resume from it")
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    return state["step"]
+
+
+def checkpoint_state(
+    model: HyperSiren, optimizer: torch.optim.Optimizer, step: int, config: RunConfig
+) -> dict[str, Any]:
+    """Everything a run resumes from, its config included: a run folder needs nothing else."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "config": config.to_dict()}
+
+
+def logged_until(history: Path, step: int) -> str:
+    """The lines of ``history`` logged up to ``step`` (a resumed run rewrites what came after).
+
+    A line a full disk or a kill left torn is dropped with a warning instead of blocking the
+    resume; a missing history is an empty one.
+    """
+    if not history.is_file():
+        return ""
+    kept, unreadable = [], 0
+    for line in history.read_text(errors="replace").splitlines():
+        try:
+            logged = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            unreadable += bool(line.strip())
+            continue
+        if isinstance(logged, int) and logged <= step:
+            kept.append(line + "\n")
+    if unreadable:
+        print(f"warning: dropped {unreadable} unreadable line(s) of {history} (a torn write)", file=sys.stderr)
+    return "".join(kept)
+
+
+def divergence_message(loss: float, grad_norm: float, step: int, saved_step: int | None, config: RunConfig) -> str:
+    """Why training stopped at step ``step + 1`` and what to do, true whether a checkpoint exists and whatever it holds.
+
+    Parameters are never updated from a non-finite step. A checkpoint is saved only once the next step
+    shows its weights give a finite loss (the last one excepted), so an older checkpoint is a sound
+    place to resume at a lower lr; a checkpoint of the very weights that just failed is not.
+    """
+    what = f"error: non-finite loss {loss} / gradient norm {grad_norm} at step {step + 1}; parameters were not updated"
+    lower = f"a lower train.lr (now {config.train.lr:g}; e.g. train.lr={config.train.lr / 10:g})"
+    if saved_step is None:
+        return (
+            f"{what} and no checkpoint exists (one is saved only once the step after it gives a finite loss). "
+            f"Rerun the same command with {lower}: the run starts over."
+        )
+    if saved_step == step:
+        return (
+            f"{what}. The checkpoint (checkpoint.pt, step {step}) holds the very weights that gave it, "
+            f"so resuming from it fails at any learning rate: delete it and rerun with {lower} to start over."
+        )
+    return (
+        f"{what}. The checkpoint (checkpoint.pt, step {saved_step}) is intact and its weights gave a finite "
+        f"loss. Rerun the same command with {lower} to resume from it."
+    )
 
 
 @torch.no_grad()

@@ -1,0 +1,97 @@
+"""Every program turns an ordinary mistake into one line on stderr that names the fix: exit code 2, no traceback."""
+
+import errno
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hypersiren.checkpoint import CheckpointError
+from hypersiren.cli import exits_cleanly
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(program: str, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO / program), *args]
+    environment = os.environ | {"OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment, check=False)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *phrases: str) -> None:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr[-3000:]
+    for phrase in phrases:
+        assert phrase in lines[0], lines[0]
+
+
+@pytest.fixture
+def corrupt_run(tmp_path: Path) -> Path:
+    (tmp_path / "checkpoint.pt").write_bytes(b"PK\x03\x04 not a whole checkpoint")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "arguments, phrases",
+    [
+        (["train.lrr=1"], ["unknown config key 'train.lrr'; valid keys: model.image_channels"]),
+        (["train.lr"], ["override 'train.lr' must look like section.field=value"]),
+        (["train.max_steps=0"], ["train.max_steps=0 must be >= 1"]),
+        (["--data-root", "{empty}"], ["CelebA not found under", "pass --data-root"]),
+    ],
+)
+def test_train_mistakes(tmp_path, arguments, phrases):
+    (tmp_path / "empty").mkdir()
+    arguments = [argument.format(empty=tmp_path / "empty") for argument in arguments]
+    result = run("train/train.py", "--out", str(tmp_path / "run"), "--device", "cpu", *arguments)
+    assert_one_line_error(result, *phrases)
+
+
+@pytest.mark.parametrize("program", ["eval/evaluate.py", "eval/inpaint.py", "eval/precision.py"])
+def test_evaluation_programs_on_a_corrupt_checkpoint(corrupt_run, program):
+    result = run(program, "--run", str(corrupt_run), "--device", "cpu")
+    assert_one_line_error(result, "is corrupt or not a hypersiren checkpoint", "point to an intact one")
+
+
+def test_evaluation_of_a_folder_without_a_run(tmp_path):
+    assert_one_line_error(run("eval/evaluate.py", "--run", str(tmp_path)), "no checkpoint at", "train first")
+
+
+@pytest.mark.parametrize("program", ["train/fit_image.py", "train/fit_derivatives.py", "train/fit_sdf.py"])
+def test_fit_programs_on_an_output_folder_that_cannot_be_created(tmp_path, program):
+    (tmp_path / "file").write_text("a file, not a folder")
+    result = run(program, "--out", str(tmp_path / "file" / "results"), "--device", "cpu")
+    assert_one_line_error(result, "Not a directory", "check the path")
+
+
+def test_bench_with_an_impossible_model():
+    assert_one_line_error(run("eval/bench.py", "--latent-dim", "0"), "model.latent_dim=0 must be >= 1")
+
+
+def test_dataset_check_with_an_impossible_size(tmp_path):
+    result = run("datasets/check.py", "--data-root", str(tmp_path), "--image-size", "0")
+    assert_one_line_error(result, "data.image_size=0 must be in [1, 1024]")
+
+
+@pytest.mark.parametrize(
+    "error, line",
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), "No space left on device (free space on that disk"),
+        (PermissionError(errno.EACCES, "Permission denied", "/runs/a"), "Permission denied: /runs/a (check its perm"),
+        (CheckpointError("checkpoint x is corrupt\n(details)"), "checkpoint x is corrupt (details)"),
+    ],
+)
+def test_expected_errors_become_one_line(capsys, error, line):
+    with pytest.raises(SystemExit) as exit_info, exits_cleanly():
+        raise error
+    assert exit_info.value.code == 2
+    printed = capsys.readouterr().err
+    assert printed.startswith(f"error: {line}") and printed.count("\n") == 1, printed
+
+
+def test_bugs_keep_their_traceback():
+    with pytest.raises(ZeroDivisionError), exits_cleanly():
+        print(1 / 0)
