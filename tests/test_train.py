@@ -88,12 +88,19 @@ def test_evaluate_and_inpaint_programs_write_tables_and_figures(trained_run):
         assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((trained_run / "eval" / "metrics_val_limit40.json").read_text())  # a partial evaluation
     assert metrics["num_images"] == 40 and set(metrics["results"]) == {"10", "100", "1000", "top_half", "full"}
-    assert metrics["results"]["full"]["hypersiren_pasted"]["psnr"] == pytest.approx(100.0)  # all pixels given back
-    assert "| HyperSiren (raw rendering) |" in (trained_run / "eval" / "metrics_val_limit40.md").read_text()
+    full, sparse = metrics["results"]["full"], metrics["results"]["100"]
+    assert full["biharmonic"]["psnr"] is None and full["hypersiren"]["psnr"] > 10  # nothing to fill, only to render
+    assert sparse["biharmonic"]["psnr_unobserved"] < sparse["biharmonic"]["psnr"]  # observed pixels are kept exactly
+    assert metrics["superresolution_2x"]["bicubic"] > 20
+    table = (trained_run / "eval" / "metrics_val_limit40.md").read_text()
+    assert "| HyperSiren (raw rendering) |" in table and "| Biharmonic (scikit-image inpaint_biharmonic) |" in table
+    assert (trained_run / "eval" / "metrics_val_limit40_psnr_vs_context.png").is_file()
     with Image.open(trained_run / "figures" / "inpaint_100.png") as figure:  # 3 rows x (context|prediction|truth)
         assert figure.size == (3 * 34 + 2, 3 * 34 + 2)
     with Image.open(trained_run / "figures" / "superres_4x.png") as figure:
         assert figure.size == (2 * 130 + 2, 3 * 130 + 2)
+    with Image.open(trained_run / "figures" / "inpaint_overview.png") as figure:  # 3 rows of 32x32 tiles shown at 96
+        assert figure.size[1] == 24 + 3 * 96 + 4 * 2
 
 
 def test_killed_run_resumes_with_the_same_losses(tmp_path, celeba_root):

@@ -135,9 +135,9 @@ def main() -> None:
         image, mask = images[shard], masks[shard]  # (b, 3, S, S) in [-1, 1], (b, 1, S, S): this process's share
         points, target, observed = coords, rearrange(image, "b c h w -> b (h w) c"), rearrange(mask, "b 1 h w -> b (h w)")
         if config.train.fine_points:
-            fine = to_model_space(fine_images[batches.indices(step)][shard])
-            generator = torch.Generator().manual_seed(config.train.seed * 7_919 + step)
-            fine_coords, fine_target = fine_grid_points(fine, config.train.fine_points, generator)
+            fine = to_model_space(fine_images[batches.indices(step)])  # the whole batch's points, then this share:
+            generator = torch.Generator().manual_seed(config.train.seed * 7_919 + step)  # DDP draws what one process does
+            fine_coords, fine_target = (t[shard] for t in fine_grid_points(fine, config.train.fine_points, generator))
             points, target = torch.cat([points, fine_coords], dim=1), torch.cat([target, fine_target], dim=1)
             observed = torch.cat([observed, torch.zeros_like(fine_target[..., 0], dtype=torch.bool)], dim=1)  # never given
         with autocast:
