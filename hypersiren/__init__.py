@@ -2,11 +2,11 @@
 
 from hypersiren.context import random_context_mask, training_context_mask, top_half_mask
 from hypersiren.diffops import divergence, gradient, laplacian
-from hypersiren.encoders import ConvEncoder, SetEncoder
+from hypersiren.encoders import ConvEncoder, SetEncoder, UNetEncoder
 from hypersiren.functional import LayerParams, SirenParams, pixel_grid, render
-from hypersiren.hypernet import HyperNetwork
+from hypersiren.hypernet import HyperNetwork, ShiftModulator
 from hypersiren.metrics import mse, psnr
-from hypersiren.model import HyperSiren, ModelConfig, Prediction
+from hypersiren.model import HyperSiren, Latents, ModelConfig, Prediction, Refinement
 from hypersiren.siren import Siren, SirenConfig, init_siren_params
 
 __all__ = [
@@ -14,12 +14,16 @@ __all__ = [
     "HyperNetwork",
     "HyperSiren",
     "LayerParams",
+    "Latents",
     "ModelConfig",
     "Prediction",
+    "Refinement",
     "SetEncoder",
+    "ShiftModulator",
     "Siren",
     "SirenConfig",
     "SirenParams",
+    "UNetEncoder",
     "divergence",
     "gradient",
     "init_siren_params",
