@@ -71,7 +71,7 @@ class HyperSiren(nn.Module):
     def __init__(self, config: ModelConfig, refinement: Refinement = Refinement()):
         super().__init__()
         self.config = config
-        self.refinement = refinement  # inpaint's default; a trained run sets the one measured best
+        self.refinement = refinement  # inpaint's default: none, measured not to pay on the default model (README)
         self.modulator: ShiftModulator | None = None
         if config.encoder == "unet":
             self.encoder: nn.Module = UNetEncoder(
