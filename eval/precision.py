@@ -36,7 +36,7 @@ from hypersiren.data import load_images, to_model_space, to_unit_range
 from hypersiren.evaluation import seeded_masks
 from hypersiren.functional import SirenParams, pixel_grid
 from hypersiren.metrics import psnr
-from hypersiren.model import HyperSiren, sample_grid
+from hypersiren.model import HyperSiren
 from hypersiren.report import write_results
 
 
@@ -89,9 +89,7 @@ def inpaint_with(model: HyperSiren, image: Tensor, mask: Tensor, precision: Prec
     params = [type(layer)(*(t.float() for t in layer)) for layer in params]
     height, width = image.shape[-2:]
     coords = pixel_grid(height, width, image.device).expand(image.shape[0], -1, -1)
-    shifts = None  # the local codes' shifts enter the sine's argument: fp32, as in HyperSiren.render
-    if latents.local_grid is not None:
-        shifts = model.modulator(sample_grid(latents.local_grid.float(), coords))
+    shifts = model.shifts(latents.local_grid, coords)  # they enter the sine's argument: fp32, as in HyperSiren.render
     values = rounded_render(params, coords, model.config.omega, precision, shifts)
     return rearrange(values, "b (h w) c -> b c h w", h=height, w=width)
 

@@ -28,13 +28,6 @@ def seeded_masks(setting: str, count: int, height: int, width: int, seed: int) -
     return context_mask(setting, count, height, width, generator)
 
 
-def unobserved_psnr(prediction: Tensor, target: Tensor, mask: Tensor) -> Tensor:
-    """PSNR (dB, peak 1) over the unobserved pixels of each image: ``(B, C, H, W)`` on [0, 1] -> ``(B,)``."""
-    missing = (~mask).expand_as(target).to(target.dtype)
-    error = ((prediction - target).square() * missing).flatten(1).sum(dim=1) / missing.flatten(1).sum(dim=1)
-    return -10.0 * torch.log10(error.clamp_min(1e-10))
-
-
 @torch.no_grad()
 def evaluate_inpainting(
     model: HyperSiren,
@@ -71,7 +64,7 @@ def evaluate_inpainting(
             for method, prediction in predictions.items():
                 prediction = to_unit_range(prediction)
                 scores = [psnr(prediction, truth).sum()]
-                scores.append(torch.zeros(()) if full else unobserved_psnr(prediction, truth, mask).sum())
+                scores.append(torch.zeros(()) if full else psnr(prediction, truth, where=~mask).sum())
                 sums[method] += torch.stack(scores).double().cpu()
         results[setting] = {
             method: {

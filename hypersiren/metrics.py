@@ -4,18 +4,22 @@ import torch
 from torch import Tensor
 
 
-def mse(prediction: Tensor, target: Tensor) -> Tensor:
-    """Mean squared error per image: ``(B, ...) -> (B,)``."""
+def mse(prediction: Tensor, target: Tensor, where: Tensor | None = None) -> Tensor:
+    """Mean squared error per image: ``(B, ...) -> (B,)``; with a bool ``where`` (broadcastable), over those values only."""
     if prediction.shape != target.shape:
         raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape")
-    return (prediction.float() - target.float()).square().flatten(1).mean(dim=1)
+    error = (prediction.float() - target.float()).square()
+    if where is None:
+        return error.flatten(1).mean(dim=1)
+    where = where.expand_as(error).to(error.dtype)
+    return (error * where).flatten(1).sum(dim=1) / where.flatten(1).sum(dim=1)
 
 
-def psnr(prediction: Tensor, target: Tensor, max_value: float = 1.0) -> Tensor:
-    """Peak signal-to-noise ratio in dB per image: ``(B, ...) -> (B,)``.
+def psnr(prediction: Tensor, target: Tensor, max_value: float = 1.0, where: Tensor | None = None) -> Tensor:
+    """Peak signal-to-noise ratio in dB per image: ``(B, ...) -> (B,)``; ``where`` as in ``mse``.
 
     Per image, then averaged by the caller: the convention of the inpainting
     literature (averaging MSE first would let the easiest images dominate).
     Clamped at 1e-10 MSE (100 dB) so an exact copy gives a finite number.
     """
-    return 10.0 * torch.log10(max_value**2 / mse(prediction, target).clamp_min(1e-10 * max_value**2))
+    return 10.0 * torch.log10(max_value**2 / mse(prediction, target, where).clamp_min(1e-10 * max_value**2))

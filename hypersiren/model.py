@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from hypersiren.encoders import ConvEncoder, SetEncoder, UNetEncoder
+from hypersiren.encoders import ConvEncoder, SetEncoder, UNetEncoder, observed
 from hypersiren.functional import SirenParams, check_coords, pixel_grid, render
 from hypersiren.hypernet import HyperNetwork, ShiftModulator
 from hypersiren.siren import SirenConfig
@@ -98,7 +98,7 @@ class HyperSiren(nn.Module):
             return Latents(self.encoder(image, mask), None)
         height, width = image.shape[-2:]
         coords = pixel_grid(height, width, image.device).expand(image.shape[0], -1, -1)
-        values = rearrange(torch.where(mask, image, 0.0), "b c h w -> b (h w) c")
+        values = rearrange(observed(image, mask), "b c h w -> b (h w) c")
         return Latents(self.encoder(coords, values, rearrange(mask, "b 1 h w -> b (h w)")), None)
 
     def render(self, params: SirenParams, local_grid: Tensor | None, coords: Tensor) -> Tensor:
@@ -110,11 +110,14 @@ class HyperSiren(nn.Module):
         """
         check_coords(params, coords)  # before sampling the grid, so bad coords get render's message
         params = [type(layer)(*(t.float() for t in layer)) for layer in params]
-        shifts = None
-        if local_grid is not None:
-            with torch.autocast(coords.device.type, enabled=False):
-                shifts = self.modulator(sample_grid(local_grid.float(), coords.float()))
-        return render(params, coords.float(), self.config.omega, self.config.omega, shifts)
+        return render(params, coords.float(), self.config.omega, self.config.omega, self.shifts(local_grid, coords))
+
+    def shifts(self, local_grid: Tensor | None, coords: Tensor) -> list[Tensor] | None:
+        """The local codes at ``coords (B, N, 2)`` as per-layer bias shifts ``(B, N, fan_out)``, in fp32; None without a grid."""
+        if local_grid is None:
+            return None
+        with torch.autocast(coords.device.type, enabled=False):
+            return self.modulator(sample_grid(local_grid.float(), coords.float()))
 
     def forward(self, image: Tensor, mask: Tensor, coords: Tensor) -> Prediction:
         latents = self.encode(image, mask)
@@ -167,7 +170,7 @@ class HyperSiren(nn.Module):
         variables = [t.detach().clone().requires_grad_() for t in start if t is not None]
         optimizer = torch.optim.Adam(variables, lr=refinement.lr)
         coords = pixel_grid(*image.shape[-2:], image.device).expand(image.shape[0], -1, -1)
-        target = rearrange(torch.where(mask, image, 0.0), "b c h w -> b (h w) c")
+        target = rearrange(observed(image, mask), "b c h w -> b (h w) c")
         weight = rearrange(mask, "b 1 h w -> b (h w) 1").to(image.dtype)
         best = [t.detach().clone() for t in variables]
         best_error = torch.full((image.shape[0],), float("inf"), device=image.device)

@@ -53,3 +53,14 @@ def test_psnr_scales_with_max_value():
 def test_shape_mismatch_raises(metric):
     with pytest.raises(ValueError, match=r"prediction \(2, 3, 4, 4\) and target \(2, 3, 4, 5\) differ in shape"):
         metric(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3, 4, 5))
+
+
+def test_psnr_where_scores_only_the_chosen_pixels():
+    target = torch.zeros(2, 3, 2, 2)
+    prediction = target.clone()
+    prediction[:, :, 0, 0] = 0.1  # the only error, at one pixel
+    where = torch.zeros(2, 1, 2, 2, dtype=torch.bool)
+    where[:, :, 0, :] = True  # that pixel and an exact one
+    torch.testing.assert_close(mse(prediction, target, where), torch.full((2,), 0.01 / 2))
+    torch.testing.assert_close(psnr(prediction, target, where=where), torch.full((2,), 10 * math.log10(2 / 0.01)))
+    torch.testing.assert_close(psnr(prediction, target), torch.full((2,), 10 * math.log10(4 / 0.01)))
