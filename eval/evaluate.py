@@ -1,7 +1,7 @@
 """Held-out inpainting PSNR/MSE of a trained run, with the baselines measured in the same run.
 
     python eval/evaluate.py --run runs/celeba32
-    python eval/evaluate.py --run runs/celeba32 --data-root ~/data/celeba_test --split test
+    python eval/evaluate.py --run runs/celeba32 --data.root ~/data/celeba_test --split test
 
 Prints the table, then writes RUN_DIR/eval/metrics.json and metrics.md. A partial evaluation
 (--limit, a split other than the run's, another --seed) writes its own files, e.g.
@@ -12,22 +12,21 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-import torch
-
-from hypersiren.checkpoint import load_run
-from hypersiren.cli import exits_cleanly
-from hypersiren.context import CONTEXT_SETTINGS
-from hypersiren.data import DataConfig, command_line_root, load_images, to_model_space
-from hypersiren.evaluation import (
+from hypersiren.across.checkpoint import load_run
+from hypersiren.across.context import CONTEXT_SETTINGS
+from hypersiren.across.data import DataConfig, command_line_root, load_images
+from hypersiren.across.evaluation import (
     METHODS,
     METRICS,
     evaluate_inpainting,
     evaluate_superresolution,
-    markdown_table,
+    inpainting_table,
     superresolution_table,
 )
+from hypersiren.cli import add_run_options, exits_cleanly, program
+from hypersiren.core.pixels import to_model_space
 from hypersiren.figures import plot_psnr_vs_context
-from hypersiren.report import write_results
+from hypersiren.results import write_results
 
 
 def positive(text: str) -> int:
@@ -39,17 +38,14 @@ def positive(text: str) -> int:
 
 @exits_cleanly()
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, help="run directory written by train/train.py")
-    parser.add_argument("--data-root", help="folder of the evaluated split (default: the run's data.root)")
+    parser = program(__doc__)
+    add_run_options(parser)
     parser.add_argument(
         "--train-data-root", help="folder of the training split, for the mean-image baseline (default: the run's)"
     )
     parser.add_argument("--split", help="held-out split (default: the run's data.eval_split)")
     parser.add_argument("--limit", type=positive, help="evaluate on the first N held-out images only")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the context masks")
     parser.add_argument("--out", help="folder for the metrics files (default: RUN_DIR/eval)")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
     config, model = load_run(args.run, args.device)
@@ -68,10 +64,12 @@ def main() -> None:
         "results": results,
     }
     title = f"{config.data.dataset} {split}, {len(images)} images, {config.data.image_size}x{config.data.image_size}"
-    tables = f"### {title}\n\n" + "\n\n".join(markdown_table(results, metric) for metric in METRICS) + "\n"
+    tables = f"### {title}\n\n" + "\n\n".join(inpainting_table(results, metric) for metric in METRICS) + "\n"
     if config.data.dataset != "cifar10":  # CIFAR-10's originals are 32x32: no higher-resolution truth
         high_data = reading_from(config.data, args.data_root)
-        high = load_images(dataclasses.replace(high_data, image_size=2 * config.data.image_size), split, limit=args.limit)
+        high = load_images(
+            dataclasses.replace(high_data, image_size=2 * config.data.image_size), split, limit=args.limit
+        )
         summary["superresolution_2x"] = evaluate_superresolution(model, images, high)
         tables += "\n" + superresolution_table(summary["superresolution_2x"], config.data.image_size) + "\n"
     print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation

@@ -7,21 +7,20 @@ pasted | truth), inpaint_overview.png (10, 100 and 1000 pixels beside scikit-ima
 and RUN_DIR/figures/superres_<factor>x.png (rows: truth, nearest-upsampled | rendered at factor x).
 """
 
-import argparse
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torchvision.utils import make_grid, save_image
 
-from hypersiren.checkpoint import load_run
-from hypersiren.cli import exits_cleanly
-from hypersiren.context import CONTEXT_SETTINGS
-from hypersiren.data import load_images, to_model_space, to_unit_range
-from hypersiren.evaluation import seeded_masks
-from hypersiren.baseline_fill import classical_fill
-from hypersiren.figures import comparison_grid, context_image
-from hypersiren.report import labeled_grid
+from hypersiren.across.baseline_fill import classical_fill
+from hypersiren.across.checkpoint import load_run
+from hypersiren.across.context import CONTEXT_SETTINGS
+from hypersiren.across.data import load_images
+from hypersiren.across.evaluation import seeded_masks
+from hypersiren.cli import add_run_options, exits_cleanly, program
+from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.figures import comparison_grid, context_image, save_labeled_grid
 
 OVERVIEW_SETTINGS = ("10", "100", "1000")
 
@@ -29,14 +28,11 @@ OVERVIEW_SETTINGS = ("10", "100", "1000")
 @exits_cleanly()
 @torch.no_grad()
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, help="run directory written by train/train.py")
-    parser.add_argument("--data-root", help="dataset folder, if it moved since training")
+    parser = program(__doc__)
+    add_run_options(parser)
     parser.add_argument("--num-images", type=int, default=8)
     parser.add_argument("--factor", type=int, default=4, help="super-resolution factor of the continuous render")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the context masks (same as eval/evaluate.py)")
     parser.add_argument("--display-scale", type=int, default=4, help="nearest-neighbour enlargement of the PNGs")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
     config, model = load_run(args.run, args.device, args.data_root)
@@ -51,13 +47,15 @@ def main() -> None:
     for setting in CONTEXT_SETTINGS:
         mask = seeded_masks(setting, count, height, width, args.seed).to(args.device)
         prediction = to_unit_range(torch.where(mask, image, model.inpaint(image, mask)))  # observed pixels pasted
-        save_image(enlarge(comparison_grid(truth, mask, prediction), args.display_scale), out_dir / f"inpaint_{setting}.png")
+        save_image(
+            enlarge(comparison_grid(truth, mask, prediction), args.display_scale), out_dir / f"inpaint_{setting}.png"
+        )
         if setting in OVERVIEW_SETTINGS:
             biharmonic = to_unit_range(classical_fill("biharmonic", image, mask))
             overview_tiles += [context_image(truth, mask), prediction, biharmonic]
             overview_labels += [f"{setting} px", "HyperSiren", "biharmonic"]
     tiles = torch.stack([*overview_tiles, truth], dim=1).flatten(0, 1)  # row-major: one image per row
-    save_image(labeled_grid(tiles, [*overview_labels, "truth"], min_tile=96), out_dir / "inpaint_overview.png")
+    save_labeled_grid(tiles, out_dir / "inpaint_overview.png", column_labels=[*overview_labels, "truth"])
 
     size = (args.factor * height, args.factor * width)
     mask = seeded_masks("full", count, height, width, args.seed).to(args.device)

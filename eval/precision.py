@@ -19,7 +19,6 @@ Choices are cumulative, from safest to most aggressive:
 Prints the table, then writes RUN_DIR/eval/precision.json and precision.md.
 """
 
-import argparse
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,15 +28,16 @@ from einops import rearrange
 from torch import Tensor
 from tqdm import tqdm
 
-from hypersiren.checkpoint import load_run
-from hypersiren.cli import exits_cleanly
-from hypersiren.context import CONTEXT_SETTINGS
-from hypersiren.data import load_images, to_model_space, to_unit_range
-from hypersiren.evaluation import seeded_masks
-from hypersiren.functional import SirenParams, pixel_grid
-from hypersiren.metrics import psnr
-from hypersiren.model import HyperSiren
-from hypersiren.report import write_results
+from hypersiren.across.checkpoint import load_run
+from hypersiren.across.context import CONTEXT_SETTINGS
+from hypersiren.across.data import load_images
+from hypersiren.across.evaluation import seeded_masks
+from hypersiren.across.model import HyperSiren
+from hypersiren.cli import add_run_options, exits_cleanly, program
+from hypersiren.core.metrics import psnr
+from hypersiren.core.pixels import pixel_grid, to_model_space, to_unit_range
+from hypersiren.core.render import SirenParams
+from hypersiren.results import markdown_table, write_results
 
 
 @dataclass(frozen=True)
@@ -64,7 +64,7 @@ def to_bf16_and_back(tensor: Tensor) -> Tensor:
 def rounded_render(
     params: SirenParams, coords: Tensor, omega: float, precision: Precision, shifts: list[Tensor] | None = None
 ) -> Tensor:
-    """``functional.render`` (fp32 params, coords and shifts, one omega) with ``precision``'s bf16 roundings."""
+    """``render.render`` (fp32 params, coords and shifts, one omega) with ``precision``'s bf16 roundings."""
     hidden = coords  # (B, N, 2)
     last = len(params) - 1
     for index, (weight, bias) in enumerate(params):
@@ -95,7 +95,11 @@ def inpaint_with(model: HyperSiren, image: Tensor, mask: Tensor, precision: Prec
 
 
 def evaluate_precisions(
-    model: HyperSiren, images: Tensor, settings: tuple[str, ...] = CONTEXT_SETTINGS, seed: int = 0, batch_size: int = 128
+    model: HyperSiren,
+    images: Tensor,
+    settings: tuple[str, ...] = CONTEXT_SETTINGS,
+    seed: int = 0,
+    batch_size: int = 128,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Mean PSNR (dB) per image on the evaluation's seeded masks: ``{metric: {precision: {setting: dB}}}``.
 
@@ -122,30 +126,27 @@ def evaluate_precisions(
     }
 
 
-def markdown_table(results: dict[str, dict[str, dict[str, float]]]) -> str:
+def precision_tables(results: dict[str, dict[str, dict[str, float]]]) -> str:
     """Two tables: PSNR against the truth (change from fp32), and against the fp32 rendering."""
     psnrs, fidelity = results["psnr"], results["psnr_vs_fp32"]
-    settings = list(psnrs["fp32"])
     tables = []
     for title, cell in (
         ("PSNR (dB) vs truth", lambda name, s: f"{psnrs[name][s]:.2f} ({psnrs[name][s] - psnrs['fp32'][s]:+.2f})"),
         ("PSNR (dB) vs the fp32 rendering", lambda name, s: f"{fidelity[name][s]:.1f}"),
     ):
-        lines = [f"| {title}, cumulative choices | " + " | ".join(settings) + " |", "|---|" + "---:|" * len(settings)]
-        for name in psnrs:
-            lines.append(f"| {PRECISIONS[name].label} | " + " | ".join(cell(name, s) for s in settings) + " |")
-        tables.append("\n".join(lines))
+        rows = [
+            {f"{title}, cumulative choices": PRECISIONS[name].label} | {s: cell(name, s) for s in psnrs["fp32"]}
+            for name in psnrs
+        ]
+        tables.append(markdown_table(rows))
     return "\n\n".join(tables)
 
 
 @exits_cleanly()
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, help="run directory written by train/train.py")
-    parser.add_argument("--data-root", help="dataset folder, if it moved since training")
+    parser = program(__doc__)
+    add_run_options(parser)
     parser.add_argument("--limit", type=int, default=256, help="held-out images to evaluate (default 256)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the context masks")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
     config, model = load_run(args.run, args.device, args.data_root)
@@ -154,7 +155,7 @@ def main() -> None:
 
     split = config.data.eval_split
     summary = {"dataset": config.data.dataset, "split": split, "num_images": len(images), "seed": args.seed}
-    tables = f"### {config.data.dataset} {split}, {len(images)} images, raw rendering\n\n{markdown_table(results)}\n"
+    tables = f"### {config.data.dataset} {split}, {len(images)} images, raw rendering\n\n{precision_tables(results)}\n"
     print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
     write_results(summary | {"results": results}, tables, Path(args.run) / "eval", "precision")
     print(f"wrote {Path(args.run) / 'eval' / 'precision'}.json and .md")

@@ -1,18 +1,30 @@
-"""What every program does with an expected error: one line on stderr that names the fix, exit code 2.
+"""What every program in train/ and eval/ shares: one command-line style and one way to fail.
 
-A missing dataset, a corrupt checkpoint, a bad override, a full disk or a read-only
-folder is the user's to fix, and a 30-line traceback hides the one line that says how.
-Anything else is a bug and keeps its traceback.
+Options are ``--flags``; the ones several programs take (device, run folder, network size,
+fitting schedule) are defined here once, and train.py reflects every config field as
+``--section.field`` so ``--help`` lists them all and a misspelt one is refused by argparse.
+
+A missing dataset, a corrupt checkpoint, a bad value, a full disk or a read-only folder is
+the user's to fix, and a 30-line traceback hides the one line that says how: ``exits_cleanly``
+prints ``error: <one line>`` and exits 2. Anything else is a bug and keeps its traceback.
 """
 
+import argparse
+import dataclasses
 import errno
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import NoReturn
 
-from hypersiren.checkpoint import CheckpointError
-from hypersiren.config import ConfigError
-from hypersiren.data import DatasetError
+import torch
+
+from hypersiren.across.checkpoint import CheckpointError
+from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.data import DatasetError
+from hypersiren.core.siren import Siren
+from hypersiren.results import write_json
 
 EXIT_CODE = 2  # as argparse uses for a bad command line
 
@@ -48,3 +60,87 @@ def describe(error: BaseException) -> str:
         fix = _OS_FIXES.get(error.errno)
         return f"{error.strerror}{where}" + (f" ({fix})" if fix else "")
     return " ".join(str(error).split())
+
+
+def program(description: str | None) -> argparse.ArgumentParser:
+    """The parser every program starts from: its docstring as help, and ``--device``."""
+    parser = _OneLineErrors(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default = "cuda" if torch.cuda.is_available() else "cpu"
+    parser.add_argument("--device", default=default, help=f"torch device (default here: {default})")
+    return parser
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    """argparse, but a bad command line is one ``error:`` line, not the usage of 40 options."""
+
+    def error(self, message: str) -> NoReturn:
+        print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_CODE)
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the programs that read a trained run: the run folder, where its data went, the mask seed."""
+    parser.add_argument("--run", required=True, help="run directory written by train/train.py")
+    parser.add_argument("--data.root", dest="data_root", help="dataset folder, if not the run's data.root")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the context masks (the same in every eval program)"
+    )
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """Every ``RunConfig`` field as ``--section.field VALUE``; only the ones given become overrides."""
+    config = RunConfig()
+    for section in dataclasses.fields(config):
+        group = parser.add_argument_group(f"[{section.name}] config fields (override the preset)")
+        for field in dataclasses.fields(getattr(config, section.name)):
+            default = getattr(getattr(config, section.name), field.name)
+            group.add_argument(
+                f"--{section.name}.{field.name}",
+                default=argparse.SUPPRESS,
+                metavar=type(default).__name__.upper(),
+                help=f"default {default!r}",
+            )
+
+
+def config_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``section.field=value`` assignments of the config options given on the command line."""
+    return [f"{key}={value}" for key, value in vars(args).items() if "." in key]
+
+
+def add_fit_options(
+    parser: argparse.ArgumentParser,
+    steps: int,
+    lr: float = 1e-4,
+    hidden: int = 256,
+    layers: int = 3,
+    omega: float = 30.0,
+) -> None:
+    """Options of the single-signal fit programs: output folder, network size and Adam schedule."""
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--steps", type=int, default=steps, help="Adam steps per fit")
+    parser.add_argument("--lr", type=float, default=lr, help="Adam learning rate")
+    parser.add_argument("--hidden", type=int, default=hidden, help="hidden width of every network")
+    parser.add_argument("--layers", type=int, default=layers, help="hidden layers of every network")
+    parser.add_argument("--omega", type=float, default=omega, help="SIREN ω₀; ≈10 suits 64 px images (see README)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every initialization")
+
+
+def seeded_siren(args: argparse.Namespace, in_features: int) -> Siren:
+    """The fit programs' SIREN from their options, reseeded so that every fit starts from the same weights."""
+    torch.manual_seed(args.seed)
+    siren = Siren(
+        in_features=in_features,
+        hidden_features=args.hidden,
+        hidden_layers=args.layers,
+        out_features=1,
+        first_omega=args.omega,
+        hidden_omega=args.omega,
+    )
+    return siren.to(args.device)
+
+
+def start_run(args: argparse.Namespace) -> Path:
+    """Create the program's ``args.out`` folder and save its arguments there as ``config.json``."""
+    out = Path(args.out)
+    write_json(vars(args), out / "config.json")
+    return out

@@ -1,10 +1,19 @@
-"""Figures users look at: context | prediction | ground truth."""
+"""Every figure hypersiren writes: image grids, labelled tile figures and line plots (matplotlib, PNG).
 
+Plots and labelled grids go straight to a PNG with matplotlib's headless Agg backend, so
+programs run on machines without a display; unlabelled grids are tensors for TensorBoard.
+"""
+
+import math
 from pathlib import Path
 
-import torch
-from torch import Tensor
-from torchvision.utils import make_grid
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; set before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
 
 UNOBSERVED_GRAY = 0.5
 
@@ -22,19 +31,61 @@ def comparison_grid(image: Tensor, mask: Tensor, prediction: Tensor, padding: in
     return make_grid(triples.flatten(0, 1), nrow=3, padding=padding, pad_value=1.0)
 
 
+def save_labeled_grid(
+    tiles: Tensor,
+    path: str | Path,
+    column_labels: list[str],
+    row_labels: list[str] | None = None,
+    tile_inches: float = 1.4,
+) -> None:
+    """Tiles ``(rows * columns, C, H, W)`` in [0, 1], row-major, as one PNG with a label over each column.
+
+    Pixels are drawn as blocks (nearest neighbour), so a 32×32 image stays legible as pixels.
+    """
+    columns = len(column_labels)
+    if tiles.shape[0] % columns:
+        raise ValueError(f"{tiles.shape[0]} tiles do not fill rows of {columns} columns")
+    rows = tiles.shape[0] // columns
+    if row_labels is not None and len(row_labels) != rows:
+        raise ValueError(f"{len(row_labels)} row labels for {rows} rows")
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(tile_inches * columns, tile_inches * rows + 0.3), squeeze=False, layout="constrained"
+    )
+    for index, (axis, tile) in enumerate(zip(axes.flat, tiles.detach().float().cpu().clamp(0, 1))):
+        gray = tile.shape[0] == 1
+        pixels = (tile[0] if gray else tile.permute(1, 2, 0)).numpy()
+        axis.imshow(pixels, cmap="gray" if gray else None, vmin=0, vmax=1)
+        axis.set(xticks=[], yticks=[])
+        if index < columns:
+            axis.set_title(column_labels[index], fontsize="small")
+        if row_labels is not None and index % columns == 0:
+            axis.set_ylabel(row_labels[index // columns], fontsize="small")
+    _save(figure, path)
+
+
+def plot_curves(
+    curves: dict[str, list[float]], path: str | Path, y_label: str = "PSNR (dB)", x_label: str = "step"
+) -> None:
+    """Named curves against their index as a PNG, each labelled with its final value."""
+    if not any(math.isfinite(value) for values in curves.values() for value in values):
+        raise ValueError("plot_curves needs at least one finite value")
+    figure, axes = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+    for name, values in curves.items():
+        axes.plot(values, label=f"{name}: {values[-1]:.2f}")
+    axes.set(xlabel=x_label, ylabel=y_label)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    _save(figure, path)
+
+
 def plot_psnr_vs_context(
     results: dict[str, dict[str, dict[str, float | None]]], labels: dict[str, str], path: str | Path, title: str = ""
 ) -> None:
-    """PSNR against the number of observed pixels, one line per method, as a PNG (matplotlib, headless).
+    """PSNR against the number of observed pixels, one line per method, as a PNG.
 
     ``results`` is ``evaluate_inpainting``'s ``{setting: {method: {"psnr": …}}}``;
     settings that are not pixel counts (top half, full) are left out of the x axis.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display needed
-    import matplotlib.pyplot as plt
-
     counts = sorted((int(setting), setting) for setting in results if setting.isdigit())
     if not counts:
         raise ValueError(f"no pixel-count settings to plot in {sorted(results)}")
@@ -48,6 +99,39 @@ def plot_psnr_vs_context(
     axes.set_xticks([count for count, _ in counts], [str(count) for count, _ in counts])
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
+    _save(figure, path)
+
+
+def _save(figure: "plt.Figure", path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=150)
     plt.close(figure)
+
+
+def display_scale(values: Tensor, quantile: float = 0.99) -> float:
+    """The ``quantile`` of |values|: a display range that ignores a few outlier pixels."""
+    return max(float(torch.quantile(values.abs().flatten().float(), quantile)), 1e-12)
+
+
+def magnitude_for_display(values: Tensor, scale: float | None = None) -> Tensor:
+    """Non-negative ``values`` divided by ``scale`` (default ``display_scale(values)``), clamped to [0, 1]."""
+    scale = display_scale(values) if scale is None else scale
+    return (values / scale).clamp(0.0, 1.0)
+
+
+def signed_for_display(values: Tensor, scale: float | None = None) -> Tensor:
+    """Signed ``values`` to [0, 1]: 0 at mid-gray, ±``scale`` (default ``display_scale(values)``) at the ends."""
+    scale = display_scale(values) if scale is None else scale
+    return 0.5 + 0.5 * (values / scale).clamp(-1.0, 1.0)
+
+
+def signed_distance_for_display(values: Tensor, spacing: float = 0.1, line_width: float | None = None) -> Tensor:
+    """A signed distance slice ``(H, W)`` as the usual SDF picture ``(3, H, W)``: orange outside,
+    blue inside, darker bands every ``spacing`` (isolines), and the zero level set in black."""
+    outside = torch.tensor([0.90, 0.55, 0.25], device=values.device).view(3, 1, 1)
+    inside = torch.tensor([0.25, 0.50, 0.85], device=values.device).view(3, 1, 1)
+    bands = 0.8 + 0.2 * torch.cos(2 * math.pi * values / spacing)
+    picture = torch.where(values > 0, outside, inside) * bands
+    # The zero line is about one pixel wide: |Φ| below half a pixel's size in world units (Φ is a distance).
+    line_width = 1.0 / values.shape[-1] if line_width is None else line_width
+    return torch.where(values.abs() < line_width, torch.zeros_like(picture), picture).clamp(0.0, 1.0)

@@ -28,7 +28,6 @@ def cifar10_root() -> Path:
     return shared_dataset("cifar10")
 
 
-
 @pytest.fixture(scope="session")
 def load_program() -> Callable[[str], ModuleType]:
     """Imports a program under train/ or eval/ (not a package) as a module, to test its functions."""

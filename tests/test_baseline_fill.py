@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hypersiren.baseline_fill import classical_fill, mean_image_fill
+from hypersiren.across.baseline_fill import classical_fill, mean_image_fill
 
 
 def linear_ramp(height=8, width=8):

@@ -4,7 +4,7 @@ import os
 import pytest
 import torch
 
-from hypersiren.checkpoint import (
+from hypersiren.across.checkpoint import (
     CheckpointError,
     load_checkpoint,
     load_run,
@@ -12,9 +12,9 @@ from hypersiren.checkpoint import (
     save_checkpoint,
     write_text_atomically,
 )
-from hypersiren.config import RunConfig
-from hypersiren.model import HyperSiren
-from hypersiren.siren import Siren
+from hypersiren.across.config import RunConfig
+from hypersiren.across.model import HyperSiren
+from hypersiren.core.siren import Siren
 
 SMALL = [
     "model.latent_dim=8",

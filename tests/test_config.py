@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from hypersiren.config import (
+from hypersiren.across.config import (
     MAX_PARAMETERS,
     ConfigError,
     RunConfig,
@@ -14,8 +14,8 @@ from hypersiren.config import (
     require_same_model,
     validate_model_config,
 )
-from hypersiren.data import dataset_root
-from hypersiren.model import HyperSiren, ModelConfig
+from hypersiren.across.data import dataset_root
+from hypersiren.across.model import HyperSiren, ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -32,7 +32,9 @@ def test_presets_load_and_paper_preset_matches_the_paper():
 
 
 def test_overrides_are_typed_and_roundtrip(tmp_path):
-    config = RunConfig().override(["train.lr=3e-4", "model.encoder_widths=[8,16]", "train.amp=false", "data.dataset=cifar10"])
+    config = RunConfig().override(
+        ["train.lr=3e-4", "model.encoder_widths=[8,16]", "train.amp=false", "data.dataset=cifar10"]
+    )
     assert config.train.lr == 3e-4 and config.model.encoder_widths == [8, 16] and config.train.amp is False
     config.save(tmp_path / "config.json")
     assert RunConfig.load(tmp_path / "config.json") == config

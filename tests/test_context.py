@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hypersiren.context import random_context_mask, training_context_mask, top_half_mask
+from hypersiren.across.context import random_context_mask, top_half_mask, training_context_mask
 
 
 @pytest.mark.parametrize("num_context", [10, 100, 1000])

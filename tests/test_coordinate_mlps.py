@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from hypersiren.coordinate_mlps import ACTIVATIONS, PositionalEncoding, coordinate_mlp, nyquist_frequencies
-from hypersiren.siren import Siren
+from hypersiren.core.siren import Siren
+from hypersiren.single.coordinate_mlps import ACTIVATIONS, PositionalEncoding, coordinate_mlp, nyquist_frequencies
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)

@@ -6,17 +6,16 @@ import pytest
 import torch
 from PIL import Image
 
-from hypersiren import data
-from hypersiren.data import (
+from hypersiren.across import data
+from hypersiren.across.data import (
     DataConfig,
     DatasetError,
     ShuffledBatches,
-    load_images,
-    to_model_space,
-    to_unit_range,
     fine_grid_points,
+    load_images,
     training_batch,
 )
+from hypersiren.core.pixels import to_model_space, to_unit_range
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from hypersiren.diffops import divergence, gradient, laplacian
-from hypersiren.siren import Siren
+from hypersiren.core.diffops import divergence, gradient, laplacian
+from hypersiren.core.siren import Siren
 
 
 def analytic_points():
@@ -54,10 +54,13 @@ def test_siren_laplacian_matches_finite_differences():
     step = 1e-3
     with torch.no_grad():
         centre = siren(coords)
-        finite_difference = sum(
-            siren(coords + step * offset) - 2 * centre + siren(coords - step * offset)
-            for offset in torch.eye(2, dtype=torch.float64)
-        ) / step**2
+        finite_difference = (
+            sum(
+                siren(coords + step * offset) - 2 * centre + siren(coords - step * offset)
+                for offset in torch.eye(2, dtype=torch.float64)
+            )
+            / step**2
+        )
     result = laplacian(values, coords)
     assert finite_difference.abs().max() > 10  # omega=30: a strongly curved field, not a trivial check
     torch.testing.assert_close(result, finite_difference, rtol=1e-4, atol=1e-3)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hypersiren.encoders import ConvEncoder, SetEncoder, UNetEncoder, pull_push_fill
+from hypersiren.across.encoders import ConvEncoder, SetEncoder, UNetEncoder, pull_push_fill
 
 LATENT_DIM = 12
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from hypersiren.checkpoint import save_checkpoint
-from hypersiren.config import RunConfig
-from hypersiren.model import HyperSiren
+from hypersiren.across.checkpoint import save_checkpoint
+from hypersiren.across.config import RunConfig
+from hypersiren.across.model import HyperSiren
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE_ROW = "| HyperSiren (raw rendering) |"
@@ -64,7 +64,7 @@ def test_a_separate_test_folder_keeps_the_runs_training_images(run_dir, tmp_path
     for name in names:
         (test_root / "img_align_celeba" / name).write_bytes((celeba_root / "img_align_celeba" / name).read_bytes())
     (test_root / "list_eval_partition.txt").write_text("".join(f"{name} 2\n" for name in names))  # a test split only
-    result = evaluate(run_dir, "--data-root", str(test_root), "--split", "test", cwd=tmp_path)
+    result = evaluate(run_dir, "--data.root", str(test_root), "--split", "test", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((run_dir / "eval" / "metrics_test.json").read_text())
     assert (metrics["split"], metrics["num_images"]) == ("test", 5)

@@ -1,11 +1,11 @@
 import torch
 from einops import rearrange
 
-from hypersiren.coordinate_mlps import coordinate_mlp
-from hypersiren.diffops import gradient, laplacian
-from hypersiren.field_images import derivative_images, render_image, window_grid
-from hypersiren.functional import pixel_grid
-from hypersiren.siren import Siren
+from hypersiren.core.diffops import gradient, laplacian
+from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.siren import Siren
+from hypersiren.single.coordinate_mlps import coordinate_mlp
+from hypersiren.single.field_images import derivative_images, render_image, window_grid
 
 
 def small_siren(out_features=1):

@@ -3,10 +3,16 @@ import torch
 
 pytest.importorskip("skimage")
 
-from hypersiren.coordinate_mlps import coordinate_mlp  # noqa: E402
-from hypersiren.data import to_model_space, to_unit_range  # noqa: E402
-from hypersiren.field_images import render_image  # noqa: E402
-from hypersiren.fitting import (  # noqa: E402
+from hypersiren.core.metrics import psnr  # noqa: E402
+from hypersiren.core.pixels import (  # noqa: E402
+    pixel_grid,  # noqa: E402
+    to_model_space,
+    to_unit_range,
+)
+from hypersiren.single.coordinate_mlps import coordinate_mlp  # noqa: E402
+from hypersiren.single.field_images import render_image  # noqa: E402
+from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient  # noqa: E402
+from hypersiren.single.fitting import (
     FitConfig,
     fit_gradient,
     fit_laplacian,
@@ -15,10 +21,7 @@ from hypersiren.fitting import (  # noqa: E402
     image_psnr,
     match_harmonic,
 )
-from hypersiren.functional import pixel_grid  # noqa: E402
-from hypersiren.image_derivatives import discrete_laplacian, sobel_gradient  # noqa: E402
-from hypersiren.metrics import psnr  # noqa: E402
-from hypersiren.photos import load_photo  # noqa: E402
+from hypersiren.single.photos import load_photo  # noqa: E402
 
 
 def photo(name: str, size: int) -> torch.Tensor:

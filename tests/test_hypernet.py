@@ -3,9 +3,9 @@ import math
 import pytest
 import torch
 
-from hypersiren.functional import render
-from hypersiren.hypernet import HyperNetwork
-from hypersiren.siren import SirenConfig, bias_bound, weight_bound
+from hypersiren.across.hypernet import HyperNetwork
+from hypersiren.core.render import render
+from hypersiren.core.siren import SirenConfig, bias_bound, weight_bound
 
 SIREN = SirenConfig(in_features=2, hidden_features=128, hidden_layers=2, out_features=3)
 LATENT_DIM = 32
@@ -57,7 +57,7 @@ def test_latent_dependent_part_is_delta_scale_times_init_std(hidden_layers):
     latent = torch.randn(32, LATENT_DIM, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         params, latent_free = build(0.1)(latent), build(0.0)(latent)
-    for layer, (weight, bias) in enumerate(latent_free):
+    for layer, (weight, _) in enumerate(latent_free):
         assert torch.equal(weight, weight[:1].expand_as(weight))  # delta_scale=0: the latent is ignored
         delta = params[layer].weight - weight
         init_std = weight_bound(SIREN, layer) / math.sqrt(3)

@@ -3,11 +3,11 @@
 import pytest
 import torch
 
-from hypersiren.data import DataConfig, ShuffledBatches, load_images, to_model_space, training_batch
-from hypersiren.evaluation import evaluate_inpainting
-from hypersiren.functional import pixel_grid
-from hypersiren.losses import hypernetwork_loss
-from hypersiren.model import HyperSiren, ModelConfig
+from hypersiren.across.data import DataConfig, ShuffledBatches, load_images, training_batch
+from hypersiren.across.evaluation import evaluate_inpainting
+from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.across.objective import hypernetwork_loss
+from hypersiren.core.pixels import pixel_grid, to_model_space
 
 STEPS, BATCH = 150, 16
 SMALL = dict(latent_dim=64, siren_hidden_features=64, siren_hidden_layers=2, hyper_hidden_features=64)
@@ -35,7 +35,9 @@ def held_out_results(celeba_root):
     mean_image = to_model_space(train_images).mean(dim=0)
     results = {}
     for encoder, widths in (("unet", [16, 32, 48]), ("conv", [16, 32, 64])):
-        model = train_briefly(ModelConfig(encoder=encoder, encoder_widths=widths, local_features=32, **SMALL), train_images)
+        model = train_briefly(
+            ModelConfig(encoder=encoder, encoder_widths=widths, local_features=32, **SMALL), train_images
+        )
         results[encoder] = evaluate_inpainting(model, held_out, mean_image, settings=("100", "1000"))
     return results
 

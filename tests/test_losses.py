@@ -1,17 +1,10 @@
 import pytest
 import torch
 
-from hypersiren.functional import LayerParams
-from hypersiren.losses import (
-    gradient_mse,
-    hypernetwork_loss,
-    image_mse,
-    laplacian_mse,
-    latent_l2,
-    missing_log_mse,
-    weight_l2,
-)
-from hypersiren.model import Prediction
+from hypersiren.across.model import Prediction
+from hypersiren.across.objective import hypernetwork_loss, latent_l2, missing_log_mse, weight_l2
+from hypersiren.core.losses import gradient_mse, image_mse, laplacian_mse
+from hypersiren.core.render import LayerParams
 
 
 def known_params():

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from hypersiren.metrics import mse, psnr
+from hypersiren.core.metrics import mse, psnr
 
 
 def offset_images(offsets, shape=(3, 4, 5)):

@@ -2,8 +2,9 @@ import pytest
 import torch
 from einops import rearrange
 
-from hypersiren.functional import pixel_grid, render
-from hypersiren.model import HyperSiren, ModelConfig, Refinement, sample_grid
+from hypersiren.across.model import HyperSiren, ModelConfig, Refinement, sample_grid
+from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.render import render
 
 HEIGHT, WIDTH = 8, 6
 

@@ -4,8 +4,8 @@ import torch.nn.functional as F
 
 pytest.importorskip("skimage")
 
-from hypersiren.metrics import psnr  # noqa: E402
-from hypersiren.photos import load_photo  # noqa: E402
+from hypersiren.core.metrics import psnr  # noqa: E402
+from hypersiren.single.photos import load_photo  # noqa: E402
 
 
 def test_camera_is_a_grayscale_uint8_image():

@@ -3,12 +3,15 @@
 import pytest
 import torch
 
-from hypersiren.evaluation import evaluate_inpainting
-from hypersiren.functional import LayerParams, pixel_grid, render
-from hypersiren.model import HyperSiren, ModelConfig
-from hypersiren.siren import SirenConfig, init_siren_params
+from hypersiren.across.evaluation import evaluate_inpainting
+from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.render import LayerParams, render
+from hypersiren.core.siren import SirenConfig, init_siren_params
 
-TINY = ModelConfig(latent_dim=8, encoder_widths=[4, 8], siren_hidden_features=16, siren_hidden_layers=2, hyper_hidden_features=8)
+TINY = ModelConfig(
+    latent_dim=8, encoder_widths=[4, 8], siren_hidden_features=16, siren_hidden_layers=2, hyper_hidden_features=8
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,4 +54,4 @@ def test_fp32_row_equals_the_evaluation_protocol(precision, model):
         assert results["psnr"]["fp32"][setting] == pytest.approx(protocol[setting]["hypersiren"]["psnr"], rel=1e-5)
         assert results["psnr_vs_fp32"]["fp32"][setting] == pytest.approx(100.0)  # identical to itself
         assert 20 < results["psnr_vs_fp32"]["bf16_sine"][setting] < 100  # bf16 changes the image, a little
-    assert "| fp32 throughout | " in precision.markdown_table(results)
+    assert "| fp32 throughout | " in precision.precision_tables(results)

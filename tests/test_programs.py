@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hypersiren.checkpoint import CheckpointError
+from hypersiren.across.checkpoint import CheckpointError
 from hypersiren.cli import exits_cleanly
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,10 +37,10 @@ def corrupt_run(tmp_path: Path) -> Path:
 @pytest.mark.parametrize(
     "arguments, phrases",
     [
-        (["train.lrr=1"], ["unknown config key 'train.lrr'; valid keys: model.image_channels"]),
-        (["train.lr"], ["override 'train.lr' must look like section.field=value"]),
-        (["train.max_steps=0"], ["train.max_steps=0 must be >= 1"]),
-        (["--data-root", "{empty}"], ["CelebA not found under", "pass --data-root"]),
+        (["--train.lrr=1"], ["unrecognized arguments: --train.lrr=1", "train.py --help"]),
+        (["--train.lr"], ["argument --train.lr: expected one argument"]),
+        (["--train.max_steps=0"], ["train.max_steps=0 must be >= 1"]),
+        (["--data.root", "{empty}"], ["CelebA not found under", "pass --data.root"]),
     ],
 )
 def test_train_mistakes(tmp_path, arguments, phrases):
@@ -67,12 +67,13 @@ def test_fit_programs_on_an_output_folder_that_cannot_be_created(tmp_path, progr
     assert_one_line_error(result, "Not a directory", "check the path")
 
 
-def test_bench_with_an_impossible_model():
-    assert_one_line_error(run("eval/bench.py", "--latent-dim", "0"), "model.latent_dim=0 must be >= 1")
+@pytest.mark.parametrize("program", ["eval/bench.py", "train/fit_image.py", "train/train.py"])
+def test_a_mistyped_option_is_one_line_naming_it(program):
+    assert_one_line_error(run(program, "--rounds", "nine", "--steps", "ten"), "--help")
 
 
 def test_dataset_check_with_an_impossible_size(tmp_path):
-    result = run("datasets/check.py", "--data-root", str(tmp_path), "--image-size", "0")
+    result = run("datasets/check.py", "--data.root", str(tmp_path), "--data.image_size", "0")
     assert_one_line_error(result, "data.image_size=0 must be in [1, 1024]")
 
 

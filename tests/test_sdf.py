@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from hypersiren.sdf import (
+from hypersiren.core.siren import Siren
+from hypersiren.single.sdf import (
     SDFFitConfig,
     Sphere,
     Torus,
@@ -17,7 +18,6 @@ from hypersiren.sdf import (
     sdf_slice,
     sphere_trace,
 )
-from hypersiren.siren import Siren
 
 
 class ExactSDF(nn.Module):

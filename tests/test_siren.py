@@ -3,8 +3,8 @@ import math
 import pytest
 import torch
 
-from hypersiren.functional import render
-from hypersiren.siren import Siren, SirenConfig, init_siren_params
+from hypersiren.core.render import render
+from hypersiren.core.siren import Siren, SirenConfig, init_siren_params
 
 
 def assert_uniform(tensor, bound):

@@ -14,28 +14,29 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from hypersiren.checkpoint import load_checkpoint, load_run
-from hypersiren.config import ConfigError
-from hypersiren.data import load_images, to_model_space
-from hypersiren.evaluation import evaluate_inpainting
+from hypersiren.across.checkpoint import load_checkpoint, load_run
+from hypersiren.across.config import ConfigError
+from hypersiren.across.data import load_images
+from hypersiren.across.evaluation import evaluate_inpainting
+from hypersiren.core.pixels import to_model_space
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
-    "model.latent_dim=64",
-    "model.encoder_widths=[16,32,64]",
-    "model.siren_hidden_features=64",
-    "model.siren_hidden_layers=2",
-    "model.hyper_hidden_features=64",
-    "train.lr=1e-3",
-    "train.batch_size=32",
-    "train.eval_images=32",
-    "data.train_limit=2000",
+    "--model.latent_dim=64",
+    "--model.encoder_widths=[16,32,64]",
+    "--model.siren_hidden_features=64",
+    "--model.siren_hidden_layers=2",
+    "--model.hyper_hidden_features=64",
+    "--train.lr=1e-3",
+    "--train.batch_size=32",
+    "--train.eval_images=32",
+    "--data.train_limit=2000",
 ]
 
 
 def train(run_dir: Path, data_root: Path, *overrides: str, launcher: tuple[str, ...] = (), wait: bool = True):
     command = [*(launcher or (sys.executable,)), str(REPO / "train" / "train.py"), "--out", str(run_dir)]
-    command += ["--data-root", str(data_root), "--device", "cpu", *TINY, *overrides]
+    command += ["--data.root", str(data_root), "--device", "cpu", *TINY, *overrides]
     environment = os.environ | {"OMP_NUM_THREADS": "1"}
     if not wait:
         return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment)
@@ -51,7 +52,7 @@ def history(run_dir: Path) -> dict[int, dict[str, float]]:
 def trained_run(tmp_path_factory, request) -> Path:
     celeba_root = request.getfixturevalue("celeba_root")
     run_dir = tmp_path_factory.mktemp("run")
-    result = train(run_dir, celeba_root, "--max-steps", "300", "train.image_every=150", "train.log_every=50")
+    result = train(run_dir, celeba_root, "--train.max_steps", "300", "--train.image_every=150", "--train.log_every=50")
     assert result.returncode == 0, result.stderr[-3000:]
     return run_dir
 
@@ -76,15 +77,22 @@ def test_run_directory_holds_config_checkpoint_and_tensorboard_logs(trained_run)
     assert {"train/loss", "train/image_mse", "held_out/psnr_100_context"} <= set(events.Tags()["scalars"])
     assert "held_out/context_prediction_truth" in events.Tags()["images"]
     held_out = [event.value for event in events.Scalars("held_out/psnr_100_context")]  # steps 150 and 300
-    assert len(held_out) == 2 and held_out[1] > held_out[0]  # it kept learning (the training loss mixes 10-1024 contexts)
+    assert (
+        len(held_out) == 2 and held_out[1] > held_out[0]
+    )  # it kept learning (the training loss mixes 10-1024 contexts)
 
 
 @pytest.mark.slow
 def test_evaluate_and_inpaint_programs_write_tables_and_figures(trained_run):
-    for program, extra in (("evaluate.py", ["--limit", "40"]), ("inpaint.py", ["--num-images", "3", "--display-scale", "1"])):
+    for program, extra in (
+        ("evaluate.py", ["--limit", "40"]),
+        ("inpaint.py", ["--num-images", "3", "--display-scale", "1"]),
+    ):
         result = subprocess.run(
             [sys.executable, str(REPO / "eval" / program), "--run", str(trained_run), "--device", "cpu", *extra],
-            capture_output=True, text=True, timeout=300,
+            capture_output=True,
+            text=True,
+            timeout=300,
         )
         assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((trained_run / "eval" / "metrics_val_limit40.json").read_text())  # a partial evaluation
@@ -105,7 +113,13 @@ def test_evaluate_and_inpaint_programs_write_tables_and_figures(trained_run):
 
 
 def test_killed_run_resumes_with_the_same_losses(tmp_path, celeba_root):
-    settings = ["--max-steps", "12", "train.log_every=1", "train.checkpoint_every=4", "train.image_every=1000"]
+    settings = [
+        "--train.max_steps",
+        "12",
+        "--train.log_every=1",
+        "--train.checkpoint_every=4",
+        "--train.image_every=1000",
+    ]
     reference = train(tmp_path / "reference", celeba_root, *settings)
     assert reference.returncode == 0, reference.stderr[-3000:]
 
@@ -133,18 +147,18 @@ def all_finite(state) -> bool:
 
 
 def test_divergence_on_resume_keeps_the_checkpoint_and_a_lower_lr_resumes_from_it(tmp_path, celeba_root):
-    good = train(tmp_path, celeba_root, "--max-steps", "3", "train.image_every=1000")
+    good = train(tmp_path, celeba_root, "--train.max_steps", "3", "--train.image_every=1000")
     assert good.returncode == 0, good.stderr[-3000:]
     # lr=1e6 from step 4 on: applied for real (it used to be ignored on resume), so step 5 diverges.
-    diverged = train(tmp_path, celeba_root, "--max-steps", "6", "train.lr=1e6")
+    diverged = train(tmp_path, celeba_root, "--train.max_steps", "6", "--train.lr=1e6")
     assert diverged.returncode != 0
     message = diverged.stderr.strip().splitlines()[-1]
     assert "non-finite loss" in message and "at step 5; parameters were not updated" in message
-    assert "checkpoint.pt, step 3) is intact" in message and "e.g. train.lr=100000" in message
+    assert "checkpoint.pt, step 3) is intact" in message and "e.g. --train.lr 100000" in message
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["step"] == 3 and all_finite(state)
 
-    resumed = train(tmp_path, celeba_root, "--max-steps", "6", "train.lr=1e-4")  # the advice, followed
+    resumed = train(tmp_path, celeba_root, "--train.max_steps", "6", "--train.lr=1e-4")  # the advice, followed
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     state = load_checkpoint(tmp_path / "checkpoint.pt")
     assert state["step"] == 6 and all_finite(state)
@@ -155,8 +169,8 @@ def test_divergence_on_resume_keeps_the_checkpoint_and_a_lower_lr_resumes_from_i
 
 @pytest.mark.parametrize("checkpoint_every", ["1", "5"])
 def test_divergence_before_any_sound_checkpoint_says_so_and_saves_nothing(tmp_path, celeba_root, checkpoint_every):
-    settings = ["--max-steps", "6", f"train.checkpoint_every={checkpoint_every}", "train.image_every=1000"]
-    diverged = train(tmp_path, celeba_root, *settings, "train.lr=1e6")  # step 1's update makes weights of ~1e6
+    settings = ["--train.max_steps", "6", f"--train.checkpoint_every={checkpoint_every}", "--train.image_every=1000"]
+    diverged = train(tmp_path, celeba_root, *settings, "--train.lr=1e6")  # step 1's update makes weights of ~1e6
     assert diverged.returncode != 0
     message = diverged.stderr.strip().splitlines()[-1]
     assert "at step 2; parameters were not updated and no checkpoint exists" in message
@@ -170,14 +184,14 @@ def test_divergence_before_any_sound_checkpoint_says_so_and_saves_nothing(tmp_pa
 
 def test_divergence_from_the_checkpoint_itself_says_to_start_over(tmp_path, celeba_root):
     # The last step's weights are saved when the run ends, before any step tries them.
-    ended = train(tmp_path, celeba_root, "--max-steps", "1", "train.lr=1e6", "train.image_every=1000")
+    ended = train(tmp_path, celeba_root, "--train.max_steps", "1", "--train.lr=1e6", "--train.image_every=1000")
     assert ended.returncode == 0, ended.stderr[-3000:]
-    continued = train(tmp_path, celeba_root, "--max-steps", "3", "train.image_every=1000")
+    continued = train(tmp_path, celeba_root, "--train.max_steps", "3", "--train.image_every=1000")
     assert continued.returncode != 0
     message = continued.stderr.strip().splitlines()[-1]
     assert "at step 2" in message and "step 1) holds the very weights" in message and "delete it" in message
     (tmp_path / "checkpoint.pt").unlink()  # the advice, followed
-    restarted = train(tmp_path, celeba_root, "--max-steps", "3", "train.image_every=1000")
+    restarted = train(tmp_path, celeba_root, "--train.max_steps", "3", "--train.image_every=1000")
     assert restarted.returncode == 0, restarted.stderr[-3000:]
 
 
@@ -190,31 +204,31 @@ def assert_one_line_error(result, *phrases):
 
 
 def test_a_bad_override_on_resume_changes_nothing(tmp_path, celeba_root):
-    first = train(tmp_path, celeba_root, "--max-steps", "2", "train.log_every=1", "train.image_every=1000")
+    first = train(tmp_path, celeba_root, "--train.max_steps", "2", "--train.log_every=1", "--train.image_every=1000")
     assert first.returncode == 0, first.stderr[-3000:]
     files = {name: (tmp_path / name).read_bytes() for name in ("config.json", "checkpoint.pt", "history.jsonl")}
     for override, phrase in [
-        ("train.max_context=2000", "train.max_context <= 1024"),
-        ("train.batch_size=0", "train.batch_size=0 must be >= 1"),
-        ("train.checkpoint_every=0", "train.checkpoint_every=0 must be >= 1"),
-        ("model.latent_dim=128", "cannot change the model of a trained run on resume (model.latent_dim 64 -> 128)"),
+        ("--train.max_context=2000", "train.max_context <= 1024"),
+        ("--train.batch_size=0", "train.batch_size=0 must be >= 1"),
+        ("--train.checkpoint_every=0", "train.checkpoint_every=0 must be >= 1"),
+        ("--model.latent_dim=128", "cannot change the model of a trained run on resume (model.latent_dim 64 -> 128)"),
     ]:
-        assert_one_line_error(train(tmp_path, celeba_root, "--max-steps", "3", override), phrase)
+        assert_one_line_error(train(tmp_path, celeba_root, "--train.max_steps", "3", override), phrase)
         assert {name: (tmp_path / name).read_bytes() for name in files} == files, override
-    again = train(tmp_path, celeba_root, "--max-steps", "3", "train.log_every=1", "train.image_every=1000")
+    again = train(tmp_path, celeba_root, "--train.max_steps", "3", "--train.log_every=1", "--train.image_every=1000")
     assert again.returncode == 0, again.stderr[-3000:]
     assert sorted(history(tmp_path)) == [1, 2, 3]
 
 
 def test_resume_needs_only_the_checkpoint(tmp_path, celeba_root):
-    settings = ["train.log_every=1", "train.checkpoint_every=2", "train.image_every=1000"]
-    first = train(tmp_path, celeba_root, "--max-steps", "4", *settings)
+    settings = ["--train.log_every=1", "--train.checkpoint_every=2", "--train.image_every=1000"]
+    first = train(tmp_path, celeba_root, "--train.max_steps", "4", *settings)
     assert first.returncode == 0, first.stderr[-3000:]
     text = (tmp_path / "history.jsonl").read_text()
     (tmp_path / "history.jsonl").write_text(text[: len(text) - 20])  # a full disk tore the last line (step 4)
     (tmp_path / "config.json").unlink()
     (tmp_path / ".checkpoint.pt.k1ll3d.tmp").write_bytes(b"half a checkpoint")  # left by a killed save
-    resumed = train(tmp_path, celeba_root, "--max-steps", "6", *settings)
+    resumed = train(tmp_path, celeba_root, "--train.max_steps", "6", *settings)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "dropped 1 unreadable line" in resumed.stderr
     assert sorted(history(tmp_path)) == [1, 2, 3, 5, 6]
@@ -222,19 +236,19 @@ def test_resume_needs_only_the_checkpoint(tmp_path, celeba_root):
     assert not (tmp_path / ".checkpoint.pt.k1ll3d.tmp").exists()
 
     (tmp_path / "history.jsonl").unlink()
-    resumed = train(tmp_path, celeba_root, "--max-steps", "7", *settings)
+    resumed = train(tmp_path, celeba_root, "--train.max_steps", "7", *settings)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert sorted(history(tmp_path)) == [7]
 
 
 def test_a_second_training_on_the_same_out_is_refused(tmp_path, celeba_root):
-    running = train(tmp_path, celeba_root, "--max-steps", "100000", "train.log_every=1", wait=False)
+    running = train(tmp_path, celeba_root, "--train.max_steps", "100000", "--train.log_every=1", wait=False)
     try:
         deadline = time.monotonic() + 300
         while not ((tmp_path / "history.jsonl").is_file() and history(tmp_path)):
             assert running.poll() is None and time.monotonic() < deadline, "the first training ended early"
             time.sleep(0.05)
-        twin = train(tmp_path, celeba_root, "--max-steps", "100000")
+        twin = train(tmp_path, celeba_root, "--train.max_steps", "100000")
         assert_one_line_error(twin, "another training is running in", "choose another --out")
         assert running.poll() is None  # the first one goes on
     finally:
@@ -245,7 +259,7 @@ def test_a_second_training_on_the_same_out_is_refused(tmp_path, celeba_root):
 def test_an_out_folder_that_is_not_a_run_is_left_alone(tmp_path, celeba_root):
     (tmp_path / "config.json").write_text('{"photo": "camera"}\n')  # e.g. train/fit_image.py's results
     (tmp_path / "history.jsonl").write_text("precious\n")
-    result = train(tmp_path, celeba_root, "--max-steps", "1")
+    result = train(tmp_path, celeba_root, "--train.max_steps", "1")
     assert_one_line_error(result, "non-empty folder that holds no hypersiren run", "choose a new or empty folder")
     assert (tmp_path / "config.json").read_text() == '{"photo": "camera"}\n'
     assert (tmp_path / "history.jsonl").read_text() == "precious\n"
@@ -276,7 +290,14 @@ def test_the_lock_admits_one_training_at_a_time(tmp_path, program):
 def test_two_process_ddp_matches_one_process(tmp_path, celeba_root):
     # train.loss=mse: a mean over pixels, so a shard's loss averages to the whole batch's. (log_mse pools its
     # observed term over a process's batch: under DDP it is the mean of the per-process losses.)
-    settings = ["--max-steps", "4", "train.log_every=1", "train.image_every=1000", "train.batch_size=8", "train.loss=mse"]
+    settings = [
+        "--train.max_steps",
+        "4",
+        "--train.log_every=1",
+        "--train.image_every=1000",
+        "--train.batch_size=8",
+        "--train.loss=mse",
+    ]
     single = train(tmp_path / "single", celeba_root, *settings)
     assert single.returncode == 0, single.stderr[-3000:]
     torchrun = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2")

@@ -5,55 +5,37 @@ gradients of two photos.
     python train/fit_derivatives.py --out runs/fit_derivatives                      # paper scale, GPU
     python train/fit_derivatives.py --out runs/fit_derivatives_cpu --size 64 --hidden 128 --steps 300
 
-Targets are the Sobel gradient and 5-point Laplacian of the pixels (``image_derivatives``).
+Targets are the Sobel gradient and 5-point Laplacian of the pixels (``finite_differences``).
 A reconstruction can only be right up to what its supervision loses, so PSNR is reported
 after the best constant offset; for the Laplacian fit also after the best harmonic
 polynomial of degree ≤ 2 (constants, ramps, x² − y², xy: functions its Laplacian ignores).
 """
 
 import argparse
+from pathlib import Path
 
 import torch
-from torchvision.utils import save_image
 
-from hypersiren.cli import exits_cleanly
-from hypersiren.data import to_model_space, to_unit_range
-from hypersiren.field_images import derivative_images, render_image
-from hypersiren.fitting import FitConfig, fit_gradient, fit_laplacian, image_psnr, match_harmonic
-from hypersiren.image_derivatives import discrete_laplacian, sobel_gradient
-from hypersiren.photos import load_photo
-from hypersiren.report import (
-    display_scale,
-    labeled_grid,
-    magnitude_for_display,
-    plot_curves,
-    signed_for_display,
-    start_run,
-    write_curves_csv,
-    write_json,
-    write_table,
-)
-from hypersiren.siren import Siren
+from hypersiren.cli import add_fit_options, exits_cleanly, program, seeded_siren, start_run
+from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.core.siren import Siren
+from hypersiren.figures import display_scale, magnitude_for_display, plot_curves, save_labeled_grid, signed_for_display
+from hypersiren.results import write_curves_csv, write_json, write_table
+from hypersiren.single.field_images import derivative_images, render_image
+from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
+from hypersiren.single.fitting import FitConfig, fit_gradient, fit_laplacian, image_psnr, match_harmonic
+from hypersiren.single.photos import load_photo
 
 HARMONIC_DEGREE = 2
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output directory")
+    parser = program(__doc__)
+    add_fit_options(parser, steps=1000)
     parser.add_argument("--photo", default="camera", help="skimage.data photo to reconstruct (bundled, no download)")
     parser.add_argument("--second-photo", default="astronaut", help="the photo blended in by Poisson blending")
     parser.add_argument("--blend-weight", type=float, default=0.5, help="weight of --photo's gradient in the blend")
     parser.add_argument("--size", type=int, default=256, help="fit the photos resized to size x size (grayscale)")
-    parser.add_argument("--steps", type=int, default=1000, help="full-batch Adam steps per fit")
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument(
-        "--omega", type=float, default=30.0, help="SIREN ω₀; lower it for small images (≈10 at 64 px), see README"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return parser.parse_args()
 
 
@@ -66,19 +48,15 @@ def main() -> None:
     image = to_model_space(load_photo(args.photo, args.size)).to(device)  # (1, S, S) in [-1, 1]
     second = to_model_space(load_photo(args.second_photo, args.size)).to(device)
 
-    def new_siren() -> Siren:
-        torch.manual_seed(args.seed)  # every fit starts from the same initialization
-        return Siren(2, args.hidden, args.layers, 1, args.omega, args.omega).to(device)
-
-    gradient_net = new_siren()
+    gradient_net = seeded_siren(args, in_features=2)
     gradient_fit = fit_gradient(gradient_net, sobel_gradient(image)[0], image, config, progress="gradient")
-    laplacian_net = new_siren()
+    laplacian_net = seeded_siren(args, in_features=2)
     laplacian_fit = fit_laplacian(laplacian_net, discrete_laplacian(image), image, config, progress="Laplacian")
     # Gradients are linear, so the blended field is the gradient of the pixel blend: that blend is the reference.
     weight = args.blend_weight
     blend_gradient = weight * sobel_gradient(image)[0] + (1 - weight) * sobel_gradient(second)[0]
     blend_reference = weight * image + (1 - weight) * second
-    blend_net = new_siren()
+    blend_net = seeded_siren(args, in_features=2)
     blend_fit = fit_gradient(blend_net, blend_gradient, blend_reference, config, progress="Poisson blend")
 
     size = args.size
@@ -108,12 +86,12 @@ def main() -> None:
     write_json(rows, out / "results.json")
     curves = {"gradient only": gradient_fit.psnr, "Laplacian only": laplacian_fit.psnr, "Poisson blend": blend_fit.psnr}
     write_curves_csv(curves, out / "psnr_curves.csv")
-    save_image(plot_curves(curves, y_label="PSNR up to an offset (dB)"), out / "psnr_curves.png")
-    save_image(derivative_figure(image, gradient_net, laplacian_net), out / "derivative_fits.png")
-    save_image(blend_figure(image, second, blend_gradient, blend_reference, blend_net), out / "poisson_blend.png")
+    plot_curves(curves, out / "psnr_curves.png", y_label="PSNR up to an offset (dB)")
+    save_derivative_figure(image, gradient_net, laplacian_net, out / "derivative_fits.png")
+    save_blend_figure(image, second, blend_gradient, blend_reference, blend_net, out / "poisson_blend.png")
 
 
-def derivative_figure(image: torch.Tensor, gradient_net: Siren, laplacian_net: Siren) -> torch.Tensor:
+def save_derivative_figure(image: torch.Tensor, gradient_net: Siren, laplacian_net: Siren, path: Path) -> None:
     """Rows: gradient fit, Laplacian fit.
 
     Columns: ground truth, target derivative, the SIREN's derivative, reconstruction (offset-matched).
@@ -135,12 +113,17 @@ def derivative_figure(image: torch.Tensor, gradient_net: Siren, laplacian_net: S
         to_unit_range(match_harmonic(render_image(laplacian_net, height, width), image)),
     ]
     columns = ["ground truth", "target derivative", "SIREN derivative", "reconstruction"]
-    return labeled_grid(torch.stack(tiles), columns, ["gradient fit", "Laplacian fit"])
+    save_labeled_grid(torch.stack(tiles), path, column_labels=columns, row_labels=["gradient fit", "Laplacian fit"])
 
 
-def blend_figure(
-    image: torch.Tensor, second: torch.Tensor, blend_gradient: torch.Tensor, reference: torch.Tensor, net: Siren
-) -> torch.Tensor:
+def save_blend_figure(
+    image: torch.Tensor,
+    second: torch.Tensor,
+    blend_gradient: torch.Tensor,
+    reference: torch.Tensor,
+    net: Siren,
+    path: Path,
+) -> None:
     """The two photos, the blended gradient's magnitude, the SIREN fitted to it, and the pixel blend for reference."""
     _, height, width = image.shape
     tiles = [
@@ -151,7 +134,7 @@ def blend_figure(
         to_unit_range(reference),
     ]
     columns = ["photo 1", "photo 2", "|blended gradient|", "SIREN from gradient", "pixel blend"]
-    return labeled_grid(torch.stack(tiles), columns)
+    save_labeled_grid(torch.stack(tiles), path, column_labels=columns)
 
 
 if __name__ == "__main__":

@@ -16,42 +16,26 @@ import torch
 import torch.nn.functional as F
 from torchvision.utils import save_image
 
-from hypersiren.cli import exits_cleanly
-from hypersiren.coordinate_mlps import ACTIVATIONS, coordinate_mlp, nyquist_frequencies
-from hypersiren.data import to_model_space, to_unit_range
-from hypersiren.field_images import derivative_images, render_image
-from hypersiren.fitting import FitConfig, fit_values, image_psnr
-from hypersiren.image_derivatives import discrete_laplacian, sobel_gradient
-from hypersiren.photos import load_photo
-from hypersiren.report import (
-    display_scale,
-    labeled_grid,
-    magnitude_for_display,
-    plot_curves,
-    signed_for_display,
-    start_run,
-    write_curves_csv,
-    write_json,
-    write_table,
-)
+from hypersiren.cli import add_fit_options, exits_cleanly, program, start_run
+from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.figures import display_scale, magnitude_for_display, plot_curves, save_labeled_grid, signed_for_display
+from hypersiren.results import write_curves_csv, write_json, write_table
+from hypersiren.single.coordinate_mlps import ACTIVATIONS, coordinate_mlp, nyquist_frequencies
+from hypersiren.single.field_images import derivative_images, render_image
+from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
+from hypersiren.single.fitting import FitConfig, fit_values, image_psnr
+from hypersiren.single.photos import load_photo
 
 LABELS = {"relu": "ReLU", "tanh": "tanh", "relu_pe": "ReLU + P.E.", "siren": "SIREN"}
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output directory")
+    parser = program(__doc__)
+    add_fit_options(parser, steps=1000)
     parser.add_argument("--photo", default="camera", help="bundled skimage.data photo: camera, astronaut")
     parser.add_argument("--size", type=int, default=256, help="fit the photo resized to size x size")
-    parser.add_argument("--steps", type=int, default=1000, help="full-batch Adam steps per network")
-    parser.add_argument("--lr", type=float, default=1e-4)
-    parser.add_argument("--hidden", type=int, default=256, help="hidden width of every network")
-    parser.add_argument("--layers", type=int, default=3, help="hidden layers of every network")
-    parser.add_argument("--omega", type=float, default=30.0, help="SIREN frequency scale ω₀")
     parser.add_argument("--activations", nargs="+", default=list(ACTIVATIONS), choices=ACTIVATIONS)
     parser.add_argument("--render-size", type=int, default=1024, help="side of the zoom and extrapolation renders")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return parser.parse_args()
 
 
@@ -67,7 +51,13 @@ def main() -> None:
     for activation in args.activations:
         torch.manual_seed(args.seed)  # every network starts from the same random stream
         net = coordinate_mlp(
-            activation, 2, args.hidden, args.layers, 1, nyquist_frequencies(args.size), args.omega
+            activation,
+            in_features=2,
+            hidden_features=args.hidden,
+            hidden_layers=args.layers,
+            out_features=1,
+            num_frequencies=nyquist_frequencies(args.size),
+            omega=args.omega,
         ).to(device)
         result = fit_values(net, image, config, progress=LABELS[activation])
         nets[activation], curves[LABELS[activation]] = net, result.psnr
@@ -84,8 +74,8 @@ def main() -> None:
     title = f"{args.photo} {args.size}px, {args.steps} steps, {args.layers}x{args.hidden} networks, lr {args.lr:g}"
     write_table(rows, out, "activation_comparison", title)
     write_curves_csv(curves, out / "psnr_curves.csv")
-    save_image(plot_curves(curves), out / "psnr_curves.png")
-    save_image(comparison_figure(image, nets), out / "activation_comparison.png")
+    plot_curves(curves, out / "psnr_curves.png")
+    save_comparison_figure(image, nets, out / "activation_comparison.png")
 
     if "siren" in nets:
         beyond = beyond_the_grid(nets["siren"], image, args)
@@ -94,7 +84,7 @@ def main() -> None:
     write_json(rows, out / "results.json")
 
 
-def comparison_figure(image: torch.Tensor, nets: dict[str, torch.nn.Module]) -> torch.Tensor:
+def save_comparison_figure(image: torch.Tensor, nets: dict[str, torch.nn.Module], path: Path) -> None:
     """Columns: ground truth, then each network. Rows: image, gradient magnitude, Laplacian.
 
     Ground-truth derivatives are the Sobel / 5-point filters of the pixels; every
@@ -116,7 +106,7 @@ def comparison_figure(image: torch.Tensor, nets: dict[str, torch.nn.Module]) -> 
     # Tiles were collected per network (column); the grid is filled row by row.
     grid = torch.stack(tiles).unflatten(0, (len(columns), 3)).transpose(0, 1).flatten(0, 1)
     labels = ["ground truth"] + [LABELS[activation] for activation in nets]
-    return labeled_grid(grid, labels, ["image", "|gradient|", "Laplacian"])
+    save_labeled_grid(grid, path, column_labels=labels, row_labels=["image", "|gradient|", "Laplacian"])
 
 
 @torch.no_grad()
@@ -137,9 +127,8 @@ def beyond_the_grid(net: torch.nn.Module, image: torch.Tensor, args: argparse.Na
         magnitude_for_display(gradient_norm),
         signed_for_display(laplacian),
     ]
-    # Plain ASCII labels: Pillow's default font has no superscripts.
     labels = ["zoom: [-0.5, 0.5]", "extrapolation: [-2, 2]", "|gradient| on [-1, 1]", "Laplacian on [-1, 1]"]
-    save_image(labeled_grid(torch.stack(overview), labels), out / "beyond_grid.png")
+    save_labeled_grid(torch.stack(overview), out / "beyond_grid.png", column_labels=labels)
     # The photo exists at higher resolution: rendering the 2x grid is scored against it, next to bicubic upsampling.
     truth = to_model_space(load_photo(args.photo, double)).to(image.device)
     upsampled = F.interpolate(image.unsqueeze(0), scale_factor=2, mode="bicubic", align_corners=False)[0]

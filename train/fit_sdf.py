@@ -14,19 +14,12 @@ import argparse
 import math
 
 import torch
-from torchvision.utils import save_image
 
-from hypersiren.cli import exits_cleanly
-from hypersiren.report import (
-    labeled_grid,
-    plot_curves,
-    signed_distance_for_display,
-    start_run,
-    write_curves_csv,
-    write_json,
-    write_table,
-)
-from hypersiren.sdf import (
+from hypersiren.cli import add_fit_options, exits_cleanly, program, seeded_siren, start_run
+from hypersiren.core.siren import Siren
+from hypersiren.figures import plot_curves, save_labeled_grid, signed_distance_for_display
+from hypersiren.results import write_curves_csv, write_json, write_table
+from hypersiren.single.sdf import (
     SDFFitConfig,
     Shape,
     Sphere,
@@ -40,26 +33,18 @@ from hypersiren.sdf import (
     sphere_trace,
     write_obj,
 )
-from hypersiren.siren import Siren
 
 SHAPES = {"torus": Torus(major_radius=0.5, minor_radius=0.2), "sphere": Sphere(radius=0.5)}
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output directory")
+    parser = program(__doc__)
+    add_fit_options(parser, steps=5000)  # the paper's lr 1e-4; 1e-3 converges in fewer steps
     parser.add_argument("--shape", choices=list(SHAPES), default="torus")
-    parser.add_argument("--steps", type=int, default=5000)
-    parser.add_argument("--lr", type=float, default=1e-4, help="the paper's 1e-4; 1e-3 converges in fewer steps")
-    parser.add_argument("--hidden", type=int, default=256)
-    parser.add_argument("--layers", type=int, default=3)
-    parser.add_argument("--omega", type=float, default=30.0)
     parser.add_argument("--cloud-size", type=int, default=100_000, help="points in the oriented point cloud")
     parser.add_argument("--batch-size", type=int, default=4096, help="surface points per step (as many off-surface)")
     parser.add_argument("--resolution", type=int, default=128, help="marching-cubes grid per axis")
     parser.add_argument("--eval-points", type=int, default=30_000, help="points per surface for Chamfer distance")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     return parser.parse_args()
 
 
@@ -67,12 +52,10 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     out = start_run(args)
-    device = torch.device(args.device)
     shape = SHAPES[args.shape]
 
-    torch.manual_seed(args.seed)
-    net = Siren(3, args.hidden, args.layers, 1, args.omega, args.omega).to(device)
-    config = SDFFitConfig(args.steps, args.lr, args.cloud_size, args.batch_size)
+    net = seeded_siren(args, in_features=3)
+    config = SDFFitConfig(steps=args.steps, lr=args.lr, cloud_size=args.cloud_size, batch_size=args.batch_size)
     losses, seconds = fit_sdf(net, shape, config, seed=args.seed, progress=f"SDF {args.shape}")
 
     vertices, faces = extract_mesh(net, args.resolution)
@@ -88,11 +71,11 @@ def main() -> None:
 
     curves = {"log10 loss": [math.log10(loss) for loss in losses]}
     write_curves_csv(curves, out / "loss_curve.csv")
-    save_image(plot_curves(curves, y_label="log10 SDF loss"), out / "loss_curve.png")
+    plot_curves(curves, out / "loss_curve.png", y_label="log10 SDF loss")
     slices = [signed_distance_for_display(sdf_slice(net, 256, axis=axis)).cpu() for axis in (2, 1)]
     render = sphere_trace(net, 256).expand(3, -1, -1).cpu()
     labels = ["SDF on z = 0", "SDF on y = 0", "zero level set (sphere-traced)"]
-    save_image(labeled_grid(torch.stack([*slices, render]), labels), out / "sdf.png")
+    save_labeled_grid(torch.stack([*slices, render]), out / "sdf.png", column_labels=labels)
 
 
 @torch.no_grad()

@@ -1,12 +1,13 @@
 """Train encoder + hypernetwork on an image dataset.
 
-    python train/train.py --config train/default.toml --out runs/celeba32
-    python train/train.py --config train/paper.toml --data-root ~/data/celeba --out runs/paper train.lr=1e-4
-    torchrun --nproc-per-node 2 train/train.py --config train/default.toml --out runs/ddp
+    python train/train.py --out runs/celeba32                     # train/default.toml
+    python train/train.py --config train/paper.toml --data.root ~/data/celeba --train.lr 1e-4 --out runs/paper
+    torchrun --nproc-per-node 2 train/train.py --out runs/ddp
 
-Rerunning with the same --out resumes from its last checkpoint, with the config saved in it;
-overrides given then apply from the resumed step on (train.lr, train.grad_clip, --max-steps, ...),
-except model.* ones, which are refused: the checkpoint's weights are that model.
+Every config field is an option, ``--section.field VALUE`` (see --help). Rerunning with the same
+--out resumes from its last checkpoint, with the config saved in it; options given then apply
+from the resumed step on (--train.lr, --train.grad_clip, --train.max_steps, ...), except
+--model.* ones, which are refused: the checkpoint's weights are that model.
 """
 
 import argparse
@@ -27,7 +28,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from hypersiren.checkpoint import (
+from hypersiren.across.checkpoint import (
     CheckpointError,
     checkpoint_config,
     load_checkpoint,
@@ -35,37 +36,26 @@ from hypersiren.checkpoint import (
     save_checkpoint,
     write_text_atomically,
 )
-from hypersiren.cli import exits_cleanly
-from hypersiren.config import ConfigError, RunConfig, TrainConfig, require_same_model
-from hypersiren.data import (
-    ShuffledBatches,
-    command_line_root,
-    fine_grid_points,
-    load_images,
-    to_model_space,
-    to_unit_range,
-    training_batch,
-)
-from hypersiren.evaluation import seeded_masks
+from hypersiren.across.config import ConfigError, RunConfig, TrainConfig, require_same_model
+from hypersiren.across.data import ShuffledBatches, fine_grid_points, load_images, training_batch
+from hypersiren.across.evaluation import seeded_masks
+from hypersiren.across.model import HyperSiren
+from hypersiren.across.objective import hypernetwork_loss
+from hypersiren.cli import add_config_options, config_overrides, exits_cleanly, program
+from hypersiren.core.metrics import psnr
+from hypersiren.core.pixels import pixel_grid, to_model_space, to_unit_range
 from hypersiren.figures import comparison_grid
-from hypersiren.functional import pixel_grid
-from hypersiren.losses import hypernetwork_loss
-from hypersiren.metrics import psnr
-from hypersiren.model import HyperSiren
 
 PRESETS = Path(__file__).parent
 LOCK = "train.lock"  # held (flock) while a training runs; its presence also marks the folder as a run
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = program(__doc__)
     parser.add_argument("--config", default=str(PRESETS / "default.toml"), help="TOML preset (ignored when resuming)")
     parser.add_argument("--out", required=True, help="run directory: config, checkpoint, TensorBoard logs")
-    parser.add_argument("--data-root", help="dataset folder (overrides data.root)")
-    parser.add_argument("--max-steps", type=int, help="overrides train.max_steps; raise it to continue a finished run")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("overrides", nargs="*", help="section.field=value, e.g. train.lr=1e-4 model.latent_dim=128")
-    return parser.parse_intermixed_args()
+    add_config_options(parser)
+    return parser.parse_args()
 
 
 @exits_cleanly()
@@ -90,7 +80,9 @@ def main() -> None:
     if config.train.batch_size % world:
         raise SystemExit(f"train.batch_size={config.train.batch_size} must be divisible by the {world} processes")
 
-    train_images = load_images(config.data, "train", limit=config.data.train_limit or None).to(device)  # uint8 (N, 3, S, S), decoded once
+    train_images = load_images(config.data, "train", limit=config.data.train_limit or None).to(
+        device
+    )  # uint8 (N, 3, S, S), decoded once
     if config.train.batch_size > len(train_images):
         raise ConfigError(f"train.batch_size={config.train.batch_size} exceeds the {len(train_images)} training images")
     eval_images = load_images(config.data, config.data.eval_split, limit=config.train.eval_images).to(device)
@@ -112,7 +104,10 @@ def main() -> None:
         history = run_dir / "history.jsonl"  # one line per logged step; a resumed run rewrites its tail
         write_text_atomically(logged_until(history, step) if saved_step is not None else "", history)
         if step >= config.train.max_steps:
-            print(f"{run_dir} is at step {step}, train.max_steps={config.train.max_steps}: raise --max-steps to go on")
+            print(
+                f"{run_dir} is at step {step}, train.max_steps={config.train.max_steps}: "
+                "raise --train.max_steps to go on"
+            )
 
     batches = ShuffledBatches(len(train_images), config.train.batch_size, config.train.seed)
     coords = pixel_grid(size, size, device).expand(config.train.batch_size // world, -1, -1)
@@ -133,13 +128,21 @@ def main() -> None:
         for group in optimizer.param_groups:  # a function of the step, so a resumed run continues the schedule
             group["lr"] = learning_rate(config.train, step)
         image, mask = images[shard], masks[shard]  # (b, 3, S, S) in [-1, 1], (b, 1, S, S): this process's share
-        points, target, observed = coords, rearrange(image, "b c h w -> b (h w) c"), rearrange(mask, "b 1 h w -> b (h w)")
+        points, target, observed = (
+            coords,
+            rearrange(image, "b c h w -> b (h w) c"),
+            rearrange(mask, "b 1 h w -> b (h w)"),
+        )
         if config.train.fine_points:
             fine = to_model_space(fine_images[batches.indices(step)])  # the whole batch's points, then this share:
-            generator = torch.Generator().manual_seed(config.train.seed * 7_919 + step)  # DDP draws what one process does
+            generator = torch.Generator().manual_seed(
+                config.train.seed * 7_919 + step
+            )  # DDP draws what one process does
             fine_coords, fine_target = (t[shard] for t in fine_grid_points(fine, config.train.fine_points, generator))
             points, target = torch.cat([points, fine_coords], dim=1), torch.cat([target, fine_target], dim=1)
-            observed = torch.cat([observed, torch.zeros_like(fine_target[..., 0], dtype=torch.bool)], dim=1)  # never given
+            observed = torch.cat(
+                [observed, torch.zeros_like(fine_target[..., 0], dtype=torch.bool)], dim=1
+            )  # never given
         with autocast:
             prediction = trainable(image, mask, points)
         loss, terms = hypernetwork_loss(
@@ -241,11 +244,7 @@ def run_config(args: argparse.Namespace, state: dict[str, Any] | None, checkpoin
     (config.json is only a copy for people and tools), then the command line's overrides."""
     saved = checkpoint_config(state, checkpoint_path) if state else None
     config = RunConfig.from_dict(saved.to_dict()) if saved else RunConfig.load(args.config)
-    config.override(args.overrides)
-    if args.data_root:
-        config.data.root = command_line_root(args.data_root)
-    if args.max_steps is not None:
-        config.train.max_steps = args.max_steps
+    config.override(config_overrides(args))
     if saved:
         require_same_model(saved, config)
     return config.validate()
@@ -304,7 +303,7 @@ def divergence_message(loss: float, grad_norm: float, step: int, saved_step: int
     place to resume at a lower lr; a checkpoint of the very weights that just failed is not.
     """
     what = f"error: non-finite loss {loss} / gradient norm {grad_norm} at step {step + 1}; parameters were not updated"
-    lower = f"a lower train.lr (now {config.train.lr:g}; e.g. train.lr={config.train.lr / 10:g})"
+    lower = f"a lower --train.lr (now {config.train.lr:g}; e.g. --train.lr {config.train.lr / 10:g})"
     if saved_step is None:
         return (
             f"{what} and no checkpoint exists (one is saved only once the step after it gives a finite loss). "

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from hypersiren.diffops import gradient
+from hypersiren.core.diffops import gradient
 
 
 class Sphere(NamedTuple):
@@ -165,8 +165,7 @@ def extract_mesh(net: nn.Module, resolution: int = 64, extent: float = 1.0) -> t
     volume = sdf_volume(net, resolution, extent).cpu()
     if not volume.min() < 0 < volume.max():
         raise ValueError(
-            f"Φ does not change sign on the grid (range {volume.min():.3g} … {volume.max():.3g}): "
-            "no surface to extract"
+            f"Φ does not change sign on the grid (range {volume.min():.3g} … {volume.max():.3g}): no surface to extract"
         )
     spacing = 2 * extent / (resolution - 1)
     vertices, faces, _, _ = marching_cubes(volume.numpy(), level=0.0, spacing=(spacing,) * 3)

@@ -11,8 +11,8 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
-from hypersiren.diffops import divergence, gradient
-from hypersiren.functional import pixel_grid
+from hypersiren.core.diffops import divergence, gradient
+from hypersiren.core.pixels import pixel_grid
 
 
 def window_grid(height: int, width: int, extent: float = 1.0, device: torch.device | str | None = None) -> Tensor:
@@ -33,7 +33,7 @@ def derivative_images(
 ) -> tuple[Tensor, Tensor]:
     """Gradient magnitude and Laplacian of a scalar ``net`` on the window, each ``(1, H, W)``.
 
-    Derivatives are per unit of coordinate (as ``image_derivatives`` reports for pixel images).
+    Derivatives are per unit of coordinate (as ``finite_differences`` reports for pixel images).
     """
     coords = window_grid(height, width, extent, device=next(net.parameters()).device)
     gradient_norms, laplacians = [], []

@@ -8,10 +8,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from hypersiren.encoders import ConvEncoder, SetEncoder, UNetEncoder, observed
-from hypersiren.functional import SirenParams, check_coords, pixel_grid, render
-from hypersiren.hypernet import HyperNetwork, ShiftModulator
-from hypersiren.siren import SirenConfig
+from hypersiren.across.encoders import ConvEncoder, SetEncoder, UNetEncoder, observed
+from hypersiren.across.hypernet import HyperNetwork, ShiftModulator
+from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.render import SirenParams, check_coords, render
+from hypersiren.core.siren import SirenConfig
 
 
 @dataclass
@@ -106,14 +107,16 @@ class HyperSiren(nn.Module):
 
         sin(30 * x) in bf16 has ~0.1 rad phase error: bf16 params from an autocast hypernetwork
         are cast up here, and the shifts (which enter the sine's argument) and
-        ``functional.render`` itself run with autocast off.
+        ``render.render`` itself run with autocast off.
         """
         check_coords(params, coords)  # before sampling the grid, so bad coords get render's message
         params = [type(layer)(*(t.float() for t in layer)) for layer in params]
         return render(params, coords.float(), self.config.omega, self.config.omega, self.shifts(local_grid, coords))
 
     def shifts(self, local_grid: Tensor | None, coords: Tensor) -> list[Tensor] | None:
-        """The local codes at ``coords (B, N, 2)`` as per-layer bias shifts ``(B, N, fan_out)``, in fp32; None without a grid."""
+        """The local codes at ``coords (B, N, 2)`` as per-layer bias shifts ``(B, N, fan_out)``, in fp32.
+
+        None without a grid (the global-only model)."""
         if local_grid is None:
             return None
         with torch.autocast(coords.device.type, enabled=False):
@@ -161,7 +164,9 @@ class HyperSiren(nn.Module):
         """
         group = max(1, chunk_size // (image.shape[-2] * image.shape[-1]))
         refined = [
-            self._refine_group(image[part], mask[part], Latents(*(t[part] if t is not None else None for t in latents)), refinement)
+            self._refine_group(
+                image[part], mask[part], Latents(*(t[part] if t is not None else None for t in latents)), refinement
+            )
             for part in (slice(start, start + group) for start in range(0, image.shape[0], group))
         ]
         return Latents(*(torch.cat(parts) if parts[0] is not None else None for parts in zip(*refined)))
@@ -184,7 +189,9 @@ class HyperSiren(nn.Module):
                 kept.copy_(torch.where(improved.view(-1, *[1] * (kept.dim() - 1)), variable.detach(), kept))
             if step == refinement.steps:
                 break
-            prior = sum((v - s.detach()).square().flatten(1).mean(dim=1) for v, s in zip(variables, start) if s is not None)
+            prior = sum(
+                (v - s.detach()).square().flatten(1).mean(dim=1) for v, s in zip(variables, start) if s is not None
+            )
             loss = (error + refinement.prior_weight * prior).sum()
             grads = torch.autograd.grad(loss, variables)  # the model's own parameters keep no gradient
             for variable, grad in zip(variables, grads):
@@ -196,14 +203,19 @@ class HyperSiren(nn.Module):
         channels = self.config.image_channels
         if image.dim() != 4 or image.shape[1] != channels:
             raise ValueError(f"image must be (B, {channels}, H, W), got shape {tuple(image.shape)}")
-        if mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[0] != image.shape[0] or mask.shape[2:] != image.shape[2:]:
+        if (
+            mask.dim() != 4
+            or mask.shape[1] != 1
+            or mask.shape[0] != image.shape[0]
+            or mask.shape[2:] != image.shape[2:]
+        ):
             raise ValueError(
                 f"mask must be (B, 1, H, W) matching image {tuple(image.shape)}, got shape {tuple(mask.shape)}"
             )
         if not image.is_floating_point():
             raise ValueError(
                 f"image must be floating point in [-1, 1], got {image.dtype}: convert uint8 images with "
-                "hypersiren.data.to_model_space"
+                "hypersiren.core.pixels.to_model_space"
             )
         if mask.dtype != torch.bool and not bool(((mask == 0) | (mask == 1)).all()):
             # A mask is which pixels are observed, not weights: 255 or 0.5 would scale the encoder's input.
@@ -224,7 +236,7 @@ class HyperSiren(nn.Module):
         if largest > 1 + 1e-3:
             raise ValueError(
                 f"observed image values reach {largest:g}, outside the model's [-1, 1]: convert [0, 255] "
-                "images with hypersiren.data.to_model_space"
+                "images with hypersiren.core.pixels.to_model_space"
             )
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from hypersiren.functional import LayerParams, SirenParams, render
+from hypersiren.core.render import LayerParams, SirenParams, render
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,9 @@ def bias_bound(config: SirenConfig, layer: int) -> float:
     return 1.0 / math.sqrt(config.layer_shapes[layer][0])
 
 
-def init_siren_params(config: SirenConfig, batch_size: int = 1, generator: torch.Generator | None = None) -> SirenParams:
+def init_siren_params(
+    config: SirenConfig, batch_size: int = 1, generator: torch.Generator | None = None
+) -> SirenParams:
     """Independent SIREN initializations: weights ``(B, in, out)``, biases ``(B, out)``."""
     params = []
     for layer, (fan_in, fan_out) in enumerate(config.layer_shapes):
@@ -62,7 +64,7 @@ class Siren(nn.Module):
     """One SIREN for one signal. ``forward(coords (..., N, in)) -> (..., N, out)``.
 
     Its parameters are stored with a leading batch dim of 1, in exactly the
-    structure the hypernetwork emits, so both render through ``functional.render``.
+    structure the hypernetwork emits, so both render through ``render.render``.
     """
 
     def __init__(

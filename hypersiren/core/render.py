@@ -48,7 +48,6 @@ def render(
     shared = params[0].weight.shape[0] == 1 and batch != 1
     hidden = coords.reshape(1, batch * num_points, -1) if shared else coords
     last = len(params) - 1
-    spare = _SpareBuffer()  # recycles gradient buffers between this call's layers in backward
     with torch.autocast(coords.device.type, enabled=False):
         for index, (weight, bias) in enumerate(params):
             bias = bias.unsqueeze(1)  # (B, 1, out): broadcast over points
@@ -58,7 +57,7 @@ def render(
                 hidden = torch.baddbmm(bias, hidden, weight)
             else:
                 omega = first_omega if index == 0 else hidden_omega
-                hidden = _SineLayer.apply(hidden, weight, bias, omega, spare)
+                hidden = _SineLayer.apply(hidden, weight, bias, omega)
     return hidden.reshape(batch, num_points, -1)
 
 
@@ -70,29 +69,27 @@ class _SineLayer(torch.autograd.Function):
     Activations are a step's largest tensors, and each fresh one costs a pass over
     memory (on CPU also the page faults of new pages). Autograd of the plain ops
     makes three per layer in backward (cos, times grad, input gradient) and keeps
-    omega-scaled copies of weight and bias. Here omega is the GEMMs' alpha/beta,
-    grad is multiplied by cos(pre) in place, and the input gradient is written into
-    the buffer the layer above has just finished with: after the top layer, backward
-    makes no activation-sized tensor at all.
+    omega-scaled copies of weight and bias. Here omega is the GEMMs' alpha/beta and
+    grad is multiplied by cos(pre) in place (``eval/bench.py`` times each choice).
     With ``create_graph`` (gradient/Laplacian losses) backward recomputes the
     pre-activation with differentiable ops, so derivatives of every order stay exact.
     Without grad, sin is taken in place: inference keeps one activation per layer.
     """
 
     @staticmethod
-    def forward(ctx, hidden: Tensor, weight: Tensor, bias: Tensor, omega: float, spare: "_SpareBuffer") -> Tensor:
+    def forward(ctx, hidden: Tensor, weight: Tensor, bias: Tensor, omega: float) -> Tensor:
         pre = torch.baddbmm(bias, hidden, weight, beta=omega, alpha=omega)
         if not any(ctx.needs_input_grad):
             return pre.sin_()
         ctx.save_for_backward(hidden, weight, bias, pre)
-        ctx.omega, ctx.spare = omega, spare
+        ctx.omega = omega
         return torch.sin(pre)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None, None]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None, None]:
         hidden, weight, bias, pre = ctx.saved_tensors
         omega = ctx.omega
-        needs_hidden, needs_weight, needs_bias, _, _ = ctx.needs_input_grad
+        needs_hidden, needs_weight, needs_bias, _ = ctx.needs_input_grad
         if torch.is_grad_enabled():  # create_graph: the backward itself must be differentiable
             pre = torch.baddbmm(bias, hidden, weight, beta=omega, alpha=omega)
             grad_linear = omega * grad * torch.cos(pre)  # d loss / d(hidden @ weight + bias)
@@ -101,18 +98,14 @@ class _SineLayer(torch.autograd.Function):
                 hidden.mT @ grad_linear if needs_weight else None,
                 grad_linear.sum_to_size(bias.shape) if needs_bias else None,
                 None,
-                None,
             )
         grad_pre = _mul_cos_(grad, pre)  # d loss / d pre; pre's factor omega enters via the GEMMs' alpha
-        grads = (
-            _scaled_bmm(grad_pre, weight.mT, omega, ctx.spare.take(hidden)) if needs_hidden else None,
+        return (
+            _scaled_bmm(grad_pre, weight.mT, omega) if needs_hidden else None,
             _scaled_bmm(hidden.mT, grad_pre, omega) if needs_weight else None,
-            grad_pre.sum_to_size(bias.shape) * omega if needs_bias else None,  # a fresh tensor: grad_pre is handed on
-            None,
+            grad_pre.sum_to_size(bias.shape) * omega if needs_bias else None,
             None,
         )
-        ctx.spare.give(grad_pre)  # dead once we return: the layer below writes its input gradient there
-        return grads
 
 
 COS_CHUNK = 1 << 18  # elements (1 MiB of fp32): cos of a chunk stays in cache until it is used
@@ -137,33 +130,10 @@ def _mul_cos_(grad: Tensor, pre: Tensor) -> Tensor:
     return grad
 
 
-def _scaled_bmm(left: Tensor, right: Tensor, scale: float, out: Tensor | None = None) -> Tensor:
+def _scaled_bmm(left: Tensor, right: Tensor, scale: float) -> Tensor:
     """``scale * left @ right`` for ``(B, n, k) @ (B, k, m)``, scaled inside the GEMM rather than after."""
-    if out is None:
-        out = left.new_empty(left.shape[0], left.shape[1], right.shape[2])
+    out = left.new_empty(left.shape[0], left.shape[1], right.shape[2])
     return torch.baddbmm(out, left, right, beta=0, alpha=scale, out=out)  # beta=0: out's contents are never read
-
-
-class _SpareBuffer:
-    """One dead gradient buffer, handed from a sine layer's backward to the next one's.
-
-    Each layer's backward turns its incoming gradient into ``grad_pre`` in place and
-    is done with it on return; the layer below needs a fresh buffer of the same shape
-    for its own input gradient. Handing the dead one down saves an allocation (on CPU,
-    its page faults) per hidden layer and step.
-    """
-
-    def __init__(self) -> None:
-        self.buffer: Tensor | None = None
-
-    def give(self, buffer: Tensor) -> None:
-        self.buffer = buffer
-
-    def take(self, like: Tensor) -> Tensor | None:
-        """The spare buffer if it fits ``like`` (then it is no longer spare), else None."""
-        buffer, self.buffer = self.buffer, None
-        fits = buffer is not None and (buffer.shape, buffer.dtype, buffer.device) == (like.shape, like.dtype, like.device)
-        return buffer if fits else None
 
 
 def check_coords(params: SirenParams, coords: Tensor) -> None:
@@ -180,14 +150,3 @@ def check_coords(params: SirenParams, coords: Tensor) -> None:
         raise ValueError(f"params are for {params_batch} samples but coords for {coords.shape[0]}")
     if not coords.is_floating_point():
         raise ValueError(f"coords must be floating point, got {coords.dtype}")
-
-
-def pixel_grid(height: int, width: int, device: torch.device | str | None = None) -> Tensor:
-    """Pixel-centre coordinates in [-1, 1], ``(H*W, 2)`` as (row, col), row-major.
-
-    Pixel centres (not corners) make grids of different resolutions tile the same
-    square, so rendering at 4x size is a true upsampling of the same image.
-    """
-    rows = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) * (2.0 / height) - 1.0
-    cols = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) * (2.0 / width) - 1.0
-    return torch.cartesian_prod(rows, cols)

@@ -55,7 +55,12 @@ class SetEncoder(nn.Module):
     """
 
     def __init__(
-        self, coord_dim: int = 2, value_dim: int = 3, latent_dim: int = 256, hidden_features: int = 256, hidden_layers: int = 2
+        self,
+        coord_dim: int = 2,
+        value_dim: int = 3,
+        latent_dim: int = 256,
+        hidden_features: int = 256,
+        hidden_layers: int = 2,
     ):
         super().__init__()
         layers: list[nn.Module] = []
@@ -100,7 +105,9 @@ def pull_push_fill(image: Tensor, mask: Tensor, levels: int) -> list[Tensor]:
     for sums, counts in reversed(pulled):  # push: a cell with no observed pixel takes the coarser fill
         coarse = F.interpolate(fill, size=sums.shape[-2:], mode="bilinear", align_corners=False)
         fill = torch.where(counts > 0, sums / counts.clamp_min(1e-8), coarse)
-        full = F.interpolate(torch.cat([fill, counts], dim=1), size=(height, width), mode="bilinear", align_corners=False)
+        full = F.interpolate(
+            torch.cat([fill, counts], dim=1), size=(height, width), mode="bilinear", align_corners=False
+        )
         fills.append(full)
     return fills
 

@@ -19,12 +19,12 @@ from torchvision.datasets.folder import pil_loader
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
-from hypersiren.context import training_context_mask
-from hypersiren.functional import pixel_grid
+from hypersiren.across.context import training_context_mask
+from hypersiren.core.pixels import pixel_grid, to_model_space
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CELEBA_SPLITS = {"train": "0", "val": "1", "test": "2"}
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class DatasetError(RuntimeError):
@@ -36,7 +36,9 @@ class DataConfig:
     dataset: Literal["celeba", "cifar10", "folder"] = "celeba"
     root: str = "../shared/data/celeba"  # a relative root is taken from the repository root: see dataset_root
     image_size: int = 32
-    eval_split: str = "val"  # the held-out split: 'val' for CelebA here (its test images are not shipped), 'test' for CIFAR-10
+    eval_split: str = (
+        "val"  # the held-out split: 'val' for CelebA here (its test images are not shipped), 'test' for CIFAR-10
+    )
     download: bool = False  # CIFAR-10 only: fetch torchvision's copy into root when online
     train_limit: int = 0  # train on the first N images only (0: all); for quick experiments and tests
 
@@ -54,7 +56,9 @@ def load_images(config: DataConfig, split: str, limit: int | None = None) -> Ten
         images = _load_torchvision_cifar10(root, split, config.download)[:limit]
         _check_memory(len(images), config.image_size)
     else:
-        files = {"celeba": _celeba_files, "cifar10": _cifar10_folder_files, "folder": _folder_files}[config.dataset](root, split)
+        files = {"celeba": _celeba_files, "cifar10": _cifar10_folder_files, "folder": _folder_files}[config.dataset](
+            root, split
+        )
         _check_memory(len(files[:limit]), config.image_size)
         images = _decode(files[:limit], config.image_size)
     if images.shape[-1] != config.image_size:
@@ -76,16 +80,6 @@ def dataset_root(config: DataConfig) -> Path:
 def command_line_root(text: str) -> str:
     """A dataset folder given on the command line, made absolute from the working directory."""
     return str(Path(text).expanduser().absolute())
-
-
-def to_model_space(images: Tensor) -> Tensor:
-    """uint8 ``[0, 255]`` -> float ``[-1, 1]``, the range the SIREN is trained on."""
-    return images.float() / 127.5 - 1.0
-
-
-def to_unit_range(values: Tensor) -> Tensor:
-    """Model space ``[-1, 1]`` -> ``[0, 1]`` (clamped), the range metrics and figures use."""
-    return ((values + 1.0) / 2.0).clamp(0.0, 1.0)
 
 
 class ShuffledBatches:
@@ -137,7 +131,7 @@ def _celeba_files(root: Path, split: str) -> list[Path]:
         raise DatasetError(
             f"CelebA not found under {root}: expected {folder}/NNNNNN.jpg and {partition} "
             "(download 'Align&Cropped Images' and 'list_eval_partition.txt' from the CelebA site, "
-            "or pass --data-root to the folder holding them)"
+            "or pass --data.root with the folder holding them)"
         )
     if split not in CELEBA_SPLITS:
         raise DatasetError(f"CelebA has splits {sorted(CELEBA_SPLITS)}, not {split!r}")
@@ -170,7 +164,7 @@ def _cifar10_folder_files(root: Path, split: str) -> list[Path]:
 def _folder_files(root: Path, split: str | None) -> list[Path]:
     """Every image under ``root`` (recursive, sorted); split 'val' is every 10th file, 'train' the rest."""
     if not root.is_dir():
-        raise DatasetError(f"image folder {root} does not exist: pass --data-root pointing to a folder of images")
+        raise DatasetError(f"image folder {root} does not exist: pass --data.root with a folder of images")
     files = sorted(path for path in root.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
     if split is None:
         return files
@@ -186,7 +180,9 @@ def _load_torchvision_cifar10(root: Path, split: str, download: bool) -> Tensor:
     try:
         dataset = torchvision.datasets.CIFAR10(str(root), train=split == "train", download=download)
     except RuntimeError as error:
-        raise DatasetError(f"CIFAR-10 under {root} is incomplete or corrupt ({error}); delete it and download again") from error
+        raise DatasetError(
+            f"CIFAR-10 under {root} is incomplete or corrupt ({error}); delete it and download again"
+        ) from error
     return torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
 
 
@@ -214,7 +210,9 @@ def _decode(files: list[Path], size: int, chunk: int = 2048) -> Tensor:
             try:
                 image = TF.pil_to_tensor(pil_loader(str(file)))  # (3, H, W) uint8, RGB
             except OSError as error:  # PIL's UnidentifiedImageError and truncated files are OSErrors
-                raise DatasetError(f"cannot decode {file} ({error}): the file is corrupt; replace or remove it") from error
+                raise DatasetError(
+                    f"cannot decode {file} ({error}): the file is corrupt; replace or remove it"
+                ) from error
             images.append(_resize(image.unsqueeze(0), size) if image.shape[-2:] != (size, size) else image.unsqueeze(0))
         batches.append(torch.cat(images))
     return torch.cat(batches)

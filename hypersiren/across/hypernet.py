@@ -5,8 +5,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from hypersiren.functional import LayerParams, SirenParams
-from hypersiren.siren import SirenConfig, bias_bound, init_siren_params, weight_bound
+from hypersiren.core.render import LayerParams, SirenParams
+from hypersiren.core.siren import SirenConfig, bias_bound, init_siren_params, weight_bound
 
 
 class HyperNetwork(nn.Module):
@@ -68,9 +68,7 @@ class HyperNetwork(nn.Module):
         if latent.dim() != 2 or latent.shape[1] != self.trunk[0].in_features:
             raise ValueError(f"latent must be (B, {self.trunk[0].in_features}), got shape {tuple(latent.shape)}")
         features = self.trunk(latent)  # (B, H)
-        # The head's GEMM as (P, H) @ (H, B) rather than nn.Linear's (B, H) @ (H, P): with a P of
-        # ~200k, BLAS runs the skinny-times-tall product ~1.7x slower on CPU than the tall one.
-        flat = torch.addmm(self.head.bias.unsqueeze(1), self.head.weight, features.T).T.contiguous()  # (B, P)
+        flat = self.head(features)  # (B, P)
         pieces = iter(torch.split(flat, self.sizes, dim=1))
         batch = latent.shape[0]
         return [

@@ -1,7 +1,7 @@
 """Fit one coordinate network to one image: by its values, its gradient or its Laplacian.
 
 The network maps pixel-centre coordinates ``(N, 2)`` (row, col) in [-1, 1]
-(``functional.pixel_grid``) to model-space values ``(N, C)`` in [-1, 1]; every
+(``pixels.pixel_grid``) to model-space values ``(N, C)`` in [-1, 1]; every
 image argument here is model space ``(C, H, W)`` (``data.to_model_space``).
 Fits are full-batch Adam, as in the paper: every step sees every pixel.
 
@@ -23,10 +23,9 @@ from einops import rearrange
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from hypersiren.data import to_unit_range
-from hypersiren.functional import pixel_grid
-from hypersiren.losses import gradient_mse, image_mse, laplacian_mse
-from hypersiren.metrics import psnr
+from hypersiren.core.losses import gradient_mse, image_mse, laplacian_mse
+from hypersiren.core.metrics import psnr
+from hypersiren.core.pixels import pixel_grid, to_unit_range
 
 Objective = Callable[[Tensor, Tensor], Tensor]  # (values (N, C), coords (N, 2)) -> scalar loss
 
@@ -132,7 +131,7 @@ def fit_gradient(
 ) -> FitResult:
     """Fit a scalar image by its gradient ``(2, H, W)`` = (∂/∂row, ∂/∂col) only; PSNR up to an offset.
 
-    ``image_derivatives.sobel_gradient(image)[0]`` is the gradient of a one-channel ``image (1, H, W)``.
+    ``finite_differences.sobel_gradient(image)[0]`` is the gradient of a one-channel ``image (1, H, W)``.
     """
     target = rearrange(target_gradient, "d h w -> (h w) d").to(next(net.parameters()).device)
 
@@ -147,7 +146,7 @@ def fit_laplacian(
 ) -> FitResult:
     """Fit a scalar image by its Laplacian ``(1, H, W)`` only; PSNR up to an offset.
 
-    ``image_derivatives.discrete_laplacian(image)`` is the Laplacian of a one-channel ``image (1, H, W)``.
+    ``finite_differences.discrete_laplacian(image)`` is the Laplacian of a one-channel ``image (1, H, W)``.
     """
     target = rearrange(target_laplacian, "c h w -> (h w) c").to(next(net.parameters()).device)
 

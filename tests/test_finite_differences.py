@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from hypersiren.functional import pixel_grid
-from hypersiren.image_derivatives import discrete_laplacian, sobel_gradient
+from hypersiren.core.pixels import pixel_grid
+from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
 
 
 def field_on_grid(function, height, width):

@@ -2,9 +2,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hypersiren import functional
-from hypersiren.functional import LayerParams, pixel_grid, render
-from hypersiren.siren import SirenConfig, init_siren_params
+from hypersiren.core import render as render_module
+from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.render import LayerParams, render
+from hypersiren.core.siren import SirenConfig, init_siren_params
 
 CONFIG = SirenConfig(
     in_features=2, hidden_features=16, hidden_layers=2, out_features=3, first_omega=30.0, hidden_omega=20.0
@@ -67,7 +68,9 @@ def test_render_in_float64():
 
 def random_shifts(batch_size, num_points):
     generator = torch.Generator().manual_seed(num_points)
-    return [0.1 * torch.randn(batch_size, num_points, fan_out, generator=generator) for _, fan_out in CONFIG.layer_shapes]
+    return [
+        0.1 * torch.randn(batch_size, num_points, fan_out, generator=generator) for _, fan_out in CONFIG.layer_shapes
+    ]
 
 
 def first_order_grads(render_fn, coords, upstream, backward_passes=1, shifted=False):
@@ -86,7 +89,9 @@ def test_render_adds_per_point_shifts_to_each_layer():
     coords = torch.rand(2, 40, 2) * 2 - 1
     shifts = random_shifts(2, 40)
     values = render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega, shifts)
-    torch.testing.assert_close(values, reference_render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega, shifts))
+    torch.testing.assert_close(
+        values, reference_render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega, shifts)
+    )
     assert not torch.allclose(values, render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega))
 
 
@@ -95,7 +100,9 @@ def test_render_with_shared_params_takes_each_images_own_shifts():
     coords = torch.rand(3, 20, 2) * 2 - 1
     shifts = random_shifts(3, 20)
     values = render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega, shifts)
-    torch.testing.assert_close(values, reference_render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega, shifts))
+    torch.testing.assert_close(
+        values, reference_render(params, coords, CONFIG.first_omega, CONFIG.hidden_omega, shifts)
+    )
 
 
 def test_render_rejects_shifts_of_the_wrong_shape():
@@ -104,13 +111,15 @@ def test_render_rejects_shifts_of_the_wrong_shape():
 
 
 @pytest.mark.parametrize("shifted", [False, True])
-@pytest.mark.parametrize("cos_chunk", [functional.COS_CHUNK, 7])  # 7: many chunks, a ragged last one
+@pytest.mark.parametrize("cos_chunk", [render_module.COS_CHUNK, 7])  # 7: many chunks, a ragged last one
 def test_render_gradients_match_reference(monkeypatch, cos_chunk, shifted):
-    monkeypatch.setattr(functional, "COS_CHUNK", cos_chunk)
+    monkeypatch.setattr(render_module, "COS_CHUNK", cos_chunk)
     coords = torch.rand(2, 25, 2) * 2 - 1
     upstream = torch.randn(2, 25, 3)
     grads = first_order_grads(render, coords, upstream, shifted=shifted)
-    for grad, expected in zip(grads, first_order_grads(reference_render, coords, upstream, shifted=shifted), strict=True):
+    for grad, expected in zip(
+        grads, first_order_grads(reference_render, coords, upstream, shifted=shifted), strict=True
+    ):
         assert grad.abs().sum() > 0
         torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-5)
 
@@ -165,11 +174,11 @@ def test_pixel_grid_2x_pixel_centres_average_to_1x_grid():
 
 @pytest.mark.parametrize("contiguous", [True, False])  # False: the one-shot path GPUs also take
 def test_mul_cos_multiplies_the_gradient_by_cos_in_place(monkeypatch, contiguous):
-    monkeypatch.setattr(functional, "COS_CHUNK", 7)
+    monkeypatch.setattr(render_module, "COS_CHUNK", 7)
     pre = torch.randn(3, 5, 4) * 10
     grad = torch.randn(3, 4, 5).mT if not contiguous else torch.randn(3, 5, 4)
     expected = grad * torch.cos(pre)
-    result = functional._mul_cos_(grad, pre)
+    result = render_module._mul_cos_(grad, pre)
     assert result.data_ptr() == grad.data_ptr()
     torch.testing.assert_close(result, expected)
 
@@ -185,4 +194,5 @@ def test_second_order_gradients_with_shifts_match_reference():
 
     for grad, expected in zip(coord_gradient_norm(render), coord_gradient_norm(reference_render), strict=True):
         assert grad.abs().sum() > 0
-        torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-4)
+        # second derivatives carry ω² (900x) the fp32 rounding of either BLAS; a wrong term is off by O(1)
+        torch.testing.assert_close(grad, expected, rtol=1e-3, atol=1e-3)

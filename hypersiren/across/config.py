@@ -18,9 +18,9 @@ from typing import Any, Literal
 
 import torch
 
-from hypersiren.checkpoint import write_text_atomically
-from hypersiren.data import DataConfig, command_line_root
-from hypersiren.model import HyperSiren, ModelConfig
+from hypersiren.across.checkpoint import write_text_atomically
+from hypersiren.across.data import DataConfig, command_line_root
+from hypersiren.across.model import HyperSiren, ModelConfig
 
 # 2^30 parameters are 4 GiB of fp32 weights and 16 GiB with gradients and Adam's two moments, 20x the
 # paper's model: beyond that a config is a typo (hyper_hidden_features=40000), not an experiment.
@@ -144,7 +144,9 @@ class RunConfig:
         return self
 
     def keys(self) -> list[str]:
-        return [f"{s.name}.{f.name}" for s in dataclasses.fields(self) for f in dataclasses.fields(getattr(self, s.name))]
+        return [
+            f"{s.name}.{f.name}" for s in dataclasses.fields(self) for f in dataclasses.fields(getattr(self, s.name))
+        ]
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
@@ -161,7 +163,11 @@ class RunConfig:
             for problem in _field_problems(section.name, getattr(self, section.name))
         ]
         if not problems:  # the checks across fields assume each field is well typed
-            checks = (_context_problem(self.train, self.data.image_size), _size_problem(self.model), _local_problem(self))
+            checks = (
+                _context_problem(self.train, self.data.image_size),
+                _size_problem(self.model),
+                _local_problem(self),
+            )
             problems = [problem for problem in checks if problem]
         if problems:
             raise ConfigError("; ".join(problems))

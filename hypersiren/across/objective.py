@@ -1,20 +1,15 @@
-"""Training losses: data term and the two regularizers of the paper's hypernetwork."""
+"""The across-signal training objective: a data term and the paper's two regularizers."""
 
 from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
-from hypersiren.diffops import gradient, laplacian
-from hypersiren.functional import SirenParams
+from hypersiren.core.losses import image_mse
+from hypersiren.core.render import SirenParams
 
 if TYPE_CHECKING:
-    from hypersiren.model import Prediction
-
-
-def image_mse(prediction: Tensor, target: Tensor) -> Tensor:
-    """Mean squared error over all values (model space, [-1, 1])."""
-    return (prediction - target).square().mean()
+    from hypersiren.across.model import Prediction
 
 
 def latent_l2(latent: Tensor) -> Tensor:
@@ -30,16 +25,6 @@ def weight_l2(params: SirenParams) -> Tensor:
     tensors = [tensor for layer in params for tensor in layer]
     # vector_norm reduces in one pass; square().sum() would materialize a temporary per tensor
     return torch.stack([torch.linalg.vector_norm(t) for t in tensors]).square().sum() / sum(t.numel() for t in tensors)
-
-
-def gradient_mse(values: Tensor, coords: Tensor, target_gradient: Tensor) -> Tensor:
-    """Supervise a scalar field by its spatial gradient only (the constant is lost)."""
-    return (gradient(values, coords) - target_gradient).square().mean()
-
-
-def laplacian_mse(values: Tensor, coords: Tensor, target_laplacian: Tensor) -> Tensor:
-    """Supervise a scalar field by its Laplacian only (constant and linear part are lost)."""
-    return (laplacian(values, coords) - target_laplacian).square().mean()
 
 
 def missing_log_mse(prediction: Tensor, target: Tensor, observed: Tensor, floor: float = 1e-5) -> Tensor:

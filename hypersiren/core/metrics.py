@@ -5,7 +5,9 @@ from torch import Tensor
 
 
 def mse(prediction: Tensor, target: Tensor, where: Tensor | None = None) -> Tensor:
-    """Mean squared error per image: ``(B, ...) -> (B,)``; with a bool ``where`` (broadcastable), over those values only."""
+    """Mean squared error per image: ``(B, ...) -> (B,)``.
+
+    With a bool ``where`` (broadcastable), over those values only."""
     if prediction.shape != target.shape:
         raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape")
     error = (prediction.float() - target.float()).square()

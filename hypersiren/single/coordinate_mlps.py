@@ -11,7 +11,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from hypersiren.siren import Siren
+from hypersiren.core.siren import Siren
 
 Activation = Literal["relu", "tanh", "relu_pe", "siren"]
 ACTIVATIONS: tuple[Activation, ...] = ("relu", "tanh", "relu_pe", "siren")

@@ -5,11 +5,12 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from hypersiren.baseline_fill import CLASSICAL_FILLS, classical_fill, mean_image_fill
-from hypersiren.context import CONTEXT_SETTINGS, context_mask
-from hypersiren.data import to_model_space, to_unit_range
-from hypersiren.metrics import psnr
-from hypersiren.model import HyperSiren
+from hypersiren.across.baseline_fill import CLASSICAL_FILLS, classical_fill, mean_image_fill
+from hypersiren.across.context import CONTEXT_SETTINGS, context_mask
+from hypersiren.across.model import HyperSiren
+from hypersiren.core.metrics import psnr
+from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.results import markdown_table
 
 METHODS = {
     "hypersiren": "HyperSiren (raw rendering)",
@@ -38,7 +39,9 @@ def evaluate_inpainting(
     batch_size: int = 256,
     progress: bool = False,
 ) -> dict[str, dict[str, dict[str, float | None]]]:
-    """Mean per-image PSNR (dB, on [0, 1]) over all and over unobserved pixels: ``{setting: {method: {metric: value}}}``.
+    """Mean per-image PSNR (dB, on [0, 1]) over all and over unobserved pixels.
+
+    Returns ``{setting: {method: {metric: value}}}``.
 
     ``images (N, C, H, W)`` uint8; ``mean_image (C, H, W)`` in [-1, 1]. With every pixel
     observed ("full") a fill is exact and unobserved pixels do not exist: those are None.
@@ -76,21 +79,21 @@ def evaluate_inpainting(
     return results
 
 
-def markdown_table(results: dict[str, dict[str, dict[str, float | None]]], metric: str = "psnr") -> str:
+def inpainting_table(results: dict[str, dict[str, dict[str, float | None]]], metric: str = "psnr") -> str:
     """Methods as rows, context settings as columns; the best number of each column in bold."""
-    settings = list(results)
-    lines = [
-        f"| PSNR (dB), {METRICS[metric]} | " + " | ".join(settings) + " |",
-        "|---|" + "---:|" * len(settings),
+    best = {
+        s: max((v[metric] for v in by_method.values() if v[metric] is not None), default=None)
+        for s, by_method in results.items()
+    }
+
+    def cell(value: float | None, setting: str) -> str | None:
+        return None if value is None else (f"**{value:.2f}**" if value == best[setting] else f"{value:.2f}")
+
+    rows = [
+        {f"PSNR (dB), {METRICS[metric]}": label} | {s: cell(results[s][method][metric], s) for s in results}
+        for method, label in METHODS.items()
     ]
-    best = {s: max((v[metric] for v in results[s].values() if v[metric] is not None), default=None) for s in settings}
-    for method, label in METHODS.items():
-        cells = []
-        for setting in settings:
-            value = results[setting][method][metric]
-            cells.append("—" if value is None else (f"**{value:.2f}**" if value == best[setting] else f"{value:.2f}"))
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return markdown_table(rows)
 
 
 @torch.no_grad()
@@ -119,5 +122,5 @@ def evaluate_superresolution(model: HyperSiren, low: Tensor, high: Tensor, batch
 def superresolution_table(scores: dict[str, float], low_size: int) -> str:
     """``evaluate_superresolution``'s scores as a Markdown table."""
     labels = {"hypersiren": "HyperSiren rendered at 2x", "bicubic": "Bicubic upsampling (torch)"}
-    lines = [f"| {low_size}² (all pixels) → {2 * low_size}², PSNR (dB) vs the true {2 * low_size}² image | |", "|---|---:|"]
-    return "\n".join(lines + [f"| {labels[method]} | {value:.2f} |" for method, value in scores.items()])
+    title = f"{low_size}² (all pixels) → {2 * low_size}², PSNR (dB) vs the true {2 * low_size}² image"
+    return markdown_table([{title: labels[method], "": f"{value:.2f}"} for method, value in scores.items()])

@@ -9,8 +9,8 @@ from typing import IO, TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
-    from hypersiren.config import RunConfig
-    from hypersiren.model import HyperSiren
+    from hypersiren.across.config import RunConfig
+    from hypersiren.across.model import HyperSiren
 
 
 class CheckpointError(RuntimeError):
@@ -75,7 +75,7 @@ def checkpoint_config(state: dict[str, Any], path: str | Path) -> "RunConfig":
     Validation (shapes, parameter count) comes before any model is built, so a small
     checkpoint whose config asks for billions of parameters fails here, allocating nothing.
     """
-    from hypersiren.config import ConfigError, RunConfig  # here, not at the top: config imports this module
+    from hypersiren.across.config import ConfigError, RunConfig  # here, not at the top: config imports this module
 
     if not isinstance(state.get("config"), dict):
         raise CheckpointError(f"{path} holds no 'config' entry: not a checkpoint written by train/train.py")
@@ -94,8 +94,8 @@ def load_run(
     that moved since training. The weights' shapes are compared with the config's model, built on
     the meta device, before the model is allocated.
     """
-    from hypersiren.data import command_line_root
-    from hypersiren.model import HyperSiren
+    from hypersiren.across.data import command_line_root
+    from hypersiren.across.model import HyperSiren
 
     path = Path(run_dir) / "checkpoint.pt"
     state = load_checkpoint(path, device)

@@ -57,5 +57,7 @@ def classical_fill(method: str, image: Tensor, mask: Tensor) -> Tensor:
         raise ValueError(f"unknown classical fill {method!r}: choose one of {sorted(CLASSICAL_FILLS)}")
     pixels = torch.where(mask, image, 0.0).detach().permute(0, 2, 3, 1).cpu().double().numpy()  # (B, H, W, C)
     observed = mask.detach()[:, 0].cpu().numpy()
-    filled = np.stack([CLASSICAL_FILLS[method](one, seen) if not seen.all() else one for one, seen in zip(pixels, observed)])
+    filled = np.stack(
+        [CLASSICAL_FILLS[method](one, seen) if not seen.all() else one for one, seen in zip(pixels, observed)]
+    )
     return torch.from_numpy(filled).permute(0, 3, 1, 2).to(image.device, image.dtype)

@@ -1,0 +1,56 @@
+"""Result files: Markdown tables beside the same numbers as JSON, and curves as CSV."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def write_json(value: Any, path: str | Path) -> None:
+    """``value`` (numbers, strings, lists, dicts) as indented JSON."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value, indent=2) + "\n")
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Rows with the same keys as a Markdown table; floats to 4 significant digits, None as "—".
+
+    The first column is left-aligned (labels), the others right-aligned (numbers)."""
+    if not rows:
+        raise ValueError("markdown_table needs at least one row")
+    columns = list(rows[0])
+
+    def cell(value: Any) -> str:
+        if value is None:
+            return "—"
+        return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|---|" + "---:|" * (len(columns) - 1)]
+    lines += ["| " + " | ".join(cell(row[column]) for column in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_table(rows: list[dict[str, Any]], out_dir: str | Path, name: str, title: str) -> str:
+    """Write ``name.md`` (titled Markdown table) and ``name.json`` (the rows) under ``out_dir``; return the Markdown."""
+    markdown = f"## {title}\n\n{markdown_table(rows)}\n"
+    write_results(rows, markdown, out_dir, name)
+    return markdown
+
+
+def write_results(summary: Any, markdown: str, out_dir: str | Path, name: str) -> None:
+    """Write ``name.json`` (``summary``) and ``name.md`` (``markdown``) under ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.md").write_text(markdown)
+    write_json(summary, out_dir / f"{name}.json")
+
+
+def write_curves_csv(curves: dict[str, list[float]], path: str | Path) -> None:
+    """Curves of equal length as CSV columns, one row per step (first column ``step``)."""
+    lengths = {len(values) for values in curves.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"curves must have equal lengths, got {sorted(lengths)}")
+    lines = ["step," + ",".join(curves)]
+    for step in range(lengths.pop()):
+        lines.append(f"{step}," + ",".join(f"{values[step]:.4f}" for values in curves.values()))
+    Path(path).write_text("\n".join(lines) + "\n")
