@@ -108,8 +108,8 @@ def test_evaluate_and_inpaint_programs_write_tables_and_figures(trained_run):
         assert figure.size == (3 * 34 + 2, 3 * 34 + 2)
     with Image.open(trained_run / "figures" / "superres_4x.png") as figure:
         assert figure.size == (2 * 130 + 2, 3 * 130 + 2)
-    with Image.open(trained_run / "figures" / "inpaint_overview.png") as figure:  # 3 rows of 32x32 tiles shown at 96
-        assert figure.size[1] == 24 + 3 * 96 + 4 * 2
+    with Image.open(trained_run / "figures" / "inpaint_overview.png") as figure:  # 3 rows of 10 labelled tiles
+        assert figure.size[0] > 2.5 * figure.size[1]
 
 
 def test_killed_run_resumes_with_the_same_losses(tmp_path, celeba_root):

@@ -43,10 +43,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     out = start_run(args)
-    device = torch.device(args.device)
     config = FitConfig(steps=args.steps, lr=args.lr)
-    image = to_model_space(load_photo(args.photo, args.size)).to(device)  # (1, S, S) in [-1, 1]
-    second = to_model_space(load_photo(args.second_photo, args.size)).to(device)
+    image = to_model_space(load_photo(args.photo, args.size)).to(args.device)  # (1, S, S) in [-1, 1]
+    second = to_model_space(load_photo(args.second_photo, args.size)).to(args.device)
 
     gradient_net = seeded_siren(args, in_features=2)
     gradient_fit = fit_gradient(gradient_net, sobel_gradient(image)[0], image, config, progress="gradient")

@@ -43,8 +43,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     out = start_run(args)
-    device = torch.device(args.device)
-    image = to_model_space(load_photo(args.photo, args.size)).to(device)  # (1, S, S) in [-1, 1]
+    image = to_model_space(load_photo(args.photo, args.size)).to(args.device)  # (1, S, S) in [-1, 1]
     config = FitConfig(steps=args.steps, lr=args.lr)
 
     nets, curves, rows = {}, {}, []
@@ -58,7 +57,7 @@ def main() -> None:
             out_features=1,
             num_frequencies=nyquist_frequencies(args.size),
             omega=args.omega,
-        ).to(device)
+        ).to(args.device)
         result = fit_values(net, image, config, progress=LABELS[activation])
         nets[activation], curves[LABELS[activation]] = net, result.psnr
         rows.append(

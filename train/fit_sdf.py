@@ -74,7 +74,7 @@ def main() -> None:
     plot_curves(curves, out / "loss_curve.png", y_label="log10 SDF loss")
     slices = [signed_distance_for_display(sdf_slice(net, 256, axis=axis)).cpu() for axis in (2, 1)]
     render = sphere_trace(net, 256).expand(3, -1, -1).cpu()
-    labels = ["SDF on z = 0", "SDF on y = 0", "zero level set (sphere-traced)"]
+    labels = ["SDF on z = 0", "SDF on y = 0", "zero level set (traced)"]
     save_labeled_grid(torch.stack([*slices, render]), out / "sdf.png", column_labels=labels)
 
 
