@@ -122,7 +122,7 @@ def make_batch(config: ModelConfig, batch_size: int, size: int, device: str, see
     """A synthetic batch: the cost does not depend on pixel values."""
     generator = torch.Generator().manual_seed(seed)
     image = 2 * torch.rand(batch_size, config.image_channels, size, size, generator=generator) - 1
-    mask = training_context_mask(batch_size, size, size, 10, size * size, generator=generator)
+    mask = training_context_mask(batch_size, size, size, min_context=10, max_context=size * size, generator=generator)
     coords = pixel_grid(size, size).expand(batch_size, -1, -1)
     return Batch(*(t.to(device) for t in (image, mask, coords, rearrange(image, "b c h w -> b (h w) c"))))
 
@@ -213,7 +213,7 @@ def bench_training(model: HyperSiren, batch: Batch, device: str, rounds: int, re
         with without(trick):
             assert_same_numbers(expected, loss_and_encoder_gradient(model, batch), f"without {trick}")
         contenders[f"without {trick}"] = training_step(copy.deepcopy(model), batch, tricks_off=(trick,))
-    samples = time_interleaved(contenders, device, rounds, calls=2)
+    samples = time_interleaved(contenders, device=device, rounds=rounds, calls=2)
     return [
         {
             "training step": name,
@@ -241,8 +241,8 @@ def main() -> None:
         config = RunConfig.load(PRESETS / f"{preset}.toml")
         torch.manual_seed(0)
         model = HyperSiren(config.model).to(device)
-        batch = make_batch(config.model, args.batch_size, config.data.image_size, device)
-        rows = bench_training(model, batch, device, args.rounds, reference=preset == "paper")
+        batch = make_batch(config.model, batch_size=args.batch_size, size=config.data.image_size, device=device)
+        rows = bench_training(model, batch, device=device, rounds=args.rounds, reference=preset == "paper")
         flops = step_flops(model, batch)
         fraction = flops * rows[0]["images/s"] / args.batch_size / rate
         report[preset] = {"training": rows, "step_flops": flops, "gemm_fraction": fraction}
@@ -254,7 +254,7 @@ def main() -> None:
         if preset == "paper":
             contenders = {"hypersiren": model, "reference design": ReferenceModel(model).to(device)}
             infer = {name: partial(torch.inference_mode()(m), *batch[:3]) for name, m in contenders.items()}
-            samples = time_interleaved(infer, device, args.rounds, calls=8)
+            samples = time_interleaved(infer, device=device, rounds=args.rounds, calls=8)
             inference = {name: args.batch_size / statistics.median(times) for name, times in samples.items()}
             report["inference"] = inference | {
                 "ratio": paired_ratio(samples["reference design"], samples["hypersiren"])

@@ -74,7 +74,7 @@ def main() -> None:
         tables += "\n" + superresolution_table(summary["superresolution_2x"], config.data.image_size) + "\n"
     print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
     out_dir = Path(args.out or Path(args.run) / "eval")
-    name = results_name(split, config.data.eval_split, args.limit, args.seed)
+    name = results_name(split, eval_split=config.data.eval_split, limit=args.limit, seed=args.seed)
     write_results(summary, tables, out_dir, name)
     plot_psnr_vs_context(results, METHODS, out_dir / f"{name}_psnr_vs_context.png", title=title)
     print(f"wrote {out_dir / name}.json and .md, {out_dir / name}_psnr_vs_context.png")

@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--display-scale", type=int, default=4, help="nearest-neighbour enlargement of the PNGs")
     args = parser.parse_args()
 
-    config, model = load_run(args.run, args.device, args.data_root)
+    config, model = load_run(args.run, device=args.device, data_root=args.data_root)
     images = load_images(config.data, config.data.eval_split, limit=args.num_images)
     image = to_model_space(images).to(args.device)
     count, _, height, width = image.shape
@@ -45,7 +45,7 @@ def main() -> None:
 
     overview_tiles, overview_labels = [], []
     for setting in CONTEXT_SETTINGS:
-        mask = seeded_masks(setting, count, height, width, args.seed).to(args.device)
+        mask = seeded_masks(setting, count=count, height=height, width=width, seed=args.seed).to(args.device)
         prediction = to_unit_range(torch.where(mask, image, model.inpaint(image, mask)))  # observed pixels pasted
         save_image(
             enlarge(comparison_grid(truth, mask, prediction), args.display_scale), out_dir / f"inpaint_{setting}.png"
@@ -58,7 +58,7 @@ def main() -> None:
     save_labeled_grid(tiles, out_dir / "inpaint_overview.png", column_labels=[*overview_labels, "truth"])
 
     size = (args.factor * height, args.factor * width)
-    mask = seeded_masks("full", count, height, width, args.seed).to(args.device)
+    mask = seeded_masks("full", count=count, height=height, width=width, seed=args.seed).to(args.device)
     rendered = to_unit_range(model.inpaint(image, mask, size=size))
     upsampled = F.interpolate(truth, size=size, mode="nearest")
     pairs = torch.stack([upsampled, rendered], dim=1).flatten(0, 1)

@@ -49,11 +49,19 @@ class Precision:
 
 
 PRECISIONS = {
-    "fp32": Precision("fp32 throughout", False, None, False),
-    "bf16_trunk": Precision("encoder + hypernetwork bf16 (train.py on CUDA)", True, None, False),
-    "bf16_hidden": Precision("+ hidden SIREN layers' GEMM operands bf16", True, 1, False),
-    "bf16_first": Precision("+ first SIREN layer's operands bf16", True, 0, False),
-    "bf16_sine": Precision("+ sine arguments bf16 (bf16 GEMM output)", True, 0, True),
+    "fp32": Precision("fp32 throughout", bf16_trunk=False, bf16_operands_from=None, bf16_sine=False),
+    "bf16_trunk": Precision(
+        "encoder + hypernetwork bf16 (train.py on CUDA)", bf16_trunk=True, bf16_operands_from=None, bf16_sine=False
+    ),
+    "bf16_hidden": Precision(
+        "+ hidden SIREN layers' GEMM operands bf16", bf16_trunk=True, bf16_operands_from=1, bf16_sine=False
+    ),
+    "bf16_first": Precision(
+        "+ first SIREN layer's operands bf16", bf16_trunk=True, bf16_operands_from=0, bf16_sine=False
+    ),
+    "bf16_sine": Precision(
+        "+ sine arguments bf16 (bf16 GEMM output)", bf16_trunk=True, bf16_operands_from=0, bf16_sine=True
+    ),
 }
 
 
@@ -110,7 +118,7 @@ def evaluate_precisions(
     count, _, height, width = images.shape
     sums = {metric: {name: dict.fromkeys(settings, 0.0) for name in PRECISIONS} for metric in ("psnr", "psnr_vs_fp32")}
     for setting in tqdm(settings, desc="precisions"):
-        masks = seeded_masks(setting, count, height, width, seed)
+        masks = seeded_masks(setting, count=count, height=height, width=width, seed=seed)
         for start in range(0, count, batch_size):
             image = to_model_space(images[start : start + batch_size].to(device))
             mask = masks[start : start + batch_size].to(device)
@@ -149,7 +157,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=256, help="held-out images to evaluate (default 256)")
     args = parser.parse_args()
 
-    config, model = load_run(args.run, args.device, args.data_root)
+    config, model = load_run(args.run, device=args.device, data_root=args.data_root)
     images = load_images(config.data, config.data.eval_split, limit=args.limit)
     results = evaluate_precisions(model, images, seed=args.seed)
 

@@ -77,9 +77,8 @@ def test_run_directory_holds_config_checkpoint_and_tensorboard_logs(trained_run)
     assert {"train/loss", "train/image_mse", "held_out/psnr_100_context"} <= set(events.Tags()["scalars"])
     assert "held_out/context_prediction_truth" in events.Tags()["images"]
     held_out = [event.value for event in events.Scalars("held_out/psnr_100_context")]  # steps 150 and 300
-    assert (
-        len(held_out) == 2 and held_out[1] > held_out[0]
-    )  # it kept learning (the training loss mixes 10-1024 contexts)
+    # it kept learning (the training loss mixes 10-1024 contexts)
+    assert len(held_out) == 2 and held_out[1] > held_out[0]
 
 
 @pytest.mark.slow

@@ -80,9 +80,8 @@ def main() -> None:
     if config.train.batch_size % world:
         raise SystemExit(f"train.batch_size={config.train.batch_size} must be divisible by the {world} processes")
 
-    train_images = load_images(config.data, "train", limit=config.data.train_limit or None).to(
-        device
-    )  # uint8 (N, 3, S, S), decoded once
+    # uint8 (N, 3, S, S), decoded once
+    train_images = load_images(config.data, "train", limit=config.data.train_limit or None).to(device)
     if config.train.batch_size > len(train_images):
         raise ConfigError(f"train.batch_size={config.train.batch_size} exceeds the {len(train_images)} training images")
     eval_images = load_images(config.data, config.data.eval_split, limit=config.train.eval_images).to(device)
@@ -93,7 +92,7 @@ def main() -> None:
     torch.manual_seed(config.train.seed)
     model = HyperSiren(config.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)
-    step = restore(model, optimizer, state, config.train.lr) if state else 0
+    step = restore(model, optimizer, state, lr=config.train.lr) if state else 0
     saved_step = step if state else None  # the step of the checkpoint on disk, for the message if training diverges
     del state  # its tensors are in the model and optimizer now: no second copy for the whole run
     unsaved_step = None  # a checkpoint step whose weights are saved once the next step shows them finite
@@ -109,7 +108,7 @@ def main() -> None:
                 "raise --train.max_steps to go on"
             )
 
-    batches = ShuffledBatches(len(train_images), config.train.batch_size, config.train.seed)
+    batches = ShuffledBatches(num_images=len(train_images), batch_size=config.train.batch_size, seed=config.train.seed)
     coords = pixel_grid(size, size, device).expand(config.train.batch_size // world, -1, -1)
     autocast = torch.autocast("cuda", torch.bfloat16) if config.train.amp and device.type == "cuda" else nullcontext()
     shard = slice(rank * (config.train.batch_size // world), (rank + 1) * (config.train.batch_size // world))
@@ -117,11 +116,11 @@ def main() -> None:
     progress = tqdm(total=config.train.max_steps, initial=step, desc="training", disable=not is_main, unit="step")
     while step < config.train.max_steps:
         images, masks = training_batch(
-            train_images,
-            batches,
-            step,
-            config.train.min_context,
-            config.train.max_context,
+            images=train_images,
+            batches=batches,
+            step=step,
+            min_context=config.train.min_context,
+            max_context=config.train.max_context,
             log_uniform=config.train.log_uniform_context,
             top_half_fraction=config.train.top_half_fraction,
         )
@@ -134,15 +133,14 @@ def main() -> None:
             rearrange(mask, "b 1 h w -> b (h w)"),
         )
         if config.train.fine_points:
-            fine = to_model_space(fine_images[batches.indices(step)])  # the whole batch's points, then this share:
-            generator = torch.Generator().manual_seed(
-                config.train.seed * 7_919 + step
-            )  # DDP draws what one process does
-            fine_coords, fine_target = (t[shard] for t in fine_grid_points(fine, config.train.fine_points, generator))
+            # The whole batch's points, then this process's share: DDP draws what one process does.
+            fine = to_model_space(fine_images[batches.indices(step)])
+            generator = torch.Generator().manual_seed(config.train.seed * 7_919 + step)
+            fine_points = fine_grid_points(fine, num_points=config.train.fine_points, generator=generator)
+            fine_coords, fine_target = (t[shard] for t in fine_points)
             points, target = torch.cat([points, fine_coords], dim=1), torch.cat([target, fine_target], dim=1)
-            observed = torch.cat(
-                [observed, torch.zeros_like(fine_target[..., 0], dtype=torch.bool)], dim=1
-            )  # never given
+            never_given = torch.zeros_like(fine_target[..., 0], dtype=torch.bool)
+            observed = torch.cat([observed, never_given], dim=1)
         with autocast:
             prediction = trainable(image, mask, points)
         loss, terms = hypernetwork_loss(
