@@ -199,15 +199,16 @@ def step_flops(model: nn.Module, batch: Batch) -> int:
 # ---------------------------------------------------------------- the run
 
 
-def bench_training(model: HyperSiren, batch: Batch, device: str, rounds: int, reference: bool) -> list[dict[str, Any]]:
+def bench_training(
+    model: HyperSiren, batch: Batch, device: str, rounds: int, reference: "ReferenceModel | None"
+) -> list[dict[str, Any]]:
     """Rows for one preset: hypersiren, (the reference and plain Adam,) and hypersiren without each trick."""
     expected = loss_and_encoder_gradient(model, batch)
     contenders = {"hypersiren": training_step(model, batch)}
-    if reference:
-        reference_model = ReferenceModel(model).to(device)
-        error = assert_same_numbers(expected, loss_and_encoder_gradient(reference_model, batch), "the reference")
+    if reference is not None:
+        error = assert_same_numbers(expected, loss_and_encoder_gradient(reference, batch), "the reference")
         print(f"equal numerics: loss {expected[0]:.6f} on both, encoder gradient relative error {error:.1e}")
-        contenders["reference design"] = training_step(reference_model, batch, fused=False)
+        contenders["reference design"] = training_step(reference, batch, fused=False)
         contenders["with plain Adam"] = training_step(copy.deepcopy(model), batch, fused=False)
     for trick in TRICKS:
         with without(trick):
@@ -242,7 +243,8 @@ def main() -> None:
         torch.manual_seed(0)
         model = HyperSiren(config.model).to(device)
         batch = make_batch(config.model, batch_size=args.batch_size, size=config.data.image_size, device=device)
-        rows = bench_training(model, batch, device=device, rounds=args.rounds, reference=preset == "paper")
+        reference = ReferenceModel(model).to(device) if preset == "paper" else None  # the design it re-implements
+        rows = bench_training(model, batch, device=device, rounds=args.rounds, reference=reference)
         flops = step_flops(model, batch)
         fraction = flops * rows[0]["images/s"] / args.batch_size / rate
         report[preset] = {"training": rows, "step_flops": flops, "gemm_fraction": fraction}
@@ -251,8 +253,8 @@ def main() -> None:
             f"{flops / 1e9:.1f} GFLOP in matmuls and convolutions per step: {100 * fraction:.0f}% of this machine's "
             f"fp32 GEMM rate ({rate / 1e9:.1f} GFLOP/s at {args.gemm_size}²)"
         )
-        if preset == "paper":
-            contenders = {"hypersiren": model, "reference design": ReferenceModel(model).to(device)}
+        if reference is not None:
+            contenders = {"hypersiren": model, "reference design": reference}
             infer = {name: partial(torch.inference_mode()(m), *batch[:3]) for name, m in contenders.items()}
             samples = time_interleaved(infer, device=device, rounds=args.rounds, calls=8)
             inference = {name: args.batch_size / statistics.median(times) for name, times in samples.items()}
@@ -280,7 +282,8 @@ def device_name(device: str) -> str:
     if device.startswith("cuda"):
         return torch.cuda.get_device_name(device)
     cpu = Path("/proc/cpuinfo")
-    names = [line.split(":", 1)[1].strip() for line in cpu.read_text().splitlines() if line.startswith("model name")]
+    lines = cpu.read_text().splitlines() if cpu.exists() else []  # Linux only
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     return f"CPU ({names[0] if names else platform.processor()})"
 
 

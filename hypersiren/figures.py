@@ -6,14 +6,15 @@ programs run on machines without a display; unlabelled grids are tensors for Ten
 
 import math
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
+import torch
+from torch import Tensor
+from torchvision.utils import make_grid
 
-matplotlib.use("Agg")  # no display needed; set before pyplot is imported
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 UNOBSERVED_GRAY = 0.5
 
@@ -48,7 +49,7 @@ def save_labeled_grid(
     rows = tiles.shape[0] // columns
     if row_labels is not None and len(row_labels) != rows:
         raise ValueError(f"{len(row_labels)} row labels for {rows} rows")
-    figure, axes = plt.subplots(
+    figure, axes = _pyplot().subplots(
         rows, columns, figsize=(tile_inches * columns, tile_inches * rows + 0.3), squeeze=False, layout="constrained"
     )
     for index, (axis, tile) in enumerate(zip(axes.flat, tiles.detach().float().cpu().clamp(0, 1))):
@@ -69,7 +70,7 @@ def plot_curves(
     """Named curves against their index as a PNG, each labelled with its final value."""
     if not any(math.isfinite(value) for values in curves.values() for value in values):
         raise ValueError("plot_curves needs at least one finite value")
-    figure, axes = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+    figure, axes = _pyplot().subplots(figsize=(6.4, 4.0), layout="constrained")
     for name, values in curves.items():
         axes.plot(values, label=f"{name}: {values[-1]:.2f}")
     axes.set(xlabel=x_label, ylabel=y_label)
@@ -89,7 +90,7 @@ def plot_psnr_vs_context(
     counts = sorted((int(setting), setting) for setting in results if setting.isdigit())
     if not counts:
         raise ValueError(f"no pixel-count settings to plot in {sorted(results)}")
-    figure, axes = plt.subplots(figsize=(6.4, 4.2), layout="constrained")
+    figure, axes = _pyplot().subplots(figsize=(6.4, 4.2), layout="constrained")
     for method, label in labels.items():
         points = [(count, results[setting][method]["psnr"]) for count, setting in counts]
         points = [(count, value) for count, value in points if value is not None]
@@ -102,10 +103,21 @@ def plot_psnr_vs_context(
     _save(figure, path)
 
 
-def _save(figure: "plt.Figure", path: str | Path) -> None:
+def _pyplot() -> ModuleType:
+    """pyplot on the headless Agg backend, imported on first use: a program that draws no plot
+    (train.py logs tensors) does not pay its 0.4 s import."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
+
+
+def _save(figure: "Figure", path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=150)
-    plt.close(figure)
+    _pyplot().close(figure)
 
 
 def display_scale(values: Tensor, quantile: float = 0.99) -> float:

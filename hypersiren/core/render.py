@@ -40,10 +40,10 @@ def render(
     """
     check_coords(params, coords)
     batch, num_points, _ = coords.shape
-    if shifts is not None and [tuple(s.shape) for s in shifts] != [(batch, num_points, w.shape[-1]) for w, _ in params]:
+    expected = [(batch, num_points, weight.shape[-1]) for weight, _ in params]
+    if shifts is not None and [tuple(s.shape) for s in shifts] != expected:
         raise ValueError(
-            f"shifts must be one (B, N, fan_out) per layer, {[(batch, num_points, w.shape[-1]) for w, _ in params]}, "
-            f"got {[tuple(s.shape) for s in shifts]}"
+            f"shifts must be one (B, N, fan_out) per layer, {expected}, got {[tuple(s.shape) for s in shifts]}"
         )
     shared = params[0].weight.shape[0] == 1 and batch != 1
     hidden = coords.reshape(1, batch * num_points, -1) if shared else coords
