@@ -1,6 +1,7 @@
 """Held-out inpainting PSNR/MSE of a trained run, with the baselines measured in the same run.
 
     python eval/evaluate.py --run runs/celeba32
+    python eval/evaluate.py --run runs/celeba32 --ablation runs/celeba32_pixel   # + the pixel-head rows
     python eval/evaluate.py --run runs/celeba32 --data.root ~/data/celeba_test --split test
 
 Prints the table, then writes RUN_DIR/eval/metrics.json and metrics.md. A partial evaluation
@@ -12,6 +13,10 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+import torch
+import torch.nn.functional as F
+
+from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
 from hypersiren.across.context import CONTEXT_SETTINGS
 from hypersiren.across.data import DataConfig, command_line_root, load_images
@@ -19,13 +24,15 @@ from hypersiren.across.evaluation import (
     METHODS,
     METRICS,
     evaluate_inpainting,
-    evaluate_superresolution,
+    evaluate_scales,
     inpainting_table,
-    superresolution_table,
+    scales_table,
+    seeded_masks,
 )
+from hypersiren.across.model import HyperSiren
 from hypersiren.cli import add_run_options, exits_cleanly, program
-from hypersiren.core.pixels import to_model_space
-from hypersiren.figures import plot_psnr_vs_context
+from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.figures import context_image, plot_psnr_vs_context, save_labeled_grid
 from hypersiren.results import write_results
 
 
@@ -46,14 +53,28 @@ def main() -> None:
     parser.add_argument("--split", help="held-out split (default: the run's data.eval_split)")
     parser.add_argument("--limit", type=positive, help="evaluate on the first N held-out images only")
     parser.add_argument("--out", help="folder for the metrics files (default: RUN_DIR/eval)")
+    parser.add_argument(
+        "--ablation", help="another run (e.g. model.decoder=pixel, trained alike) scored beside, on the same masks"
+    )
+    parser.add_argument(
+        "--scales",
+        type=positive_scale,
+        nargs="+",
+        default=[2.0, 2.5, 3.0, 4.0],
+        help="render scales checked against the true larger images (datasets with larger originals; default: "
+        "%(default)s)",
+    )
     args = parser.parse_args()
 
     config, model = load_run(args.run, args.device)
+    ablation = load_run(args.ablation, args.device)[1] if args.ablation else None
     split = args.split or config.data.eval_split
     # The evaluated split may live apart from the training images (a separate test folder): one root each.
     mean_image = to_model_space(load_images(reading_from(config.data, args.train_data_root), "train")).mean(dim=0)
     images = load_images(reading_from(config.data, args.data_root), split, limit=args.limit)
-    results = evaluate_inpainting(model, images, mean_image, CONTEXT_SETTINGS, seed=args.seed, progress=True)
+    results = evaluate_inpainting(
+        model, images, mean_image, CONTEXT_SETTINGS, seed=args.seed, progress=True, ablation=ablation
+    )
 
     summary = {
         "dataset": config.data.dataset,
@@ -61,23 +82,73 @@ def main() -> None:
         "num_images": len(images),
         "image_size": config.data.image_size,
         "seed": args.seed,
+        "ablation": args.ablation,
         "results": results,
     }
     title = f"{config.data.dataset} {split}, {len(images)} images, {config.data.image_size}x{config.data.image_size}"
     tables = f"### {title}\n\n" + "\n\n".join(inpainting_table(results, metric) for metric in METRICS) + "\n"
     if config.data.dataset != "cifar10":  # CIFAR-10's originals are 32x32: no higher-resolution truth
         high_data = reading_from(config.data, args.data_root)
-        high = load_images(
-            dataclasses.replace(high_data, image_size=2 * config.data.image_size), split, limit=args.limit
+        size = config.data.image_size
+        high = {
+            scale: load_images(dataclasses.replace(high_data, image_size=round(scale * size)), split, limit=args.limit)
+            for scale in args.scales
+        }
+        summary["scales"] = evaluate_scales(model, images, high, ablation=ablation, seed=args.seed)
+        tables += "".join(
+            "\n" + scales_table(by_scale, size, setting) + "\n" for setting, by_scale in summary["scales"].items()
         )
-        summary["superresolution_2x"] = evaluate_superresolution(model, images, high)
-        tables += "\n" + superresolution_table(summary["superresolution_2x"], config.data.image_size) + "\n"
+        figure_scale = max(args.scales)
     print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
     out_dir = Path(args.out or Path(args.run) / "eval")
     name = results_name(split, eval_split=config.data.eval_split, limit=args.limit, seed=args.seed)
     write_results(summary, tables, out_dir, name)
-    plot_psnr_vs_context(results, METHODS, out_dir / f"{name}_psnr_vs_context.png", title=title)
-    print(f"wrote {out_dir / name}.json and .md, {out_dir / name}_psnr_vs_context.png")
+    written = [f"{name}.json", f"{name}.md", f"{name}_psnr_vs_context.png"]
+    labels = {method: label for method, label in METHODS.items() if method in results[CONTEXT_SETTINGS[0]]}
+    plot_psnr_vs_context(results, labels, out_dir / written[-1], title=title)
+    if "scales" in summary:
+        written.append(f"{name}_scale_{figure_scale:g}x.png")
+        save_scales_figure(model, ablation, images[:3], high[figure_scale][:3], out_dir / written[-1], seed=args.seed)
+    print(f"wrote {', '.join(written)} to {out_dir}")
+
+
+@torch.no_grad()
+def save_scales_figure(
+    model: HyperSiren, ablation: HyperSiren | None, low: torch.Tensor, high: torch.Tensor, path: Path, seed: int
+) -> None:
+    """Rows: each image from all its pixels, then from 100; columns: the input (nearest), the bicubic
+    baselines, HyperSiren rendered at the truth's size, the truth. ``low``/``high`` uint8."""
+    size = tuple(high.shape[-2:])
+    image = to_model_space(low).to(next(model.parameters()).device)
+    truth = to_unit_range(to_model_space(high)).to(image.device)
+    rows, row_labels = [], []
+    for setting in ("full", "100"):
+        mask = seeded_masks(setting, len(low), *low.shape[-2:], seed=seed).to(image.device)
+        given = image if setting == "full" else classical_fill("biharmonic", image, mask)
+        columns = [
+            F.interpolate(context_image(to_unit_range(image), mask), size=size, mode="nearest"),
+            to_unit_range(F.interpolate(given, size=size, mode="bicubic", align_corners=False)),
+        ]
+        if ablation is not None:
+            completion = F.interpolate(ablation.inpaint(image, mask), size=size, mode="bicubic", align_corners=False)
+            columns.append(to_unit_range(completion))
+        columns += [to_unit_range(model.inpaint(image, mask, size=size)), truth]
+        rows.append(torch.stack(columns, dim=1))  # (N, columns, C, H, W)
+        row_labels += [f"{'all' if setting == 'full' else setting} px" for _ in range(len(low))]
+    tiles = torch.cat(rows).flatten(0, 1)
+    height, width = low.shape[-2:]
+    labels = [f"input {height}×{width}", "bicubic (of biharmonic\nfill from 100 px)"]
+    labels += ["pixel U-Net + bicubic"] if ablation is not None else []
+    labels += [f"HyperSiren at {size[0]}×{size[1]}", f"truth {size[0]}×{size[1]}"]
+    save_labeled_grid(tiles, path, column_labels=labels, row_labels=row_labels)
+
+
+def positive_scale(text: str) -> float:
+    """An argparse type: a render scale of at least 1 (the truth is the image at that size)."""
+    value = float(text)
+    if not 1 <= value <= 16:
+        raise argparse.ArgumentTypeError(f"must be in [1, 16], got {text}")
+    return value
 
 
 def reading_from(config: DataConfig, root: str | None) -> DataConfig:

@@ -1,28 +1,84 @@
-"""PNG figures of a trained run: inpainting at each context size, and 4x-resolution rendering.
+"""Complete your own images with a trained run, or draw the run's held-out figures.
 
-    python eval/inpaint.py --run runs/celeba32 --num-images 8
+    python eval/inpaint.py --run runs/celeba32 --image photo.jpg                   # 10% of its pixels observed
+    python eval/inpaint.py --run runs/celeba32 --image photo.jpg --mask mask.png --out completed.png
+    python eval/inpaint.py --run runs/celeba32 --image a.jpg b.png --context 100 --size 512 --out completed/
+    python eval/inpaint.py --run runs/celeba32 --num-images 8                        # the held-out figures
 
-Writes RUN_DIR/figures/inpaint_<setting>.png (rows: context | prediction, observed pixels
-pasted | truth), inpaint_overview.png (10, 100 and 1000 pixels beside scikit-image's biharmonic fill)
-and RUN_DIR/figures/superres_<factor>x.png (rows: truth, nearest-upsampled | rendered at factor x).
+Your images (--image): any format PIL reads, any size. Each is centre-cropped to a square and
+resized (antialiased) to the run's image size (data.image_size, e.g. 32x32): the model's input.
+Its observed pixels are a --mask (a PNG of any size, cropped and resized like the image, nearest
+neighbour: white = observed, black = missing, i.e. luminance > 127; transparent counts as white),
+--context N random pixels, --context P% of them (a new draw per image, from --seed), or
+--top-half; by default --context 10%. The completion is rendered at --size N (NxN), by default
+at the crop's own side, at most 1024: at the model's own size the observed pixels are kept
+exactly, at any other size the PNG is the rendered function. --out is a PNG (one image) or a
+folder that gets <name>.png per input (default: ./completed); beside each, <name>_comparison.png:
+observed (N px) | HyperSiren | biharmonic (scikit-image's classical fill), the first and last at
+the model's size, enlarged (nearest) to the render's.
+
+Held-out figures (without --image), in RUN_DIR/figures, one row per held-out image:
+    inpaint_<setting>.png   observed (N px) | HyperSiren (observed pixels kept) | truth, per context setting
+    inpaint_overview.png    observed | HyperSiren | biharmonic for 10, 100 and 1000 pixels, then truth
+    superres_<factor>x.png  input (nearest) | HyperSiren rendered at factor x from every pixel
 """
 
+import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.utils import make_grid, save_image
+from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
+from torchvision.utils import save_image
 
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
-from hypersiren.across.context import CONTEXT_SETTINGS
-from hypersiren.across.data import load_images
+from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.context import CONTEXT_SETTINGS, random_context_mask, top_half_mask
+from hypersiren.across.data import IMAGE_SUFFIXES, DatasetError, decode_image, load_images, square_resize
 from hypersiren.across.evaluation import seeded_masks
+from hypersiren.across.model import HyperSiren
 from hypersiren.cli import add_run_options, exits_cleanly, program
 from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.figures import comparison_grid, context_image, save_labeled_grid
+from hypersiren.figures import context_image, save_labeled_grid
 
 OVERVIEW_SETTINGS = ("10", "100", "1000")
+DEFAULT_CONTEXT = 0.1  # of the pixels, when no --mask, --context or --top-half is given
+DEFAULT_RENDER_CAP = 1024  # the default render size: the crop's own side, at most this
+MAX_RENDER_SIZE = 4096  # 16.8 M points per image: minutes on a CPU, and more than a screen shows
+# Renders are seen best larger than the 32x32 tiles' 1.4 inches; the super-resolution labels need the width too.
+SUPERRES_TILE_INCHES = 2.2
+COMPARISON_TILE_INCHES = 3.0
+
+
+def int_in(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
+        return value
+
+    return parse
+
+
+def context_amount(text: str) -> int | float:
+    """An argparse type: ``N`` observed pixels (an int, N >= 1) or ``P%`` of them (a fraction in (0, 1])."""
+    try:
+        amount = float(text.removesuffix("%")) / 100 if text.endswith("%") else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a pixel count (100) or a percentage (5%), got {text!r}") from None
+    if isinstance(amount, float) and not 0 < amount <= 1:
+        raise argparse.ArgumentTypeError(f"a percentage must be above 0% and at most 100%, got {text}")
+    if isinstance(amount, int) and amount < 1:
+        raise argparse.ArgumentTypeError(f"must observe at least 1 pixel, got {text}")
+    return amount
 
 
 @exits_cleanly()
@@ -30,46 +86,139 @@ OVERVIEW_SETTINGS = ("10", "100", "1000")
 def main() -> None:
     parser = program(__doc__)
     add_run_options(parser)
-    parser.add_argument("--num-images", type=int, default=8)
-    parser.add_argument("--factor", type=int, default=4, help="super-resolution factor of the continuous render")
-    parser.add_argument("--display-scale", type=int, default=4, help="nearest-neighbour enlargement of the PNGs")
+    own = parser.add_argument_group("completing your own images")
+    own.add_argument("--image", nargs="+", type=Path, help="image files to complete (any format PIL reads)")
+    observed = own.add_mutually_exclusive_group()
+    observed.add_argument("--mask", type=Path, help="PNG, white = observed, black = missing (any size)")
+    observed.add_argument("--context", type=context_amount, help="N random observed pixels, or P%% of them")
+    observed.add_argument("--top-half", action="store_true", help="observe the top half")
+    own.add_argument(
+        "--size",
+        type=int_in(1, MAX_RENDER_SIZE),
+        help=f"render side in pixels (default: the crop's own, at most {DEFAULT_RENDER_CAP})",
+    )
+    own.add_argument("--out", type=Path, help="a PNG (one image) or a folder (default: ./completed)")
+    held_out = parser.add_argument_group("held-out figures (without --image)")
+    held_out.add_argument("--num-images", type=int_in(1, 64), default=8, help="rows of each figure")
+    held_out.add_argument("--factor", type=int_in(1, 16), default=4, help="super-resolution factor of the render")
+    held_out.add_argument("--display-scale", type=int_in(1, 32), default=4, help="PNG pixels per input pixel, at least")
     args = parser.parse_args()
+    if args.image is None and (args.mask or args.context or args.top_half or args.size or args.out):
+        parser.error("--mask, --context, --top-half, --size and --out complete images: give them with --image")
 
     config, model = load_run(args.run, device=args.device, data_root=args.data_root)
-    images = load_images(config.data, config.data.eval_split, limit=args.num_images)
-    image = to_model_space(images).to(args.device)
+    if args.image is None:
+        write_held_out_figures(model, config, args)
+    else:
+        complete_images(model, size=config.data.image_size, args=args)
+
+
+def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> None:
+    """Complete each ``--image`` and write it with its comparison figure; every input is read before any write."""
+    photos = [decode_image(path) for path in args.image]
+    targets = output_paths(args.image, args.out)
+    image = to_model_space(torch.stack([square_resize(photo, size) for photo in photos])).to(args.device)
+    mask = observed_pixels(args, count=len(photos), size=size).to(args.device)
+    biharmonic = to_unit_range(classical_fill("biharmonic", image, mask))
+    for index, (photo, target) in enumerate(zip(photos, targets)):
+        side = args.size or min(*photo.shape[-2:], DEFAULT_RENDER_CAP)
+        one_image, one_mask = image[index : index + 1], mask[index : index + 1]
+        completed = to_unit_range(model.inpaint(one_image, one_mask, size=(side, side)))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_image(completed, target)
+        num_observed = int(one_mask.sum())
+        kept = "observed pixels kept" if side == size else f"rendered function (input {size}x{size})"
+        print(f"wrote {target}: {side}x{side} completion from {num_observed} of {size * size} pixels, {kept}")
+        observed = context_image(to_unit_range(one_image), one_mask)
+        labels = [f"observed ({num_observed} px)", "HyperSiren", "biharmonic"]
+        comparison = target.with_name(f"{target.stem}_comparison.png")
+        columns = [F.interpolate(tile, size=(side, side), mode="nearest") for tile in (observed, completed)]
+        columns.append(F.interpolate(biharmonic[index : index + 1], size=(side, side), mode="nearest"))
+        write_figure(columns, labels, comparison, tile_inches=COMPARISON_TILE_INCHES)
+        print(f"wrote {comparison}: {' | '.join(labels)}, {side}x{side} tiles")
+
+
+def output_paths(images: list[Path], out: Path | None) -> list[Path]:
+    """Where each completion goes: ``out`` itself if it is a PNG (one image only), else ``out/<name>.png``."""
+    out = out or Path("completed")
+    if out.suffix.lower() in IMAGE_SUFFIXES and out.suffix.lower() != ".png":
+        raise ConfigError(f"--out {out}: completions are PNGs, lossless so observed pixels stay exact: name it .png")
+    if out.suffix.lower() == ".png":
+        if len(images) > 1:
+            raise ConfigError(f"--out {out} is one PNG for {len(images)} images: give a folder")
+        return [out]
+    names = [image.stem for image in images]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError(f"several --image files are named {repeated[0]}: rename them or complete them one by one")
+    return [out / f"{name}.png" for name in names]
+
+
+def observed_pixels(args: argparse.Namespace, count: int, size: int) -> Tensor:
+    """The masks ``(count, 1, size, size)`` that --mask, --context or --top-half ask for; by default 10% random."""
+    if args.top_half:
+        return top_half_mask(count, size, size)
+    if args.mask is not None:
+        luminance = TF.rgb_to_grayscale(decode_image(args.mask))  # (1, H, W) uint8
+        mask = square_resize(luminance, size, nearest=True) > 127
+        if not mask.any():
+            raise DatasetError(
+                f"mask {args.mask} observes no pixel at the model's {size}x{size}: white (> 127) marks observed pixels"
+            )
+        return mask.expand(count, -1, -1, -1)
+    amount = DEFAULT_CONTEXT if args.context is None else args.context
+    num_context = amount if isinstance(amount, int) else round(amount * size * size)
+    if not 1 <= num_context <= size * size:
+        given = amount if isinstance(amount, int) else f"{100 * amount:g}%"
+        raise ConfigError(
+            f"--context {given} is {num_context} pixels of the model's {size}x{size} input: "
+            f"give between 1 and {size * size} (or a percentage)"
+        )
+    return random_context_mask(count, size, size, num_context, generator=torch.Generator().manual_seed(args.seed))
+
+
+def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.Namespace) -> None:
+    """The figures of the module docstring, of the first ``--num-images`` held-out images."""
+    image = to_model_space(load_images(config.data, config.data.eval_split, limit=args.num_images)).to(args.device)
     count, _, height, width = image.shape
     truth = to_unit_range(image)
     out_dir = Path(args.run) / "figures"
-    out_dir.mkdir(exist_ok=True)
-
-    overview_tiles, overview_labels = [], []
+    written, overview_columns, overview_labels = [], [], []
     for setting in CONTEXT_SETTINGS:
         mask = seeded_masks(setting, count=count, height=height, width=width, seed=args.seed).to(args.device)
-        prediction = to_unit_range(torch.where(mask, image, model.inpaint(image, mask)))  # observed pixels pasted
-        save_image(
-            enlarge(comparison_grid(truth, mask, prediction), args.display_scale), out_dir / f"inpaint_{setting}.png"
-        )
+        prediction = to_unit_range(model.inpaint(image, mask))
+        observed = context_image(truth, mask)
+        labels = [f"observed ({int(mask[0].sum())} px)", "HyperSiren", "truth"]  # every image: the same count
+        path = out_dir / f"inpaint_{setting}.png"
+        written.append(write_figure([observed, prediction, truth], labels, path, pixel_scale=args.display_scale))
         if setting in OVERVIEW_SETTINGS:
-            biharmonic = to_unit_range(classical_fill("biharmonic", image, mask))
-            overview_tiles += [context_image(truth, mask), prediction, biharmonic]
+            overview_columns += [observed, prediction, to_unit_range(classical_fill("biharmonic", image, mask))]
             overview_labels += [f"{setting} px", "HyperSiren", "biharmonic"]
-    tiles = torch.stack([*overview_tiles, truth], dim=1).flatten(0, 1)  # row-major: one image per row
-    save_labeled_grid(tiles, out_dir / "inpaint_overview.png", column_labels=[*overview_labels, "truth"])
+    path = out_dir / "inpaint_overview.png"
+    labels = [*overview_labels, "truth"]
+    written.append(write_figure([*overview_columns, truth], labels, path, pixel_scale=args.display_scale))
 
     size = (args.factor * height, args.factor * width)
     mask = seeded_masks("full", count=count, height=height, width=width, seed=args.seed).to(args.device)
     rendered = to_unit_range(model.inpaint(image, mask, size=size))
     upsampled = F.interpolate(truth, size=size, mode="nearest")
-    pairs = torch.stack([upsampled, rendered], dim=1).flatten(0, 1)
-    grid = make_grid(pairs, nrow=2, padding=2, pad_value=1.0)
-    save_image(enlarge(grid, max(1, args.display_scale // args.factor)), out_dir / f"superres_{args.factor}x.png")
-    print(f"wrote {len(CONTEXT_SETTINGS) + 1} figures to {out_dir}")
+    labels = [f"input {height}×{width} (nearest)", f"HyperSiren at {args.factor}x ({size[0]}×{size[1]})"]
+    path = out_dir / f"superres_{args.factor}x.png"
+    scale = args.display_scale / args.factor  # per input pixel, as in the other figures
+    written.append(
+        write_figure([upsampled, rendered], labels, path, pixel_scale=scale, tile_inches=SUPERRES_TILE_INCHES)
+    )
+    print(f"wrote {len(written)} figures to {out_dir}")
 
 
-def enlarge(grid: torch.Tensor, scale: int) -> torch.Tensor:
-    """Nearest-neighbour upscaling of a ``(C, H, W)`` figure: 32x32 pixels stay visible as pixels."""
-    return F.interpolate(grid.unsqueeze(0), scale_factor=scale, mode="nearest").squeeze(0)
+def write_figure(columns: list[Tensor], labels: list[str], path: Path, **grid_options: float) -> Path:
+    """Columns of tiles, each ``(B, C, H, W)`` in [0, 1], as a PNG with one labelled row per image; returns ``path``.
+
+    ``grid_options`` go to ``save_labeled_grid`` (``pixel_scale``, ``tile_inches``).
+    """
+    tiles = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: one image per row
+    save_labeled_grid(tiles, path, column_labels=labels, **grid_options)
+    return path
 
 
 if __name__ == "__main__":

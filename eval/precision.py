@@ -154,7 +154,7 @@ def precision_tables(results: dict[str, dict[str, dict[str, float]]]) -> str:
 def main() -> None:
     parser = program(__doc__)
     add_run_options(parser)
-    parser.add_argument("--limit", type=int, default=256, help="held-out images to evaluate (default 256)")
+    parser.add_argument("--limit", type=int, default=256, help="held-out images to evaluate")
     args = parser.parse_args()
 
     config, model = load_run(args.run, device=args.device, data_root=args.data_root)

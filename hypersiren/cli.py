@@ -3,6 +3,8 @@
 Options are ``--flags``; the ones several programs take (device, run folder, network size,
 fitting schedule) are defined here once, and train.py reflects every config field as
 ``--section.field`` so ``--help`` lists them all and a misspelt one is refused by argparse.
+``--help`` shows what will run: every option's default, and for a config field the value of
+the preset in use.
 
 A missing dataset, a corrupt checkpoint, a bad value, a full disk or a read-only folder is
 the user's to fix, and a 30-line traceback hides the one line that says how: ``exits_cleanly``
@@ -10,10 +12,11 @@ prints ``error: <one line>`` and exits 2. Anything else is a bug and keeps its t
 """
 
 import argparse
+import copy
 import dataclasses
 import errno
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -63,11 +66,31 @@ def describe(error: BaseException) -> str:
 
 
 def program(description: str | None) -> argparse.ArgumentParser:
-    """The parser every program starts from: its docstring as help, and ``--device``."""
-    parser = _OneLineErrors(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    default = "cuda" if torch.cuda.is_available() else "cpu"
-    parser.add_argument("--device", default=default, help=f"torch device (default here: {default})")
+    """The parser every program starts from: its docstring as help, each option's default shown, and ``--device``."""
+    parser = _OneLineErrors(description=description, formatter_class=_HelpFormatter)
+    parser.add_argument(
+        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device (cuda where available)"
+    )
     return parser
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written (its examples keep their lines), and ``(default: …)`` after each option's help,
+    an option without help included, except where there is no default to show: a required option, a
+    suppressed default, or None (the help says what happens then)."""
+
+    def _format_action(self, action: argparse.Action) -> str:
+        if action.help is None and self._shows_default(action):  # argparse prints nothing for an option without help
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return super()._get_help_string(action) if self._shows_default(action) else action.help
+
+    @staticmethod
+    def _shows_default(action: argparse.Action) -> bool:
+        return not action.required and action.default not in (None, argparse.SUPPRESS)
 
 
 class _OneLineErrors(argparse.ArgumentParser):
@@ -87,19 +110,41 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_config_options(parser: argparse.ArgumentParser) -> None:
-    """Every ``RunConfig`` field as ``--section.field VALUE``; only the ones given become overrides."""
-    config = RunConfig()
-    for section in dataclasses.fields(config):
-        group = parser.add_argument_group(f"[{section.name}] config fields (override the preset)")
-        for field in dataclasses.fields(getattr(config, section.name)):
-            default = getattr(getattr(config, section.name), field.name)
+def add_config_options(
+    parser: argparse.ArgumentParser, default_preset: str | Path, argv: Sequence[str] | None = None
+) -> RunConfig:
+    """``--config PRESET`` and every ``RunConfig`` field as ``--section.field VALUE``; return the preset, loaded.
+
+    ``--config`` is read from ``argv`` (default: the command line) before anything else, so that
+    ``--help`` shows each field's value in the preset that will run rather than the dataclass's.
+    Only the fields given become overrides (``config_overrides``): the preset's value is not a default.
+    """
+    preset_option = {"default": str(default_preset), "help": "TOML preset (ignored when resuming)"}
+    preset_parser = _OneLineErrors(add_help=False)
+    preset_parser.add_argument("--config", **preset_option)
+    path = preset_parser.parse_known_args(argv)[0].config
+    preset = RunConfig.load(path)
+    parser.add_argument("--config", **preset_option)
+    shown_path, blank = _shown_path(path), RunConfig()  # the dataclass's defaults name each field's type
+    for section in dataclasses.fields(preset):
+        group = parser.add_argument_group(f"[{section.name}] config fields (override the preset {shown_path})")
+        for field in dataclasses.fields(getattr(preset, section.name)):
+            value = getattr(getattr(preset, section.name), field.name)
             group.add_argument(
                 f"--{section.name}.{field.name}",
                 default=argparse.SUPPRESS,
-                metavar=type(default).__name__.upper(),
-                help=f"default {default!r}",
+                metavar=type(getattr(getattr(blank, section.name), field.name)).__name__.upper(),
+                help=f"default from {shown_path}: {value!r}".replace("%", "%%"),  # argparse formats help with %
             )
+    return preset
+
+
+def _shown_path(path: str) -> str:
+    """``path`` relative to the working directory where it lies under it (train/default.toml, not /home/…)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
 
 
 def config_overrides(args: argparse.Namespace) -> list[str]:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 UNOBSERVED_GRAY = 0.5
+DPI = 150  # PNG pixels per figure inch
 
 
 def context_image(image: Tensor, mask: Tensor) -> Tensor:
@@ -38,11 +39,15 @@ def save_labeled_grid(
     column_labels: list[str],
     row_labels: list[str] | None = None,
     tile_inches: float = 1.4,
+    pixel_scale: float = 0.0,
 ) -> None:
     """Tiles ``(rows * columns, C, H, W)`` in [0, 1], row-major, as one PNG with a label over each column.
 
     Pixels are drawn as blocks (nearest neighbour), so a 32×32 image stays legible as pixels.
+    ``pixel_scale`` enlarges the tiles beyond ``tile_inches``, to about that many PNG pixels per tile
+    pixel; the labels keep their size.
     """
+    tile_inches = max(tile_inches, pixel_scale * max(tiles.shape[-2:]) / DPI)
     columns = len(column_labels)
     if tiles.shape[0] % columns:
         raise ValueError(f"{tiles.shape[0]} tiles do not fill rows of {columns} columns")
@@ -116,7 +121,7 @@ def _pyplot() -> ModuleType:
 
 def _save(figure: "Figure", path: str | Path) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=150)
+    figure.savefig(path, dpi=DPI)
     _pyplot().close(figure)
 
 

@@ -6,6 +6,7 @@ import torch
 
 from hypersiren.across.checkpoint import (
     CheckpointError,
+    export_run,
     load_checkpoint,
     load_run,
     remove_stale_temporaries,
@@ -179,3 +180,23 @@ def test_an_unusable_saved_config_is_named(tmp_path):
     torch.save(state, tmp_path / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="config saved in .* not usable: train.batch_size=0 must be >= 1"):
         load_run(tmp_path)
+
+
+def test_an_exported_run_loads_as_the_run_without_its_optimizer(tmp_path):
+    config = RunConfig().override(SMALL).validate()
+    torch.manual_seed(0)
+    model = HyperSiren(config.model)
+    optimizer = torch.optim.Adam(model.parameters())
+    model(
+        torch.zeros(1, 3, 8, 8), torch.ones(1, 1, 8, 8, dtype=torch.bool), torch.zeros(1, 4, 2)
+    ).values.sum().backward()
+    optimizer.step()
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": 7, "config": config.to_dict()}
+    save_checkpoint(state, tmp_path / "run" / "checkpoint.pt")
+    exported = export_run(tmp_path / "run", tmp_path / "shared")
+    assert exported.stat().st_size < 0.5 * (tmp_path / "run" / "checkpoint.pt").stat().st_size
+    assert "optimizer" not in torch.load(exported, weights_only=True)
+    loaded_config, loaded = load_run(tmp_path / "shared")
+    assert loaded_config == config and (tmp_path / "shared" / "config.json").is_file()
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], tensor)

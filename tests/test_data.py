@@ -2,6 +2,7 @@ import os
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -11,8 +12,10 @@ from hypersiren.across.data import (
     DataConfig,
     DatasetError,
     ShuffledBatches,
+    decode_image,
     fine_grid_points,
     load_images,
+    square_resize,
     training_batch,
 )
 from hypersiren.core.pixels import to_model_space, to_unit_range
@@ -161,3 +164,111 @@ def test_a_relative_root_is_found_from_any_working_directory(tmp_path, monkeypat
     relative = os.path.relpath(celeba_root, REPO)  # as a preset names it, e.g. ../shared/data/celeba
     monkeypatch.chdir(tmp_path)
     assert load_images(DataConfig("celeba", relative, 8), "val", limit=2).shape == (2, 3, 8, 8)
+
+
+GRADIENT_16_BIT = np.linspace(0, 65535, 256).round().astype(np.uint16)  # one row, black to white
+RED, BLUE, WHITE = (255, 0, 0), (0, 0, 255), (255, 255, 255)
+
+
+def write_16_bit_gradient(path: Path) -> None:
+    """8 rows of ``GRADIENT_16_BIT``; PIL opens the PNG as mode "I;16" and the 16-bit PGM as "I"."""
+    Image.fromarray(np.tile(GRADIENT_16_BIT, (8, 1))).save(path)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".pgm"])
+def test_16_bit_gray_is_scaled_by_its_depth_not_clipped(tmp_path, suffix):
+    write_16_bit_gradient(tmp_path / f"gradient{suffix}")
+    image = decode_image(tmp_path / f"gradient{suffix}")
+    assert image.shape == (3, 8, 256) and image.dtype == torch.uint8
+    expected = torch.from_numpy(GRADIENT_16_BIT.astype(np.float64) * 255 / 65535)
+    assert (image[:, 3].double() - expected).abs().max() <= 1
+    assert torch.equal(image[0], image[1]) and torch.equal(image[0], image[2])
+
+
+def test_a_folder_of_16_bit_pngs_is_not_decoded_white(tmp_path):
+    for index in range(10):
+        write_16_bit_gradient(tmp_path / f"{index}.png")
+    images = load_images(DataConfig("folder", str(tmp_path), 8), "train")
+    assert images.shape == (9, 3, 8, 8) and 120 < images.float().mean() < 135  # a gradient's mean, not white
+
+
+def test_palette_with_transparency_is_composited_on_white(tmp_path):
+    image = Image.new("P", (4, 2))
+    image.putpalette([*RED, *BLUE])
+    image.putpixel((0, 0), 1)
+    image.save(tmp_path / "palette.png", transparency=1)  # palette entry 1 (blue) is transparent
+    decoded = decode_image(tmp_path / "palette.png")
+    assert decoded[:, 0, 0].tolist() == list(WHITE) and decoded[:, 1, 3].tolist() == list(RED)
+
+
+def test_rgba_is_composited_on_white(tmp_path):
+    pixels = np.zeros((2, 3, 4), dtype=np.uint8)  # black, transparent
+    pixels[0, 0] = (*BLUE, 255)  # opaque blue
+    pixels[1, 0, 3] = 128  # half-transparent black
+    Image.fromarray(pixels, mode="RGBA").save(tmp_path / "rgba.png")
+    decoded = decode_image(tmp_path / "rgba.png")
+    assert decoded[:, 0, 0].tolist() == list(BLUE) and decoded[:, 0, 1].tolist() == list(WHITE)
+    assert all(abs(value - 127) <= 1 for value in decoded[:, 1, 0].tolist())
+
+
+@pytest.mark.parametrize("mode", ["L", "1", "LA"])
+def test_grayscale_is_expanded_to_rgb(tmp_path, mode):
+    value = {"L": 100, "1": 255, "LA": (100, 255)}[mode]
+    Image.new(mode, (3, 2), value).save(tmp_path / "gray.png")
+    assert decode_image(tmp_path / "gray.png").unique().tolist() == [255 if mode == "1" else 100]
+
+
+def test_cmyk_jpeg_is_converted_to_rgb(tmp_path):
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg", quality=95)  # no cyan or black: red
+    red, green, blue = decode_image(tmp_path / "cmyk.jpg").float().mean(dim=(1, 2)).tolist()
+    assert red > 240 and green < 15 and blue < 15
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    landscape = Image.new("RGB", (40, 20), BLUE)
+    landscape.paste(RED, (0, 0, 20, 20))  # left half red
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: shown rotated 90 degrees clockwise, as phones store portraits
+    landscape.save(tmp_path / "portrait.jpg", exif=exif, quality=95)
+    decoded = decode_image(tmp_path / "portrait.jpg").float()
+    assert decoded.shape == (3, 40, 20)  # tall, as a viewer shows it
+    assert decoded[0, :15].mean() > 240 and decoded[2, :15].mean() < 15  # the left half turned to the top
+    assert decoded[2, 25:].mean() > 240 and decoded[0, 25:].mean() < 15
+
+
+def test_truncated_and_foreign_files_are_named(tmp_path):
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "whole.png")
+    (tmp_path / "cut.png").write_bytes((tmp_path / "whole.png").read_bytes()[:3000])
+    with pytest.raises(DatasetError, match="cut.png .*truncated"):
+        decode_image(tmp_path / "cut.png")
+    (tmp_path / "notes.jpg").write_text("not an image")
+    with pytest.raises(DatasetError, match="notes.jpg is corrupt or not an image"):
+        decode_image(tmp_path / "notes.jpg")
+    with pytest.raises(DatasetError, match="no image file at .*absent.png"):
+        decode_image(tmp_path / "absent.png")
+
+
+@pytest.mark.parametrize("side", [12, 20], ids=["above the limit (PIL warns)", "twice above it (PIL raises)"])
+def test_a_decompression_bomb_is_refused_by_name(tmp_path, monkeypatch, side):
+    Image.new("RGB", (side, side)).save(tmp_path / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)
+    with pytest.raises(DatasetError, match="huge.png is too large to decode safely.*downscale it"):
+        decode_image(tmp_path / "huge.png")
+
+
+def test_pixels_of_no_fixed_range_are_refused_by_name(tmp_path):
+    Image.new("F", (4, 4), 0.5).save(tmp_path / "float.tif")
+    with pytest.raises(DatasetError, match="float.tif holds floating-point pixels"):
+        decode_image(tmp_path / "float.tif")
+    Image.new("I", (4, 4), 100_000).save(tmp_path / "int32.tif")
+    with pytest.raises(DatasetError, match="int32.tif holds 32-bit integer pixels"):
+        decode_image(tmp_path / "int32.tif")
+
+
+def test_square_resize_crops_the_centre_and_keeps_mask_values_when_nearest():
+    mask = torch.zeros(1, 6, 10, dtype=torch.uint8)
+    mask[:, :, 5:] = 255  # right half of a landscape mask
+    resized = square_resize(mask, 3, nearest=True)
+    assert resized.shape == (1, 3, 3) and set(resized.unique().tolist()) == {0, 255}
+    assert resized[0, :, 0].tolist() == [0, 0, 0] and resized[0, :, 2].tolist() == [255, 255, 255]

@@ -89,9 +89,9 @@ def test_set_encoder_sees_each_observed_pixel_at_its_render_coordinate(batch):
             torch.testing.assert_close(latent[index], expected[0])
 
 
-def test_inpaint_at_input_size_equals_forward_on_pixel_grid(model, batch):
+def test_raw_inpaint_at_input_size_equals_forward_on_pixel_grid(model, batch):
     image, mask = batch
-    completed = model.inpaint(image, mask)
+    completed = model.inpaint(image, mask, raw=True)
     assert completed.shape == image.shape
     with torch.no_grad():
         values = model(image, mask, pixel_grid(HEIGHT, WIDTH).expand(2, -1, -1)).values
@@ -101,11 +101,22 @@ def test_inpaint_at_input_size_equals_forward_on_pixel_grid(model, batch):
 def test_inpaint_at_another_size_renders_the_same_continuous_image(model, batch):
     image, mask = batch
     size = (2 * HEIGHT, 3 * WIDTH)
-    completed = model.inpaint(image, mask, size=size)
+    completed = model.inpaint(image, mask, size=size, raw=True)
     assert completed.shape == (2, 3, *size)
     with torch.no_grad():
         values = model(image, mask, pixel_grid(*size).expand(2, -1, -1)).values
     torch.testing.assert_close(completed, rearrange(values, "b (h w) c -> b c h w", h=size[0], w=size[1]))
+
+
+def test_inpaint_keeps_the_observed_pixels_and_clamps_by_default(model, batch):
+    image, mask = batch
+    raw = model.inpaint(image, mask, raw=True)
+    assert not torch.equal(raw.where(mask, 0.0), image.where(mask, 0.0))  # raw re-renders the observed pixels
+    default = model.inpaint(image, mask)
+    assert torch.equal(default.where(mask, 0.0), image.where(mask, 0.0))
+    torch.testing.assert_close(default, torch.where(mask, image, raw).clamp(-1, 1))
+    bright = model.inpaint(image.clamp(max=0.99), mask, size=(2 * HEIGHT, 2 * WIDTH))  # no pasting at another size
+    assert bright.abs().max() <= 1.0
 
 
 def test_chunked_inpaint_equals_unchunked(model, batch):
@@ -184,8 +195,8 @@ def test_local_model_renders_different_values_where_the_context_differs_locally(
 @pytest.mark.parametrize("steps", [1, 5])
 def test_refinement_never_lowers_psnr_on_the_observed_pixels(model, batch, steps):
     image, mask = batch
-    before = model.inpaint(image, mask, refinement=Refinement(steps=0))
-    after = model.inpaint(image, mask, refinement=Refinement(steps=steps, lr=0.5))  # a step size that overshoots
+    before = model.inpaint(image, mask, refinement=Refinement(steps=0), raw=True)
+    after = model.inpaint(image, mask, refinement=Refinement(steps=steps, lr=0.5), raw=True)  # lr that overshoots
 
     def observed_error(completed):
         return ((completed - image).square() * mask).flatten(1).sum(dim=1)
@@ -195,8 +206,8 @@ def test_refinement_never_lowers_psnr_on_the_observed_pixels(model, batch, steps
 
 def test_refinement_fits_the_observed_pixels_better(model, batch):
     image, mask = batch
-    before = model.inpaint(image, mask, refinement=Refinement(steps=0))
-    after = model.inpaint(image, mask, refinement=Refinement(steps=20, lr=1e-1))
+    before = model.inpaint(image, mask, refinement=Refinement(steps=0), raw=True)
+    after = model.inpaint(image, mask, refinement=Refinement(steps=20, lr=1e-1), raw=True)
     error = [((completed - image).square() * mask).sum() for completed in (before, after)]
     assert error[1] < 0.98 * error[0]
 

@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -99,14 +100,17 @@ def test_evaluate_and_inpaint_programs_write_tables_and_figures(trained_run):
     full, sparse = metrics["results"]["full"], metrics["results"]["100"]
     assert full["biharmonic"]["psnr"] is None and full["hypersiren"]["psnr"] > 10  # nothing to fill, only to render
     assert sparse["biharmonic"]["psnr_unobserved"] < sparse["biharmonic"]["psnr"]  # observed pixels are kept exactly
-    assert metrics["superresolution_2x"]["bicubic"] > 20
+    scale_2x = metrics["scales"]["full"]["2"]  # from all 32x32 pixels against the true 64x64 images
+    assert scale_2x["bicubic"] > 20 and scale_2x["hypersiren"] > 15
+    assert set(metrics["scales"]) == {"full", "100"} and set(metrics["scales"]["100"]) == {"2", "2.5", "3", "4"}
     table = (trained_run / "eval" / "metrics_val_limit40.md").read_text()
     assert "| HyperSiren (raw rendering) |" in table and "| Biharmonic (scikit-image inpaint_biharmonic) |" in table
     assert (trained_run / "eval" / "metrics_val_limit40_psnr_vs_context.png").is_file()
+    assert (trained_run / "eval" / "metrics_val_limit40_scale_4x.png").is_file()
     with Image.open(trained_run / "figures" / "inpaint_100.png") as figure:  # 3 rows x (context|prediction|truth)
-        assert figure.size == (3 * 34 + 2, 3 * 34 + 2)
+        assert 0.8 < figure.size[0] / figure.size[1] < 1.1  # 3 rows of 3 labelled tiles
     with Image.open(trained_run / "figures" / "superres_4x.png") as figure:
-        assert figure.size == (2 * 130 + 2, 3 * 130 + 2)
+        assert figure.size[1] > 1.3 * figure.size[0]  # 3 rows of 2 labelled tiles
     with Image.open(trained_run / "figures" / "inpaint_overview.png") as figure:  # 3 rows of 10 labelled tiles
         assert figure.size[0] > 2.5 * figure.size[1]
 
@@ -265,8 +269,76 @@ def test_an_out_folder_that_is_not_a_run_is_left_alone(tmp_path, celeba_root):
 
 
 @pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, request) -> tuple[Path, subprocess.CompletedProcess]:
+    """A 2-step training to its end, logging every step, and what it printed."""
+    celeba_root = request.getfixturevalue("celeba_root")
+    run_dir = tmp_path_factory.mktemp("finished")
+    result = train(run_dir, celeba_root, "--train.max_steps", "2", "--train.log_every=1", "--train.eval_images=8")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+def test_a_training_ends_with_its_held_out_table_and_the_next_commands(finished_run):
+    run_dir, result = finished_run
+    lines = result.stdout.strip().splitlines()
+    header = next(index for index, line in enumerate(lines) if line.startswith("| PSNR (dB) |"))
+    assert lines[header] == "| PSNR (dB) | 10 | 100 | 1000 | top_half |"  # the protocol's settings but full
+    number, best_fill = r"\d+\.\d\d", r"\d+\.\d\d \((nearest|linear|biharmonic)\)"
+    assert re.fullmatch(rf"\| HyperSiren, observed pixels pasted( \| {number}){{4}} \|", lines[header + 2])
+    assert re.fullmatch(rf"\| best classical fill( \| {best_fill}){{4}} \|", lines[header + 3])
+    assert "8 val images" in lines[header - 1]
+    assert lines[-5:] == [
+        f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}",
+        "next:",
+        f"  python eval/evaluate.py --run {run_dir}    # the full held-out table",
+        f"  python eval/inpaint.py --run {run_dir}     # figures",
+        f"  python eval/inpaint.py --run {run_dir} --image YOUR_PHOTO.jpg",
+    ]
+    assert f"checkpoint: {run_dir / 'checkpoint.pt'} (step 2)" in lines
+
+
+def test_tensorboard_gets_the_learning_rate_and_held_out_grids_large_enough_to_see(finished_run):
+    run_dir, _ = finished_run
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    cosine = [0.5 * (1 + math.cos(math.pi * step / 2)) for step in (0, 1)]  # default.toml's schedule, steps 1 and 2
+    assert [event.value for event in events.Scalars("train/lr")] == pytest.approx([1e-3 * share for share in cosine])
+    (grid,) = events.Images("held_out/context_prediction_truth")  # 8 rows of context | prediction | truth
+    assert grid.width >= 3 * 128 and grid.height >= 8 * 128
+
+
+def test_rerunning_a_finished_run_says_so_before_decoding_anything(finished_run, celeba_root):
+    run_dir, _ = finished_run
+    files = {name: (run_dir / name).read_bytes() for name in ("config.json", "checkpoint.pt", "history.jsonl")}
+    again = train(run_dir, celeba_root, "--train.max_steps", "2")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "decoding" not in again.stderr  # no dataset read for nothing
+    message = again.stdout.strip().splitlines()[-1]
+    assert f"{run_dir} has already finished: its checkpoint is at step 2, train.max_steps=2" in message
+    assert "rerun with a higher --train.max_steps" in message and f"python eval/evaluate.py --run {run_dir}" in message
+    assert {name: (run_dir / name).read_bytes() for name in files} == files
+
+
+@pytest.fixture(scope="module")
 def program(load_program):
     return load_program("train/train.py")
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [([], {"lr": "0.001", "max_steps": "6000"}), (["--config", "train/paper.toml"], {"lr": "5e-05"})],
+)
+def test_help_shows_what_the_preset_in_use_will_run(preset, expected, program, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("COLUMNS", "200")  # no help text wrapped
+    monkeypatch.setattr(sys, "argv", ["train.py", *preset, "--help"])
+    with pytest.raises(SystemExit) as exit_info:
+        program.parse_args()
+    assert exit_info.value.code == 0
+    help_text, shown = capsys.readouterr().out, "train/paper.toml" if preset else "train/default.toml"
+    for field, value in expected.items():
+        option = rf"\n  --train\.{field} \w+\s+default from {shown}: {re.escape(value)}\n"
+        assert re.search(option, help_text), help_text
 
 
 def test_history_keeps_the_readable_lines_up_to_the_checkpoint(tmp_path, program):

@@ -7,7 +7,8 @@
 Every config field is an option, ``--section.field VALUE`` (see --help). Rerunning with the same
 --out resumes from its last checkpoint, with the config saved in it; options given then apply
 from the resumed step on (--train.lr, --train.grad_clip, --train.max_steps, ...), except
---model.* ones, which are refused: the checkpoint's weights are that model.
+--model.* ones, which are refused: the checkpoint's weights are that model. A training ends by printing
+its held-out PSNR beside the best classical fill, where its files are and the commands to run next.
 """
 
 import argparse
@@ -16,6 +17,7 @@ import fcntl
 import json
 import math
 import os
+import shlex
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -23,11 +25,13 @@ from typing import IO, Any
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from einops import rearrange
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from hypersiren.across.baseline_fill import CLASSICAL_FILLS
 from hypersiren.across.checkpoint import (
     CheckpointError,
     checkpoint_config,
@@ -37,37 +41,45 @@ from hypersiren.across.checkpoint import (
     write_text_atomically,
 )
 from hypersiren.across.config import ConfigError, RunConfig, TrainConfig, require_same_model
+from hypersiren.across.context import CONTEXT_SETTINGS
 from hypersiren.across.data import ShuffledBatches, fine_grid_points, load_images, training_batch
-from hypersiren.across.evaluation import seeded_masks
+from hypersiren.across.evaluation import METHODS, evaluate_inpainting, seeded_masks
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.objective import hypernetwork_loss
 from hypersiren.cli import add_config_options, config_overrides, exits_cleanly, program
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import pixel_grid, to_model_space, to_unit_range
 from hypersiren.figures import comparison_grid
+from hypersiren.results import markdown_table
 
 PRESETS = Path(__file__).parent
 LOCK = "train.lock"  # held (flock) while a training runs; its presence also marks the folder as a run
+SUMMARY_SETTINGS = tuple(setting for setting in CONTEXT_SETTINGS if setting != "full")  # full: nothing to fill
+TENSORBOARD_TILE = 128  # px per held-out tile in TensorBoard, at least
 
 
-def parse_args() -> argparse.Namespace:
+def parse_args() -> tuple[argparse.Namespace, RunConfig]:
+    """The command line, and the preset it names (loaded once: --help shows its values)."""
     parser = program(__doc__)
-    parser.add_argument("--config", default=str(PRESETS / "default.toml"), help="TOML preset (ignored when resuming)")
     parser.add_argument("--out", required=True, help="run directory: config, checkpoint, TensorBoard logs")
-    add_config_options(parser)
-    return parser.parse_args()
+    preset = add_config_options(parser, default_preset=PRESETS / "default.toml")
+    return parser.parse_args(), preset
 
 
 @exits_cleanly()
 def main() -> None:
-    args = parse_args()
+    args, preset = parse_args()
     run_dir = Path(args.out)
     checkpoint_path = run_dir / "checkpoint.pt"
     refuse_foreign_folder(run_dir)
     stamp = file_stamp(checkpoint_path)
     state = load_checkpoint(checkpoint_path) if stamp else None  # the weights, optimizer and config to resume
-    config = run_config(args, state, checkpoint_path)  # validated: a bad value fails before anything is written
+    config = run_config(
+        args, preset=preset, state=state, checkpoint_path=checkpoint_path
+    )  # validated, before any write
     is_main = os.environ.get("RANK", "0") == "0"
+    if already_finished(run_dir, state, max_steps=config.train.max_steps, is_main=is_main):
+        return  # before decoding a dataset for nothing
     lock = claim_run_folder(run_dir) if is_main else None  # held until this process ends
     if is_main and file_stamp(checkpoint_path) != stamp:
         raise ConfigError(f"{checkpoint_path} changed while this run started (another training just ended?): rerun")
@@ -102,11 +114,6 @@ def main() -> None:
         writer = SummaryWriter(run_dir / "tensorboard")
         history = run_dir / "history.jsonl"  # one line per logged step; a resumed run rewrites its tail
         write_text_atomically(logged_until(history, step) if saved_step is not None else "", history)
-        if step >= config.train.max_steps:
-            print(
-                f"{run_dir} is at step {step}, train.max_steps={config.train.max_steps}: "
-                "raise --train.max_steps to go on"
-            )
 
     batches = ShuffledBatches(num_images=len(train_images), batch_size=config.train.batch_size, seed=config.train.seed)
     coords = pixel_grid(size, size, device).expand(config.train.batch_size // world, -1, -1)
@@ -171,6 +178,7 @@ def main() -> None:
 
         if is_main and step % config.train.log_every == 0:
             scalars = {"loss": loss.item(), "grad_norm": grad_norm.item(), **{k: v.item() for k, v in terms.items()}}
+            scalars["lr"] = optimizer.param_groups[0]["lr"]  # the rate of the step just taken
             progress.set_postfix(loss=f"{scalars['loss']:.4f}")
             for name, value in scalars.items():
                 writer.add_scalar(f"train/{name}", value, step)
@@ -184,11 +192,12 @@ def main() -> None:
         elif step % config.train.checkpoint_every == 0:
             unsaved_step = step
     progress.close()
-    if is_main:
-        writer.close()
-        lock.close()
     if distributed:
         dist.destroy_process_group()
+    if is_main:
+        writer.close()
+        print(end_summary(model, train_images=train_images, eval_images=eval_images, run_dir=run_dir, config=config))
+        lock.close()
 
 
 def learning_rate(train: TrainConfig, step: int) -> float:
@@ -237,11 +246,13 @@ def file_stamp(path: Path) -> tuple[int, int] | None:
     return status.st_ino, status.st_mtime_ns
 
 
-def run_config(args: argparse.Namespace, state: dict[str, Any] | None, checkpoint_path: Path) -> RunConfig:
+def run_config(
+    args: argparse.Namespace, preset: RunConfig, state: dict[str, Any] | None, checkpoint_path: Path
+) -> RunConfig:
     """The validated config of this run: the preset for a new run, the checkpoint's own config on resume
     (config.json is only a copy for people and tools), then the command line's overrides."""
     saved = checkpoint_config(state, checkpoint_path) if state else None
-    config = RunConfig.from_dict(saved.to_dict()) if saved else RunConfig.load(args.config)
+    config = RunConfig.from_dict(saved.to_dict()) if saved else preset
     config.override(config_overrides(args))
     if saved:
         require_same_model(saved, config)
@@ -320,14 +331,65 @@ def divergence_message(loss: float, grad_norm: float, step: int, saved_step: int
 
 @torch.no_grad()
 def log_held_out(model: HyperSiren, images: torch.Tensor, writer: SummaryWriter, step: int) -> None:
-    """Held-out PSNR at 100 context pixels and a context | prediction | truth grid."""
+    """Held-out PSNR at 100 context pixels and a context | prediction | truth grid, its tiles enlarged
+    (nearest, so pixels stay pixels) to at least ``TENSORBOARD_TILE`` px: TensorBoard shows 32x32 at 32 px."""
     model.eval()
     image = to_model_space(images)
     mask = seeded_masks("100", len(images), *images.shape[-2:], seed=0).to(images.device)
     prediction, truth = to_unit_range(model.inpaint(image, mask)), to_unit_range(image)
     writer.add_scalar("held_out/psnr_100_context", psnr(prediction, truth).mean().item(), step)
-    writer.add_image("held_out/context_prediction_truth", comparison_grid(truth[:8], mask[:8], prediction[:8]), step)
+    grid = comparison_grid(truth[:8], mask[:8], prediction[:8])  # (C, H', W'): a row of 3 tiles per image
+    scale = math.ceil(TENSORBOARD_TILE / min(images.shape[-2:]))
+    writer.add_image(
+        "held_out/context_prediction_truth", F.interpolate(grid[None], scale_factor=scale, mode="nearest")[0], step
+    )
     model.train()
+
+
+def already_finished(run_dir: Path, state: dict[str, Any] | None, max_steps: int, is_main: bool) -> bool:
+    """Whether the checkpoint ``state`` already reached ``max_steps``. If so the main process says so, and
+    the two ways on (train longer, or evaluate): a rerun of a finished command is a question, not an error."""
+    step = state.get("step") if state else None
+    if not isinstance(step, int) or step < max_steps:
+        return False
+    if is_main:
+        print(
+            f"{run_dir} has already finished: its checkpoint is at step {step}, train.max_steps={max_steps}. "
+            f"To train on, rerun with a higher --train.max_steps (e.g. --train.max_steps {2 * step}); "
+            f"to evaluate it: python eval/evaluate.py --run {shlex.quote(str(run_dir))}"
+        )
+    return True
+
+
+def end_summary(
+    model: HyperSiren, train_images: torch.Tensor, eval_images: torch.Tensor, run_dir: Path, config: RunConfig
+) -> str:
+    """The last lines of a training: how it inpaints held-out images beside the best classical fill (the bar it
+    must clear, so the run ends with an answer rather than a loss), where its files are, and what to run next.
+
+    ``train_images``, ``eval_images``: uint8 ``(N, C, H, W)``; the masks are eval/evaluate.py's (seed 0).
+    """
+    mean_image = to_model_space(train_images).mean(dim=0)  # (C, H, W) in [-1, 1], the mean-image row's fill
+    model.eval()
+    results = evaluate_inpainting(model=model, images=eval_images, mean_image=mean_image, settings=SUMMARY_SETTINGS)
+    ours, classical = {"PSNR (dB)": METHODS["hypersiren_pasted"]}, {"PSNR (dB)": "best classical fill"}
+    for setting, scores in results.items():  # scores: {method: {"psnr": mean dB, ...}}
+        best = max(CLASSICAL_FILLS, key=lambda fill: scores[fill]["psnr"])
+        ours[setting] = f"{scores['hypersiren_pasted']['psnr']:.2f}"
+        classical[setting] = f"{scores[best]['psnr']:.2f} ({best})"
+    run = shlex.quote(str(run_dir))
+    return "\n".join(
+        [
+            f"\nHeld-out inpainting of {len(eval_images)} {config.data.eval_split} images (eval/evaluate.py's masks):",
+            markdown_table([ours, classical]),
+            f"\ncheckpoint: {run_dir / 'checkpoint.pt'} (step {config.train.max_steps})",
+            f"TensorBoard: tensorboard --logdir {shlex.quote(str(run_dir / 'tensorboard'))}",
+            "next:",
+            f"  python eval/evaluate.py --run {run}    # the full held-out table",
+            f"  python eval/inpaint.py --run {run}     # figures",
+            f"  python eval/inpaint.py --run {run} --image YOUR_PHOTO.jpg",
+        ]
+    )
 
 
 if __name__ == "__main__":

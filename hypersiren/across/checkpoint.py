@@ -117,6 +117,24 @@ def load_run(
     return config, model.eval()
 
 
+def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """A trained run as a run folder to share: its weights, step and config, without the optimizer state.
+
+    A third of the checkpoint's size (Adam keeps two moments per weight), and every eval
+    program reads it as it reads the run (``load_run``); training does not resume from it.
+    Returns the written checkpoint's path.
+    """
+    from hypersiren.across.config import RunConfig  # here, not at the top: config imports this module
+
+    source = Path(run_dir) / "checkpoint.pt"
+    state = load_checkpoint(source)
+    config = checkpoint_config(state, source)
+    exported = Path(out_dir) / "checkpoint.pt"
+    save_checkpoint({"model": state["model"], "step": state.get("step"), "config": config.to_dict()}, exported)
+    RunConfig.from_dict(config.to_dict()).save(exported.parent / "config.json")
+    return exported
+
+
 def _write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"

@@ -163,12 +163,10 @@ class RunConfig:
             for problem in _field_problems(section.name, getattr(self, section.name))
         ]
         if not problems:  # the checks across fields assume each field is well typed
-            checks = (
-                _context_problem(self.train, self.data.image_size),
-                _size_problem(self.model),
-                _local_problem(self),
-            )
+            checks = (_context_problem(self.train, self.data.image_size), _local_problem(self))
             problems = [problem for problem in checks if problem]
+            if not problems:  # counting parameters builds the model, which needs a consistent config
+                problems = [problem for problem in (_size_problem(self.model),) if problem]
         if problems:
             raise ConfigError("; ".join(problems))
         return self
@@ -243,6 +241,13 @@ def _local_problem(config: "RunConfig") -> str | None:
         return (
             f"model.local_features={model.local_features} must exceed model.image_channels={model.image_channels}: "
             "the last image_channels local code channels are the colour guess"
+        )
+    if model.decoder == "pixel" and model.encoder != "unet":
+        return f"model.decoder='pixel' needs model.encoder='unet' (its local codes), not {model.encoder!r}"
+    if model.decoder == "pixel" and train.fine_points:
+        return (
+            "model.decoder='pixel' renders only its pixel grid, so it cannot learn from train.fine_points: "
+            "set --train.fine_points 0"
         )
     if train.fine_points and config.data.dataset == "cifar10":
         return "train.fine_points needs originals larger than data.image_size, and CIFAR-10's are 32x32: set it to 0"

@@ -1,21 +1,23 @@
 """Image datasets as in-memory uint8 tensors, and the batches drawn from them.
 
-Each split is decoded once (torchvision's PIL loader; torchvision.io's decoders are
+Each split is decoded once (``decode_image``, with PIL: torchvision.io's decoders are
 deprecated since 0.29) into a ``(N, 3, S, S)`` uint8 tensor:
 a 32x32 CelebA train split is 0.5 GB, and indexing it is far faster than any
 per-item loader, so data loading never bounds the training step.
 """
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
 import torchvision
 from einops import rearrange
+from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
-from torchvision.datasets.folder import pil_loader
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
@@ -62,7 +64,7 @@ def load_images(config: DataConfig, split: str, limit: int | None = None) -> Ten
         _check_memory(len(files[:limit]), config.image_size)
         images = _decode(files[:limit], config.image_size)
     if images.shape[-1] != config.image_size:
-        images = _resize(images, config.image_size)
+        images = square_resize(images, config.image_size)
     return images
 
 
@@ -205,24 +207,84 @@ def _decode(files: list[Path], size: int, chunk: int = 2048) -> Tensor:
     """Decode, centre-crop to a square and resize to ``size`` with antialiasing, in chunks to bound memory."""
     batches = []
     for start in tqdm(range(0, len(files), chunk), desc=f"decoding {len(files)} images", unit="chunk", leave=False):
-        images = []
-        for file in files[start : start + chunk]:
-            try:
-                image = TF.pil_to_tensor(pil_loader(str(file)))  # (3, H, W) uint8, RGB
-            except OSError as error:  # PIL's UnidentifiedImageError and truncated files are OSErrors
-                raise DatasetError(
-                    f"cannot decode {file} ({error}): the file is corrupt; replace or remove it"
-                ) from error
-            images.append(_resize(image.unsqueeze(0), size) if image.shape[-2:] != (size, size) else image.unsqueeze(0))
-        batches.append(torch.cat(images))
+        batches.append(torch.stack([square_resize(decode_image(file), size) for file in files[start : start + chunk]]))
     return torch.cat(batches)
 
 
-def _resize(images: Tensor, size: int) -> Tensor:
-    """Square resize of uint8 ``(N, C, H, W)``; non-square inputs are centre-cropped first."""
+def decode_image(path: str | Path) -> Tensor:
+    """An image file as a viewer shows it: uint8 ``(3, H, W)`` RGB, for every format PIL reads.
+
+    Every image hypersiren reads (dataset splits, a user's photo or mask) comes through here, so
+    each kind of file decodes one way: the EXIF orientation is applied (cameras store portraits
+    sideways and let viewers rotate them); 16-bit pixels are scaled to 8 bits by their depth
+    (PIL's own conversion clips at 255, which turns most of a 16-bit image white); grayscale and
+    palette images are expanded to RGB; transparent pixels are composited on white, as a page
+    shows them (dropping alpha would show whatever colour they happen to hold); CMYK is
+    converted. A missing, corrupt or truncated file, one above PIL's decompression-bomb limit
+    (``PIL.Image.MAX_IMAGE_PIXELS``; PIL itself only warns up to twice it) and pixels of no
+    fixed range (float, 32-bit integer) raise DatasetError naming the file and the fix.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(f"no image file at {path}: check the path")
+    # Opened here, outside the handlers below, so that a file-system error (permissions) keeps its own message.
+    with path.open("rb") as file, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(file) as image:
+                return TF.pil_to_tensor(_viewed_rgb(ImageOps.exif_transpose(image), path))
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+            raise DatasetError(
+                f"{path} is too large to decode safely ({error}): downscale it (it is cropped and resized anyway)"
+            ) from error
+        except UnidentifiedImageError as error:
+            raise DatasetError(
+                f"{path} is corrupt or not an image PIL can read: replace it (e.g. with a PNG) or remove it"
+            ) from error
+        except (OSError, SyntaxError, ValueError, EOFError) as error:  # PIL raises each for some broken file
+            raise DatasetError(
+                f"cannot decode {path} ({error}): the file is corrupt or truncated; replace or remove it"
+            ) from error
+
+
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+def _viewed_rgb(image: Image.Image, path: Path) -> Image.Image:
+    """``image`` in 8-bit RGB as a viewer shows it (see ``decode_image``)."""
+    if image.mode.startswith("I"):  # 16-bit gray ("I;16", "I;16B"; "I" is how PIL opens 16-bit PGM)
+        pixels = np.asarray(image)
+        if pixels.min() < 0 or pixels.max() > 65535:
+            raise DatasetError(
+                f"{path} holds 32-bit integer pixels (up to {pixels.max()}), whose range no viewer agrees on: "
+                "save it as an 8- or 16-bit image"
+            )
+        image = Image.fromarray(np.rint(pixels * (255 / 65535)).astype(np.uint8))
+    if image.mode == "F":
+        raise DatasetError(
+            f"{path} holds floating-point pixels, of a range the file does not record: save it as an 8- or 16-bit image"
+        )
+    try:
+        if image.mode in _ALPHA_MODES or "transparency" in image.info:
+            image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image.convert("RGBA"))
+        return image.convert("RGB")
+    except ValueError as error:  # a mode PIL reads but cannot convert
+        raise DatasetError(f"{path} has pixel mode {image.mode} ({error}): save it as an RGB PNG or JPEG") from error
+
+
+def square_resize(images: Tensor, size: int, nearest: bool = False) -> Tensor:
+    """uint8 ``(..., H, W)`` centre-cropped to its short side's square, then resized to ``(..., size, size)``.
+
+    Antialiased (an area average of the pixels) for images; ``nearest`` for masks, whose
+    pixels must keep their values.
+    """
     short_side = min(images.shape[-2:])
     if images.shape[-2] != images.shape[-1]:
         images = TF.center_crop(images, [short_side, short_side])
+    if short_side == size:
+        return images
+    if nearest:
+        return TF.resize(images, [size, size], interpolation=TF.InterpolationMode.NEAREST_EXACT, antialias=False)
     return TF.resize(images, [size, size], antialias=True)
 
 

@@ -19,7 +19,10 @@ METHODS = {
     "nearest": "Nearest (scipy griddata)",
     "linear": "Linear (scipy griddata, nearest outside the hull)",
     "biharmonic": "Biharmonic (scikit-image inpaint_biharmonic)",
+    "pixel_unet": "Ablation: same U-Net, pixel head (raw)",
+    "pixel_unet_pasted": "Ablation: same U-Net, pixel head, pasted",
 }
+ABLATION_METHODS = ("pixel_unet", "pixel_unet_pasted")  # rows only when an ablation run is evaluated beside
 METRICS = {"psnr": "all pixels", "psnr_unobserved": "unobserved pixels only"}
 
 
@@ -38,6 +41,7 @@ def evaluate_inpainting(
     seed: int = 0,
     batch_size: int = 256,
     progress: bool = False,
+    ablation: HyperSiren | None = None,
 ) -> dict[str, dict[str, dict[str, float | None]]]:
     """Mean per-image PSNR (dB, on [0, 1]) over all and over unobserved pixels.
 
@@ -45,22 +49,28 @@ def evaluate_inpainting(
 
     ``images (N, C, H, W)`` uint8; ``mean_image (C, H, W)`` in [-1, 1]. With every pixel
     observed ("full") a fill is exact and unobserved pixels do not exist: those are None.
+    ``ablation`` (a model trained alike, e.g. ``decoder="pixel"``) is scored on the same masks.
     """
+    listed = [method for method in METHODS if ablation is not None or method not in ABLATION_METHODS]
     device = next(model.parameters()).device
     count, _, height, width = images.shape
     results: dict[str, dict[str, dict[str, float | None]]] = {}
     for setting in tqdm(settings, desc="evaluating", disable=not progress):
         masks = seeded_masks(setting, count, height, width, seed)
         full = bool(masks.all())
-        methods = ["hypersiren"] if full else list(METHODS)
+        methods = [m for m in listed if not full or m in ("hypersiren", "pixel_unet")]
         sums = {method: torch.zeros(len(METRICS), dtype=torch.float64) for method in methods}
         for start in range(0, count, batch_size):
             image = to_model_space(images[start : start + batch_size].to(device))
             mask = masks[start : start + batch_size].to(device)
-            rendered = model.inpaint(image, mask)
+            rendered = model.inpaint(image, mask, raw=True)
             predictions = {"hypersiren": rendered}
+            if ablation is not None:
+                predictions["pixel_unet"] = ablation.inpaint(image, mask, raw=True)
             if not full:
                 predictions["hypersiren_pasted"] = torch.where(mask, image, rendered)
+                if ablation is not None:
+                    predictions["pixel_unet_pasted"] = torch.where(mask, image, predictions["pixel_unet"])
                 predictions["mean_image"] = mean_image_fill(mean_image.to(device), image, mask)
                 predictions |= {method: classical_fill(method, image, mask) for method in CLASSICAL_FILLS}
             truth = to_unit_range(image)
@@ -74,7 +84,7 @@ def evaluate_inpainting(
                 metric: float(sums[method][index]) / count if method in sums and not (full and index) else None
                 for index, metric in enumerate(METRICS)
             }
-            for method in METHODS
+            for method in listed
         }
     return results
 
@@ -92,35 +102,81 @@ def inpainting_table(results: dict[str, dict[str, dict[str, float | None]]], met
     rows = [
         {f"PSNR (dB), {METRICS[metric]}": label} | {s: cell(results[s][method][metric], s) for s in results}
         for method, label in METHODS.items()
+        if method in next(iter(results.values()))
     ]
     return markdown_table(rows)
 
 
-@torch.no_grad()
-def evaluate_superresolution(model: HyperSiren, low: Tensor, high: Tensor, batch_size: int = 256) -> dict[str, float]:
-    """Mean per-image PSNR (dB, on [0, 1]) of rendering ``low`` at ``high``'s size, against bicubic upsampling.
+SCALE_METHODS = {
+    "hypersiren": "HyperSiren rendered at the scale",
+    "hypersiren_bicubic": "HyperSiren's own-size completion, bicubic",
+    "pixel_unet_bicubic": "Ablation pixel U-Net's completion, bicubic",
+    "bicubic": "Bicubic of the input (fewer pixels: of its biharmonic fill)",
+}
 
-    ``low (N, C, h, w)`` and ``high (N, C, H, W)`` uint8, the same images resized from
-    one original: the model sees every pixel of ``low`` and renders at ``(H, W)``.
+
+@torch.no_grad()
+def evaluate_scales(
+    model: HyperSiren,
+    low: Tensor,
+    high: dict[float, Tensor],
+    settings: tuple[str, ...] = ("full", "100"),
+    ablation: HyperSiren | None = None,
+    seed: int = 0,
+    batch_size: int = 32,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Arbitrary-scale rendering: mean per-image PSNR (dB, on [0, 1]) against the true larger images.
+
+    ``low (N, C, h, w)`` uint8 is the input; ``high`` maps each scale to the same images resized
+    from the same originals, ``(N, C, H, W)`` uint8 with ``H ≈ scale * h``. The model sees the
+    pixels of ``setting``'s seeded mask of ``low`` and renders at ``(H, W)``; the others upsample
+    a completion at ``low``'s size bicubically. Returns ``{setting: {scale: {method: psnr}}}``.
     """
     device = next(model.parameters()).device
-    size = tuple(high.shape[-2:])
-    sums = {"hypersiren": 0.0, "bicubic": 0.0}
-    for start in range(0, len(low), batch_size):
-        image = to_model_space(low[start : start + batch_size].to(device))
-        truth = to_unit_range(to_model_space(high[start : start + batch_size].to(device)))
-        mask = torch.ones_like(image[:, :1], dtype=torch.bool)
-        predictions = {
-            "hypersiren": model.inpaint(image, mask, size=size),
-            "bicubic": F.interpolate(image, size=size, mode="bicubic", align_corners=False),
+    methods = [m for m in SCALE_METHODS if ablation is not None or m != "pixel_unet_bicubic"]
+    results: dict[str, dict[str, dict[str, float]]] = {}
+    for setting in settings:
+        masks = seeded_masks(setting, len(low), *low.shape[-2:], seed=seed)
+        sums = {scale: dict.fromkeys(methods, 0.0) for scale in high}
+        for start in range(0, len(low), batch_size):
+            image = to_model_space(low[start : start + batch_size].to(device))
+            mask = masks[start : start + batch_size].to(device)
+            own_size = {"hypersiren_bicubic": model.inpaint(image, mask)}
+            own_size["bicubic"] = image if bool(mask.all()) else classical_fill("biharmonic", image, mask)
+            if ablation is not None:
+                own_size["pixel_unet_bicubic"] = ablation.inpaint(image, mask)
+            for scale, truths in high.items():
+                size = tuple(truths.shape[-2:])
+                truth = to_unit_range(to_model_space(truths[start : start + batch_size].to(device)))
+                predictions = {"hypersiren": model.inpaint(image, mask, size=size)} | {
+                    method: F.interpolate(completion, size=size, mode="bicubic", align_corners=False)
+                    for method, completion in own_size.items()
+                }
+                for method, prediction in predictions.items():
+                    sums[scale][method] += float(psnr(to_unit_range(prediction), truth).sum())
+        results[setting] = {
+            f"{scale:g}": {method: total / len(low) for method, total in by_method.items()}
+            for scale, by_method in sums.items()
         }
-        for method, prediction in predictions.items():
-            sums[method] += float(psnr(to_unit_range(prediction), truth).sum())
-    return {method: total / len(low) for method, total in sums.items()}
+    return results
 
 
-def superresolution_table(scores: dict[str, float], low_size: int) -> str:
-    """``evaluate_superresolution``'s scores as a Markdown table."""
-    labels = {"hypersiren": "HyperSiren rendered at 2x", "bicubic": "Bicubic upsampling (torch)"}
-    title = f"{low_size}² (all pixels) → {2 * low_size}², PSNR (dB) vs the true {2 * low_size}² image"
-    return markdown_table([{title: labels[method], "": f"{value:.2f}"} for method, value in scores.items()])
+def scales_table(results: dict[str, dict[str, float]], low_size: int, setting: str) -> str:
+    """One setting of ``evaluate_scales``'s results: methods as rows, scales as columns, best in bold."""
+    scales = list(results)
+    best = {scale: max(results[scale].values()) for scale in scales}
+    title = f"{low_size}² input ({'all pixels' if setting == 'full' else setting + ' pixels'}), PSNR (dB) vs the truth"
+    rows = [
+        {title: label}
+        | {
+            f"×{scale} ({round(float(scale) * low_size)}²)": (
+                f"**{results[scale][method]:.2f}**"
+                if results[scale][method] == best[scale]
+                else f"{results[scale][method]:.2f}"
+            )
+            for scale in scales
+        }
+        for method, label in SCALE_METHODS.items()
+        if method in results[scales[0]]
+    ]
+    return markdown_table(rows)

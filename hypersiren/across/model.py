@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from hypersiren.across.encoders import ConvEncoder, SetEncoder, UNetEncoder, observed
 from hypersiren.across.hypernet import HyperNetwork, ShiftModulator
+from hypersiren.across.pixel_head import PixelHead
 from hypersiren.core.pixels import pixel_grid
 from hypersiren.core.render import SirenParams, check_coords, render
 from hypersiren.core.siren import SirenConfig
@@ -24,6 +25,9 @@ class ModelConfig:
     encoder: Literal["unet", "conv", "set"] = "unet"
     encoder_widths: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
     local_features: int = 64  # channels of the local code grid ("unet" only), the last image_channels a colour guess
+    # "siren": hypernetwork -> SIREN weights, local codes -> its shifts; "pixel": the ablation, the same
+    # "unet" encoder with a 1x1-conv pixel head (PixelHead), no hypernetwork and no SIREN.
+    decoder: Literal["siren", "pixel"] = "siren"
     siren_hidden_features: int = 128
     siren_hidden_layers: int = 3
     omega: float = 30.0
@@ -74,6 +78,10 @@ class HyperSiren(nn.Module):
         self.config = config
         self.refinement = refinement  # inpaint's default: none, measured not to pay on the default model (README)
         self.modulator: ShiftModulator | None = None
+        self.hypernet: HyperNetwork | None = None
+        self.pixel_head: PixelHead | None = None
+        if config.decoder == "pixel" and config.encoder != "unet":
+            raise ValueError(f"decoder 'pixel' needs the 'unet' encoder's local codes, not {config.encoder!r}")
         if config.encoder == "unet":
             self.encoder: nn.Module = UNetEncoder(
                 config.image_channels, config.latent_dim, config.local_features, config.encoder_widths
@@ -85,9 +93,13 @@ class HyperSiren(nn.Module):
             self.encoder = SetEncoder(2, config.image_channels, config.latent_dim)
         else:
             raise ValueError(f"unknown encoder {config.encoder!r}: choose 'unet', 'conv' or 'set'")
-        self.hypernet = HyperNetwork(
-            config.siren, config.latent_dim, config.hyper_hidden_features, config.hyper_hidden_layers
-        )
+        if config.decoder == "pixel":
+            self.modulator = None
+            self.pixel_head = PixelHead(config.local_features, config.image_channels)
+        else:
+            self.hypernet = HyperNetwork(
+                config.siren, config.latent_dim, config.hyper_hidden_features, config.hyper_hidden_layers
+            )
 
     def encode(self, image: Tensor, mask: Tensor) -> Latents:
         """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` -> the latents of each image."""
@@ -123,9 +135,19 @@ class HyperSiren(nn.Module):
             return self.modulator(sample_grid(local_grid.float(), coords.float()))
 
     def forward(self, image: Tensor, mask: Tensor, coords: Tensor) -> Prediction:
+        """The raw prediction at ``coords (B, N, 2)``: values ``(B, N, C)`` as rendered, observed pixels
+        included (no pasting, no clamping: what the training loss sees), with the latent and SIREN params."""
         latents = self.encode(image, mask)
+        if self.pixel_head is not None:  # the ablation: its pixel grid, interpolated (exact at pixel centres)
+            return Prediction(sample_grid(self.pixel_head(latents.local_grid), coords), latents.global_latent, [])
         params = self.hypernet(latents.global_latent)
         return Prediction(self.render(params, latents.local_grid, coords), latents.global_latent, params)
+
+    def values(self, latents: Latents, coords: Tensor) -> Tensor:
+        """The decoded values of ``latents`` at ``coords (B, N, 2)`` -> ``(B, N, C)``."""
+        if self.pixel_head is not None:
+            return sample_grid(self.pixel_head(latents.local_grid), coords)
+        return self.render(self.hypernet(latents.global_latent), latents.local_grid, coords)
 
     @torch.no_grad()
     def inpaint(
@@ -135,24 +157,39 @@ class HyperSiren(nn.Module):
         size: tuple[int, int] | None = None,
         chunk_size: int = 65536,
         refinement: Refinement | None = None,
+        raw: bool = False,
     ) -> Tensor:
         """Complete images from the observed pixels: ``-> (B, C, H', W')`` in [-1, 1].
 
-        The defaults give the best completion this model can give (``self.refinement``,
-        measured for the trained run). ``size=(H', W')`` renders the same continuous image
-        at another resolution; points are rendered ``chunk_size`` at a time so memory stays bounded.
+        By default what a user wants: the observed pixels kept exactly as given (at the
+        input's own size) and every value clamped to [-1, 1]. ``raw=True`` returns the
+        rendering as it is, observed pixels re-rendered too (the "raw" row of evaluations).
+        ``size=(H', W')`` renders the same continuous image at another resolution, ``chunk_size``
+        points at a time so memory stays bounded; ``refinement`` defaults to ``self.refinement``.
         """
         height, width = size or image.shape[-2:]
         latents = self.encode(image, mask)
         refinement = self.refinement if refinement is None else refinement
         if refinement.steps > 0:
             latents = self.refine(image, mask.bool(), latents, refinement, chunk_size)
+        if self.pixel_head is not None:  # the ablation: its own grid, pasted, then bicubic to another size
+            completed = self.pixel_head(latents.local_grid)
+            if not raw:
+                completed = torch.where(mask.bool(), image, completed).clamp(-1.0, 1.0)
+            if (height, width) != tuple(image.shape[-2:]):
+                completed = F.interpolate(completed, size=(height, width), mode="bicubic", align_corners=False)
+            return completed if raw else completed.clamp(-1.0, 1.0)
         params = self.hypernet(latents.global_latent)
         coords = pixel_grid(height, width, image.device).expand(image.shape[0], -1, -1)
         values = torch.cat(
             [self.render(params, latents.local_grid, chunk) for chunk in coords.split(chunk_size, dim=1)], dim=1
         )
-        return rearrange(values, "b (h w) c -> b c h w", h=height, w=width)
+        completed = rearrange(values, "b (h w) c -> b c h w", h=height, w=width)
+        if raw:
+            return completed
+        if (height, width) == tuple(image.shape[-2:]):
+            completed = torch.where(mask.bool(), image, completed)
+        return completed.clamp(-1.0, 1.0)
 
     @torch.enable_grad()
     def refine(self, image: Tensor, mask: Tensor, latents: Latents, refinement: Refinement, chunk_size: int) -> Latents:
@@ -181,7 +218,7 @@ class HyperSiren(nn.Module):
         best_error = torch.full((image.shape[0],), float("inf"), device=image.device)
         for step in range(refinement.steps + 1):
             current = Latents(variables[0], variables[1] if len(variables) > 1 else None)
-            values = self.render(self.hypernet(current.global_latent), current.local_grid, coords)
+            values = self.values(current, coords)
             error = ((values - target).square() * weight).sum(dim=(1, 2)) / weight.sum(dim=(1, 2))  # (B,)
             improved = error.detach() < best_error
             best_error = torch.where(improved, error.detach(), best_error)

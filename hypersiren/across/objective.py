@@ -23,6 +23,8 @@ def weight_l2(params: SirenParams) -> Tensor:
     Keeps generated SIRENs near the init scale, i.e. away from high-frequency noise.
     """
     tensors = [tensor for layer in params for tensor in layer]
+    if not tensors:  # a decoder without generated weights (decoder="pixel")
+        return torch.zeros(())
     # vector_norm reduces in one pass; square().sum() would materialize a temporary per tensor
     return torch.stack([torch.linalg.vector_norm(t) for t in tensors]).square().sum() / sum(t.numel() for t in tensors)
 

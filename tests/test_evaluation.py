@@ -1,0 +1,60 @@
+"""The held-out protocol's library side: the ablation's rows and the arbitrary-scale comparison."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hypersiren.across.evaluation import evaluate_inpainting, evaluate_scales, inpainting_table, scales_table
+from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.core.metrics import psnr
+from hypersiren.core.pixels import to_model_space, to_unit_range
+
+SMALL = dict(latent_dim=8, encoder_widths=[4, 8], local_features=8, siren_hidden_features=8, hyper_hidden_features=8)
+
+
+@pytest.fixture(scope="module")
+def models():
+    torch.manual_seed(0)
+    ablation = HyperSiren(ModelConfig(**SMALL, decoder="pixel")).eval()
+    torch.nn.init.normal_(ablation.pixel_head.correction[-1].weight, std=0.1)  # untrained, it renders the fill exactly
+    return HyperSiren(ModelConfig(**SMALL)).eval(), ablation
+
+
+@pytest.fixture(scope="module")
+def images():
+    generator = torch.Generator().manual_seed(0)
+    high = torch.randint(0, 256, (3, 3, 32, 32), dtype=torch.uint8, generator=generator)
+    low = F.interpolate(high.float(), size=(16, 16), mode="area").round().to(torch.uint8)
+    return low, high
+
+
+def test_the_ablation_is_scored_on_the_same_masks_only_when_given(models, images):
+    model, ablation = models
+    low, _ = images
+    mean_image = to_model_space(low).mean(dim=0)
+    alone = evaluate_inpainting(model, low, mean_image, settings=("10", "full"))
+    beside = evaluate_inpainting(model, low, mean_image, settings=("10", "full"), ablation=ablation)
+    assert "pixel_unet" not in alone["10"] and "Ablation" not in inpainting_table(alone)
+    assert beside["10"]["hypersiren"] == alone["10"]["hypersiren"]  # the same masks
+    assert beside["10"]["pixel_unet_pasted"]["psnr"] > beside["10"]["pixel_unet"]["psnr"]  # pasting is exact
+    assert beside["full"]["pixel_unet_pasted"]["psnr"] is None and beside["full"]["pixel_unet"]["psnr"] > 0
+    assert "| Ablation: same U-Net, pixel head, pasted |" in inpainting_table(beside)
+
+
+def test_scales_score_each_method_against_the_true_larger_image(models, images):
+    model, ablation = models
+    low, high = images
+    results = evaluate_scales(model, low, {2.0: high}, settings=("full", "10"), ablation=ablation)
+    full = results["full"]["2"]
+    truth = to_unit_range(to_model_space(high))
+    image = to_model_space(low)
+    mask = torch.ones_like(image[:, :1], dtype=torch.bool)
+    rendered = model.inpaint(image, mask, size=(32, 32))
+    assert full["hypersiren"] == pytest.approx(psnr(to_unit_range(rendered), truth).mean().item(), abs=1e-4)
+    bicubic = F.interpolate(image, size=(32, 32), mode="bicubic", align_corners=False)
+    assert full["bicubic"] == pytest.approx(psnr(to_unit_range(bicubic), truth).mean().item(), abs=1e-4)
+    # with every pixel observed, the pasted completions are the input itself
+    assert full["hypersiren_bicubic"] == pytest.approx(full["bicubic"]) == pytest.approx(full["pixel_unet_bicubic"])
+    assert results["10"]["2"]["bicubic"] != full["bicubic"]  # from 10 pixels: bicubic of the biharmonic fill
+    table = scales_table(results["full"], low_size=16, setting="full")
+    assert "×2 (32²)" in table and "all pixels" in table

@@ -1,0 +1,150 @@
+"""eval/inpaint.py as a user runs it: their own photos (any format, any size) completed, and the held-out figures."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+import torch
+from PIL import Image
+
+from hypersiren.across.checkpoint import save_checkpoint
+from hypersiren.across.config import RunConfig
+from hypersiren.across.data import decode_image, square_resize
+from hypersiren.across.model import HyperSiren
+
+REPO = Path(__file__).resolve().parents[1]
+MODEL_SIZE = 32  # RunConfig's data.image_size
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """An untrained tiny run: completing a user's images reads no dataset."""
+    run_dir = tmp_path_factory.mktemp("run")
+    small = ["model.latent_dim=8", "model.encoder_widths=[4,8]", "model.siren_hidden_features=8"]
+    config = RunConfig().override([*small, "model.hyper_hidden_features=8"])
+    torch.manual_seed(0)
+    state = {"model": HyperSiren(config.model).state_dict(), "step": 0, "config": config.to_dict()}
+    save_checkpoint(state, run_dir / "checkpoint.pt")
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> dict[str, Path]:
+    """scikit-image's bundled photos as a user might have them: a JPEG, a 16-bit PNG and a palette PNG."""
+    folder = tmp_path_factory.mktemp("photos")
+    paths = {name: folder / name for name in ("astronaut.jpg", "camera.png", "chelsea.png")}
+    Image.fromarray(skimage.data.astronaut()).save(paths["astronaut.jpg"], quality=90)  # 512x512 RGB
+    Image.fromarray(skimage.data.camera().astype(np.uint16) * 257).save(paths["camera.png"])  # 512x512, 16-bit gray
+    Image.fromarray(skimage.data.chelsea()).quantize(colors=64).save(paths["chelsea.png"])  # 451x300, palette
+    return paths
+
+
+def inpaint(run_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    command = [sys.executable, str(REPO / "eval" / "inpaint.py"), "--run", str(run_dir), "--device", "cpu", *args]
+    environment = os.environ | {"OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=cwd, env=environment, check=False)
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as image:
+        return image.size
+
+
+def test_a_mask_file_of_another_size_keeps_the_observed_pixels(run_dir, photos, tmp_path):
+    observed = np.random.default_rng(0).random((MODEL_SIZE, MODEL_SIZE)) < 0.2
+    # At twice the model's size, in 2x2 blocks: nearest-neighbour resizing gives back ``observed`` exactly.
+    Image.fromarray(np.kron(observed, np.ones((2, 2))).astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    out = tmp_path / "cat.png"
+    options = ["--mask", str(tmp_path / "mask.png"), "--size", str(MODEL_SIZE), "--out", str(out)]
+    result = inpaint(run_dir, "--image", str(photos["chelsea.png"]), *options, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert png_size(out) == (MODEL_SIZE, MODEL_SIZE)
+    completed = decode_image(out)
+    given = square_resize(decode_image(photos["chelsea.png"]), MODEL_SIZE)  # the non-square photo's centre square
+    mask = torch.from_numpy(observed).expand(3, -1, -1)
+    assert torch.equal(completed[mask], given[mask])
+    assert f"from {observed.sum()} of {MODEL_SIZE**2} pixels, observed pixels kept" in result.stdout
+    assert png_size(tmp_path / "cat_comparison.png")[0] > 2 * png_size(tmp_path / "cat_comparison.png")[1]
+    assert result.stdout.count("wrote ") == 2
+
+
+@pytest.mark.parametrize(
+    ("options", "side", "num_observed"),
+    [
+        (["--context", "100"], 512, 100),  # by default the crop's own side
+        (["--context", "5%", "--size", "48"], 48, round(0.05 * MODEL_SIZE**2)),
+        (["--top-half", "--size", "64"], 64, MODEL_SIZE**2 // 2),
+        ([], 512, round(0.1 * MODEL_SIZE**2)),  # by default 10% of the pixels
+    ],
+    ids=["count", "percentage", "top-half", "default"],
+)
+def test_context_options_and_render_size(run_dir, photos, tmp_path, options, side, num_observed):
+    result = inpaint(run_dir, "--image", str(photos["camera.png"]), *options, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert png_size(tmp_path / "completed" / "camera.png") == (side, side)  # default --out: ./completed/
+    assert (tmp_path / "completed" / "camera_comparison.png").is_file()
+    assert f"{side}x{side} completion from {num_observed} of {MODEL_SIZE**2} pixels" in result.stdout
+    gray = np.asarray(Image.open(tmp_path / "completed" / "camera.png").convert("RGB")).astype(float)
+    assert gray.std() > 1  # an image, not a blank
+
+
+def test_several_images_go_to_a_folder_one_png_each(run_dir, photos, tmp_path):
+    paths = [str(path) for path in photos.values()]
+    result = inpaint(run_dir, "--image", *paths, "--context", "50", "--size", "40", "--out", "out", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in ("astronaut", "camera", "chelsea"):
+        assert png_size(tmp_path / "out" / f"{name}.png") == (40, 40)
+        assert (tmp_path / "out" / f"{name}_comparison.png").is_file()
+    assert result.stdout.count("wrote ") == 6 and result.stdout.count("from 50 of 1024 pixels") == 3
+
+
+def test_held_out_figures_are_labelled_and_counted(run_dir, tmp_path, celeba_root):
+    run_dir = shutil.copytree(run_dir, tmp_path / "run")  # the shared run keeps no figures: see the mistakes test
+    result = inpaint(run_dir, "--data.root", str(celeba_root), "--num-images", "2", "--factor", "2", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = sorted(path.name for path in (run_dir / "figures").iterdir())
+    expected = [f"inpaint_{setting}.png" for setting in ("10", "100", "1000", "full", "overview", "top_half")]
+    assert figures == sorted([*expected, "superres_2x.png"])
+    assert f"wrote {len(figures)} figures" in result.stdout
+    width, height = png_size(run_dir / "figures" / "inpaint_100.png")  # 2 rows of 3 labelled tiles
+    assert 1.2 * height < width < 1.8 * height
+
+
+@pytest.mark.parametrize(
+    ("options", "phrase"),
+    [
+        (["--image", "{tmp}/absent.jpg"], "no image file at"),
+        (["--image", "{tmp}/text.png"], "text.png is corrupt or not an image"),
+        (["--image", "{photo}", "--mask", "{tmp}/absent.png"], "no image file at"),
+        (["--image", "{photo}", "--mask", "{tmp}/text.png"], "text.png is corrupt or not an image"),
+        (["--image", "{photo}", "--mask", "{tmp}/black.png"], "observes no pixel"),
+        (["--image", "{photo}", "--context", "0"], "--context: must observe at least 1 pixel"),
+        (["--image", "{photo}", "--context", "-5"], "--context: must observe at least 1 pixel"),
+        (["--image", "{photo}", "--context", "2000"], "is 2000 pixels of the model's 32x32 input"),
+        (["--image", "{photo}", "--context", "0.01%"], "--context 0.01% is 0 pixels"),
+        (["--image", "{photo}", "--context", "0%"], "a percentage must be above 0%"),
+        (["--image", "{photo}", "--context", "150%"], "a percentage must be above 0% and at most 100%"),
+        (["--image", "{photo}", "--context", "many"], "must be a pixel count"),
+        (["--image", "{photo}", "--size", "0"], "--size: must be in [1, 4096]"),
+        (["--image", "{photo}", "--size", "5000"], "--size: must be in [1, 4096]"),
+        (["--image", "{photo}", "{photo}", "--out", "{tmp}/one.png"], "is one PNG for 2 images"),
+        (["--image", "{photo}", "--out", "{tmp}/lossy.jpg"], "completions are PNGs"),
+        (["--context", "5"], "give them with --image"),
+        (["--num-images", "-3"], "--num-images: must be in [1, 64]"),
+        (["--display-scale", "0"], "--display-scale: must be in [1, 32]"),
+    ],
+)
+def test_mistakes_are_one_line(run_dir, photos, tmp_path, options, phrase):
+    (tmp_path / "text.png").write_text("not an image")
+    Image.new("L", (64, 64)).save(tmp_path / "black.png")
+    options = [option.format(tmp=tmp_path, photo=photos["astronaut.jpg"]) for option in options]
+    result = inpaint(run_dir, *options, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], lines
+    assert not (run_dir / "figures").exists() and not (tmp_path / "completed").exists()  # nothing written

@@ -1,0 +1,83 @@
+"""The pixel-head ablation (model.decoder = "pixel"): the same encoder, no hypernetwork, no SIREN."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.across.objective import hypernetwork_loss
+from hypersiren.core.pixels import pixel_grid
+
+HEIGHT, WIDTH = 8, 6
+DEFAULT_PRESET = Path(__file__).resolve().parents[1] / "train" / "default.toml"
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    config = ModelConfig(latent_dim=16, encoder_widths=[8, 16], local_features=8, decoder="pixel")
+    model = HyperSiren(config).eval()
+    torch.nn.init.normal_(model.pixel_head.correction[-1].weight)  # a trained head's correction is not zero
+    return model
+
+
+@pytest.fixture
+def batch():
+    generator = torch.Generator().manual_seed(1)
+    image = torch.rand(2, 3, HEIGHT, WIDTH, generator=generator) * 2 - 1
+    mask = torch.rand(2, 1, HEIGHT, WIDTH, generator=generator) < 0.5
+    return image, mask
+
+
+def test_it_has_no_hypernetwork_or_siren(model):
+    assert model.hypernet is None and model.modulator is None
+    names = {name.split(".")[0] for name, _ in model.named_parameters()}
+    assert names == {"encoder", "pixel_head"}
+
+
+def test_an_untrained_head_renders_the_encoders_fill(batch):
+    image, mask = batch
+    model = HyperSiren(ModelConfig(latent_dim=16, encoder_widths=[8, 16], local_features=8, decoder="pixel"))
+    local_grid = model.encode(image, mask).local_grid
+    torch.testing.assert_close(model.inpaint(image, mask, raw=True), local_grid[:, -3:])
+
+
+def test_forward_on_the_pixel_grid_is_the_head_and_trains(model, batch):
+    image, mask = batch
+    prediction = model(image, mask, pixel_grid(HEIGHT, WIDTH).expand(2, -1, -1))
+    with torch.no_grad():
+        head = model.pixel_head(model.encode(image, mask).local_grid)
+    torch.testing.assert_close(prediction.values, rearrange(head, "b c h w -> b (h w) c"))
+    target = rearrange(image, "b c h w -> b (h w) c")
+    loss, terms = hypernetwork_loss(prediction, target, observed=rearrange(mask, "b 1 h w -> b (h w)"))
+    loss.backward()
+    assert terms["weight_l2"] == 0 and model.pixel_head.correction[0].weight.grad.abs().sum() > 0
+
+
+def test_inpaint_pastes_then_upsamples_bicubically(model, batch):
+    image, mask = batch
+    completed = model.inpaint(image, mask)
+    torch.testing.assert_close(completed, torch.where(mask, image, model.inpaint(image, mask, raw=True)).clamp(-1, 1))
+    large = model.inpaint(image, mask, size=(3 * HEIGHT, 2 * WIDTH))
+    expected = F.interpolate(completed, size=(3 * HEIGHT, 2 * WIDTH), mode="bicubic", align_corners=False)
+    torch.testing.assert_close(large, expected.clamp(-1, 1))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["model.decoder=pixel", "model.encoder=conv", "train.fine_points=0"], "needs model.encoder='unet'"),
+        (["model.decoder=pixel", "train.fine_points=512"], "set --train.fine_points 0"),
+    ],
+)
+def test_config_refuses_what_a_pixel_head_cannot_do(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        RunConfig.load(DEFAULT_PRESET).override(overrides).validate()
+
+
+def test_config_accepts_the_default_recipe_without_fine_points():
+    RunConfig.load(DEFAULT_PRESET).override(["model.decoder=pixel", "train.fine_points=0"]).validate()

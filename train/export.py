@@ -1,0 +1,27 @@
+"""Export a trained run for sharing: weights, step and config without the optimizer state.
+
+    python train/export.py --run runs/celeba32 --out pretrained/celeba32
+
+The exported folder is a run folder that every eval program reads (--run pretrained/celeba32);
+training does not resume from it (no optimizer state): resume from the original run.
+"""
+
+from hypersiren.across.checkpoint import export_run
+from hypersiren.cli import exits_cleanly, program
+
+
+@exits_cleanly()
+def main() -> None:
+    parser = program(__doc__)
+    parser.add_argument("--run", required=True, help="run directory written by train/train.py")
+    parser.add_argument("--out", required=True, help="folder of the exported run")
+    args = parser.parse_args()
+    exported = export_run(args.run, args.out)
+    print(
+        f"wrote {exported} ({exported.stat().st_size / 2**20:.1f} MiB); evaluate it: "
+        f"python eval/evaluate.py --run {args.out}"
+    )
+
+
+if __name__ == "__main__":
+    main()
