@@ -40,7 +40,7 @@ from hypersiren.across.config import RunConfig
 from hypersiren.across.context import training_context_mask
 from hypersiren.across.model import HyperSiren, ModelConfig, Prediction
 from hypersiren.across.objective import hypernetwork_loss
-from hypersiren.cli import exits_cleanly, program
+from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.core import render as render_module
 from hypersiren.core.pixels import pixel_grid
 from hypersiren.results import markdown_table, write_json
@@ -228,9 +228,15 @@ def bench_training(
 @exits_cleanly()
 def main() -> None:
     parser = program(__doc__)
-    parser.add_argument("--batch-size", type=int, default=32, help="images per step (the paper's CPU figure is 32)")
-    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds; every figure is a median over them")
-    parser.add_argument("--gemm-size", type=int, default=2048, help="side of the fp32 GEMM that rates the machine")
+    parser.add_argument(
+        "--batch-size", type=int_in(1, 1024), default=32, help="images per step (the paper's CPU figure is 32)"
+    )
+    parser.add_argument(
+        "--rounds", type=int_in(1), default=9, help="interleaved rounds; every figure is a median over them"
+    )
+    parser.add_argument(
+        "--gemm-size", type=int_in(1, 16384), default=2048, help="side of the fp32 GEMM that rates the machine"
+    )
     parser.add_argument("--out", default=None, help="JSON file (default eval/results/bench_<device>.json)")
     args = parser.parse_args()
     device = args.device

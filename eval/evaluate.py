@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
-from hypersiren.across.context import CONTEXT_SETTINGS
+from hypersiren.across.context import CONTEXT_SETTINGS, fitting_settings
 from hypersiren.across.data import DataConfig, command_line_root, load_images
 from hypersiren.across.evaluation import (
     METHODS,
@@ -64,6 +64,14 @@ def main() -> None:
         help="render scales checked against the true larger images (datasets with larger originals; default: "
         "%(default)s)",
     )
+    parser.add_argument(
+        "--supersample",
+        type=int,
+        choices=range(1, 5),
+        default=2,
+        metavar="{1..4}",
+        help="HyperSiren's pixels as the mean of supersample² points over their area (1: centre points)",
+    )
     args = parser.parse_args()
 
     config, model = load_run(args.run, args.device)
@@ -72,8 +80,16 @@ def main() -> None:
     # The evaluated split may live apart from the training images (a separate test folder): one root each.
     mean_image = to_model_space(load_images(reading_from(config.data, args.train_data_root), "train")).mean(dim=0)
     images = load_images(reading_from(config.data, args.data_root), split, limit=args.limit)
+    settings = fitting_settings(CONTEXT_SETTINGS, *images.shape[-2:])  # 1000 pixels need a 32x32 image
     results = evaluate_inpainting(
-        model, images, mean_image, CONTEXT_SETTINGS, seed=args.seed, progress=True, ablation=ablation
+        model,
+        images,
+        mean_image,
+        settings,
+        seed=args.seed,
+        progress=True,
+        ablation=ablation,
+        supersample=args.supersample,
     )
 
     summary = {
@@ -83,6 +99,7 @@ def main() -> None:
         "image_size": config.data.image_size,
         "seed": args.seed,
         "ablation": args.ablation,
+        "supersample": args.supersample,
         "results": results,
     }
     title = f"{config.data.dataset} {split}, {len(images)} images, {config.data.image_size}x{config.data.image_size}"
@@ -94,17 +111,27 @@ def main() -> None:
             scale: load_images(dataclasses.replace(high_data, image_size=round(scale * size)), split, limit=args.limit)
             for scale in args.scales
         }
-        summary["scales"] = evaluate_scales(model, images, high, ablation=ablation, seed=args.seed)
+        summary["scales"] = evaluate_scales(
+            model,
+            images,
+            high,
+            settings=fitting_settings(("full", "100"), *images.shape[-2:]),
+            ablation=ablation,
+            seed=args.seed,
+            supersample=args.supersample,
+        )
         tables += "".join(
             "\n" + scales_table(by_scale, size, setting) + "\n" for setting, by_scale in summary["scales"].items()
         )
         figure_scale = max(args.scales)
     print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
     out_dir = Path(args.out or Path(args.run) / "eval")
-    name = results_name(split, eval_split=config.data.eval_split, limit=args.limit, seed=args.seed)
+    name = results_name(
+        split, eval_split=config.data.eval_split, limit=args.limit, seed=args.seed, supersample=args.supersample
+    )
     write_results(summary, tables, out_dir, name)
     written = [f"{name}.json", f"{name}.md", f"{name}_psnr_vs_context.png"]
-    labels = {method: label for method, label in METHODS.items() if method in results[CONTEXT_SETTINGS[0]]}
+    labels = {method: label for method, label in METHODS.items() if method in results[settings[0]]}
     plot_psnr_vs_context(results, labels, out_dir / written[-1], title=title)
     if "scales" in summary:
         written.append(f"{name}_scale_{figure_scale:g}x.png")
@@ -122,7 +149,7 @@ def save_scales_figure(
     image = to_model_space(low).to(next(model.parameters()).device)
     truth = to_unit_range(to_model_space(high)).to(image.device)
     rows, row_labels = [], []
-    for setting in ("full", "100"):
+    for setting in fitting_settings(("full", "100"), *low.shape[-2:]):
         mask = seeded_masks(setting, len(low), *low.shape[-2:], seed=seed).to(image.device)
         given = image if setting == "full" else classical_fill("biharmonic", image, mask)
         columns = [
@@ -156,7 +183,7 @@ def reading_from(config: DataConfig, root: str | None) -> DataConfig:
     return dataclasses.replace(config, root=command_line_root(root)) if root else config
 
 
-def results_name(split: str, eval_split: str, limit: int | None, seed: int) -> str:
+def results_name(split: str, eval_split: str, limit: int | None, seed: int, supersample: int = 2) -> str:
     """``metrics`` for the full held-out evaluation; a partial one is named by what makes it partial,
     e.g. ``metrics_val_limit8``, so it never replaces the full one."""
     parts = ["metrics"]
@@ -166,6 +193,8 @@ def results_name(split: str, eval_split: str, limit: int | None, seed: int) -> s
         parts.append(f"limit{limit}")
     if seed != 0:
         parts.append(f"seed{seed}")
+    if supersample != 2:
+        parts.append(f"supersample{supersample}")
     return "_".join(parts)
 
 

@@ -24,25 +24,23 @@ Held-out figures (without --image), in RUN_DIR/figures, one row per held-out ima
 """
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
-from torchvision.utils import save_image
 
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
 from hypersiren.across.config import ConfigError, RunConfig
-from hypersiren.across.context import CONTEXT_SETTINGS, random_context_mask, top_half_mask
+from hypersiren.across.context import CONTEXT_SETTINGS, fitting_settings, random_context_mask, top_half_mask
 from hypersiren.across.data import IMAGE_SUFFIXES, DatasetError, decode_image, load_images, square_resize
 from hypersiren.across.evaluation import seeded_masks
 from hypersiren.across.model import HyperSiren
-from hypersiren.cli import add_run_options, exits_cleanly, program
+from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.figures import context_image, save_labeled_grid
+from hypersiren.figures import context_image, save_labeled_grid, save_png
 
 OVERVIEW_SETTINGS = ("10", "100", "1000")
 DEFAULT_CONTEXT = 0.1  # of the pixels, when no --mask, --context or --top-half is given
@@ -51,21 +49,6 @@ MAX_RENDER_SIZE = 4096  # 16.8 M points per image: minutes on a CPU, and more th
 # Renders are seen best larger than the 32x32 tiles' 1.4 inches; the super-resolution labels need the width too.
 SUPERRES_TILE_INCHES = 2.2
 COMPARISON_TILE_INCHES = 3.0
-
-
-def int_in(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: an integer in [low, high]."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer in [{low}, {high}], got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be in [{low}, {high}], got {value}")
-        return value
-
-    return parse
 
 
 def context_amount(text: str) -> int | float:
@@ -124,8 +107,7 @@ def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> N
         side = args.size or min(*photo.shape[-2:], DEFAULT_RENDER_CAP)
         one_image, one_mask = image[index : index + 1], mask[index : index + 1]
         completed = to_unit_range(model.inpaint(one_image, one_mask, size=(side, side)))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        save_image(completed, target)
+        save_png(completed, target)
         num_observed = int(one_mask.sum())
         kept = "observed pixels kept" if side == size else f"rendered function (input {size}x{size})"
         print(f"wrote {target}: {side}x{side} completion from {num_observed} of {size * size} pixels, {kept}")
@@ -184,7 +166,7 @@ def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.
     truth = to_unit_range(image)
     out_dir = Path(args.run) / "figures"
     written, overview_columns, overview_labels = [], [], []
-    for setting in CONTEXT_SETTINGS:
+    for setting in fitting_settings(CONTEXT_SETTINGS, height, width):  # no 1000 pixels of a 16x16 image
         mask = seeded_masks(setting, count=count, height=height, width=width, seed=args.seed).to(args.device)
         prediction = to_unit_range(model.inpaint(image, mask))
         observed = context_image(truth, mask)

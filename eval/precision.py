@@ -33,7 +33,7 @@ from hypersiren.across.context import CONTEXT_SETTINGS
 from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import seeded_masks
 from hypersiren.across.model import HyperSiren
-from hypersiren.cli import add_run_options, exits_cleanly, program
+from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import pixel_grid, to_model_space, to_unit_range
 from hypersiren.core.render import SirenParams
@@ -154,7 +154,7 @@ def precision_tables(results: dict[str, dict[str, dict[str, float]]]) -> str:
 def main() -> None:
     parser = program(__doc__)
     add_run_options(parser)
-    parser.add_argument("--limit", type=int, default=256, help="held-out images to evaluate")
+    parser.add_argument("--limit", type=int_in(1), default=256, help="held-out images to evaluate")
     args = parser.parse_args()
 
     config, model = load_run(args.run, device=args.device, data_root=args.data_root)

@@ -6,17 +6,22 @@ fitting schedule) are defined here once, and train.py reflects every config fiel
 ``--help`` shows what will run: every option's default, and for a config field the value of
 the preset in use.
 
-A missing dataset, a corrupt checkpoint, a bad value, a full disk or a read-only folder is
-the user's to fix, and a 30-line traceback hides the one line that says how: ``exits_cleanly``
-prints ``error: <one line>`` and exits 2. Anything else is a bug and keeps its traceback.
+Every option is checked where it is parsed (``int_in``, ``positive_float``, ``seed``, ``device``):
+a value that passes is one the program can run to its end with.
+
+A missing dataset, a corrupt checkpoint, a bad value, a run too large for memory, a full disk or a
+read-only folder is the user's to fix, and a 30-line traceback hides the one line that says how:
+``exits_cleanly`` prints ``error: <one line>`` and exits 2. Ctrl-C prints ``interrupted`` and exits
+130, as a shell expects. Anything else is a bug and keeps its traceback.
 """
 
 import argparse
 import copy
 import dataclasses
 import errno
+import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -24,12 +29,17 @@ from typing import NoReturn
 import torch
 
 from hypersiren.across.checkpoint import CheckpointError
-from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.config import MAX_SEED, ConfigError, RunConfig
 from hypersiren.across.data import DatasetError
+from hypersiren.across.memory import MemoryLimitError
 from hypersiren.core.siren import Siren
 from hypersiren.results import write_json
 
 EXIT_CODE = 2  # as argparse uses for a bad command line
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a program stopped by Ctrl-C
+# A fit's network beyond these is a typo (--hidden 25600), not an experiment: the paper's are 256 wide, 3-5 deep.
+MAX_FIT_WIDTH, MAX_FIT_LAYERS = 4096, 64
+MAX_FIT_SIZE = 2048  # px per side of a fitted photo or a render: 4 M points, each rendered every step
 
 _OS_FIXES = {
     errno.ENOSPC: "free space on that disk, or write elsewhere",
@@ -45,15 +55,19 @@ _OS_FIXES = {
 
 @contextmanager
 def exits_cleanly() -> Iterator[None]:
-    """Turn dataset, checkpoint, config and file-system errors into ``error: <one line>`` and exit 2.
+    """Turn dataset, checkpoint, config, memory and file-system errors into ``error: <one line>`` and exit 2;
+    Ctrl-C into ``interrupted`` and exit 130.
 
     Use as ``@exits_cleanly()`` on a program's ``main``.
     """
     try:
         yield
-    except (DatasetError, CheckpointError, ConfigError, OSError) as error:
+    except (DatasetError, CheckpointError, ConfigError, MemoryLimitError, OSError) as error:
         print(f"error: {describe(error)}", file=sys.stderr)
         raise SystemExit(EXIT_CODE) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(INTERRUPTED_EXIT_CODE) from None
 
 
 def describe(error: BaseException) -> str:
@@ -69,9 +83,79 @@ def program(description: str | None) -> argparse.ArgumentParser:
     """The parser every program starts from: its docstring as help, each option's default shown, and ``--device``."""
     parser = _OneLineErrors(description=description, formatter_class=_HelpFormatter)
     parser.add_argument(
-        "--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device (cuda where available)"
+        "--device",
+        type=device,
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="torch device (cuda where available)",
     )
     return parser
+
+
+def available_devices() -> list[str]:
+    """The torch devices of this machine: cpu, then cuda and each cuda:N, then mps, where present."""
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices += ["cuda", *(f"cuda:{index}" for index in range(torch.cuda.device_count()))]
+    if torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def device(text: str) -> str:
+    """An argparse type: a device of this machine, refused before anything is read or written if absent."""
+    devices = available_devices()
+    if text in devices:
+        return text
+    try:
+        torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}: this machine has {', '.join(devices)}") from None
+    raise argparse.ArgumentTypeError(f"device {text!r} is not available here: this machine has {', '.join(devices)}")
+
+
+def int_in(low: int, high: float = math.inf) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]."""
+    bounds = f"in [{low}, {high}]" if high < math.inf else f">= {low}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer {bounds}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
+        return value
+
+    return parse
+
+
+def float_in(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number in [low, high] (NaN refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number in [{low:g}, {high:g}], got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
+        return value
+
+    return parse
+
+
+def positive_float(text: str) -> float:
+    """An argparse type: a finite number > 0 (a learning rate, omega)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return value
+
+
+seed = int_in(0, MAX_SEED)  # an argparse type: a seed both torch and numpy take
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -106,7 +190,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="run directory written by train/train.py")
     parser.add_argument("--data.root", dest="data_root", help="dataset folder, if not the run's data.root")
     parser.add_argument(
-        "--seed", type=int, default=0, help="seed of the context masks (the same in every eval program)"
+        "--seed", type=seed, default=0, help="seed of the context masks (the same in every eval program)"
     )
 
 
@@ -162,12 +246,15 @@ def add_fit_options(
 ) -> None:
     """Options of the single-signal fit programs: output folder, network size and Adam schedule."""
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--steps", type=int, default=steps, help="Adam steps per fit")
-    parser.add_argument("--lr", type=float, default=lr, help="Adam learning rate")
-    parser.add_argument("--hidden", type=int, default=hidden, help="hidden width of every network")
-    parser.add_argument("--layers", type=int, default=layers, help="hidden layers of every network")
-    parser.add_argument("--omega", type=float, default=omega, help="SIREN ω₀; ≈10 suits 64 px images (see README)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of every initialization")
+    parser.add_argument("--steps", type=int_in(1), default=steps, help="Adam steps per fit")
+    parser.add_argument("--lr", type=positive_float, default=lr, help="Adam learning rate")
+    width, depth = int_in(1, MAX_FIT_WIDTH), int_in(0, MAX_FIT_LAYERS)
+    parser.add_argument("--hidden", type=width, default=hidden, help="hidden width of every network")
+    parser.add_argument("--layers", type=depth, default=layers, help="hidden layers of every network")
+    parser.add_argument(
+        "--omega", type=positive_float, default=omega, help="SIREN ω₀; ≈10 suits 64 px images (see README)"
+    )
+    parser.add_argument("--seed", type=seed, default=0, help="seed of every initialization")
 
 
 def seeded_siren(args: argparse.Namespace, in_features: int) -> Siren:

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
-from torchvision.utils import make_grid
+from torchvision.utils import make_grid, save_image
+
+from hypersiren.files import write_atomically
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -120,9 +122,15 @@ def _pyplot() -> ModuleType:
 
 
 def _save(figure: "Figure", path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=DPI)
-    _pyplot().close(figure)
+    try:
+        write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=DPI))
+    finally:
+        _pyplot().close(figure)
+
+
+def save_png(images: Tensor, path: str | Path) -> None:
+    """``images (B, C, H, W)`` or ``(C, H, W)`` in [0, 1] as one PNG (a grid if B > 1), written atomically."""
+    write_atomically(path, lambda file: save_image(images, file, format="png"))
 
 
 def display_scale(values: Tensor, quantile: float = 0.99) -> float:

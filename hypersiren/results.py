@@ -1,15 +1,15 @@
-"""Result files: Markdown tables beside the same numbers as JSON, and curves as CSV."""
+"""Result files: Markdown tables beside the same numbers as JSON, and curves as CSV; each written atomically."""
 
 import json
 from pathlib import Path
 from typing import Any
 
+from hypersiren.files import write_text
+
 
 def write_json(value: Any, path: str | Path) -> None:
     """``value`` (numbers, strings, lists, dicts) as indented JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(value, indent=2) + "\n")
+    write_text(json.dumps(value, indent=2) + "\n", path)
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -40,8 +40,7 @@ def write_table(rows: list[dict[str, Any]], out_dir: str | Path, name: str, titl
 def write_results(summary: Any, markdown: str, out_dir: str | Path, name: str) -> None:
     """Write ``name.json`` (``summary``) and ``name.md`` (``markdown``) under ``out_dir``."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{name}.md").write_text(markdown)
+    write_text(markdown, out_dir / f"{name}.md")
     write_json(summary, out_dir / f"{name}.json")
 
 
@@ -53,4 +52,4 @@ def write_curves_csv(curves: dict[str, list[float]], path: str | Path) -> None:
     lines = ["step," + ",".join(curves)]
     for step in range(lengths.pop()):
         lines.append(f"{step}," + ",".join(f"{values[step]:.4f}" for values in curves.values()))
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text("\n".join(lines) + "\n", path)

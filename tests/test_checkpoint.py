@@ -9,13 +9,13 @@ from hypersiren.across.checkpoint import (
     export_run,
     load_checkpoint,
     load_run,
-    remove_stale_temporaries,
+    require_resumable,
     save_checkpoint,
-    write_text_atomically,
 )
 from hypersiren.across.config import RunConfig
 from hypersiren.across.model import HyperSiren
 from hypersiren.core.siren import Siren
+from hypersiren.files import remove_stale_temporaries, write_text
 
 SMALL = [
     "model.latent_dim=8",
@@ -94,6 +94,19 @@ def test_loading_refuses_pickled_code(tmp_path):
         load_checkpoint(path)
 
 
+def test_a_file_system_error_is_not_called_corruption(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(make_state(1), path)
+
+    def unreadable(*args, **kwargs):
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    monkeypatch.setattr(torch, "load", unreadable)
+    with pytest.raises(OSError, match="Input/output error") as error:
+        load_checkpoint(path)
+    assert not isinstance(error.value, CheckpointError)
+
+
 @pytest.mark.parametrize("state", [{"step": 3}, [1, 2]])
 def test_checkpoint_without_model_raises(tmp_path, state):
     path = tmp_path / "checkpoint.pt"
@@ -124,7 +137,7 @@ def test_a_full_disk_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch)
 
     monkeypatch.setattr(os, "fsync", full_disk)
     with pytest.raises(OSError, match="No space left"):
-        write_text_atomically("new\n", path)
+        write_text("new\n", path)
     monkeypatch.undo()
     assert path.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["history.jsonl"]
 
@@ -200,3 +213,29 @@ def test_an_exported_run_loads_as_the_run_without_its_optimizer(tmp_path):
     assert loaded_config == config and (tmp_path / "shared" / "config.json").is_file()
     for name, tensor in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], tensor)
+
+
+def training_state(config, step=3):
+    """What train/train.py saves: weights, Adam state after a step, step and config."""
+    torch.manual_seed(0)
+    model = HyperSiren(config.model)
+    optimizer = torch.optim.Adam(model.parameters())
+    image, mask = torch.zeros(1, 3, 8, 8), torch.ones(1, 1, 8, 8, dtype=torch.bool)
+    model(image, mask, torch.zeros(1, 4, 2)).values.sum().backward()
+    optimizer.step()
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "config": config.to_dict()}
+
+
+def test_a_checkpoint_that_does_not_fit_its_config_is_refused_before_resuming():
+    config, other = RunConfig().override(SMALL), RunConfig().override([*SMALL, "model.latent_dim=6"])
+    state = training_state(config)
+    require_resumable(state, config, "checkpoint.pt")  # its own: accepted
+    for broken, message in [
+        (state | {"optimizer": training_state(other)["optimizer"]}, r"optimizer state does not match its model .*"),
+        (state | {"model": training_state(other)["model"]}, r"weights do not match its config's model"),
+        (state | {"step": "3"}, r"holds step '3', not a step count"),
+        ({key: value for key, value in state.items() if key != "optimizer"}, r"holds no optimizer"),
+        (state | {"optimizer": {"state": {}, "param_groups": []}}, r"not one group of parameters"),
+    ]:
+        with pytest.raises(CheckpointError, match=message):
+            require_resumable(broken, config, "checkpoint.pt")

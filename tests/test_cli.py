@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from hypersiren.across.config import RunConfig
-from hypersiren.cli import add_config_options, add_fit_options, config_overrides, program, seeded_siren
+from hypersiren.across.memory import MemoryLimitError
+from hypersiren.cli import add_config_options, add_fit_options, config_overrides, exits_cleanly, program, seeded_siren
 
 PRESETS = Path(__file__).resolve().parents[1] / "train"
 
@@ -64,3 +65,55 @@ def test_fit_options_build_the_same_siren_each_time():
     first, second = seeded_siren(args, in_features=3), seeded_siren(args, in_features=3)
     assert first.config.in_features == 3 and first.config.hidden_features == 12 and first.config.hidden_omega == 10
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters(), strict=True))
+
+
+def refusal(parser, capsys, *argv: str) -> str:
+    """The one error line of a command line that ``parser`` refuses."""
+    with pytest.raises(SystemExit) as exit_info:
+        parser.parse_args(list(argv))
+    assert exit_info.value.code == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    return line
+
+
+def test_a_device_this_machine_lacks_is_named_with_the_ones_it_has(capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    parser = program("test")
+    assert parser.parse_args(["--device", "cpu"]).device == "cpu"
+    assert "device 'cuda' is not available here: this machine has cpu" in refusal(parser, capsys, "--device", "cuda")
+    assert "unknown device 'gpu': this machine has cpu" in refusal(parser, capsys, "--device", "gpu")
+
+
+@pytest.mark.parametrize(
+    "argv, phrase",
+    [
+        (["--steps", "0"], "--steps: must be >= 1, got 0"),
+        (["--lr", "0"], "--lr: must be a finite number > 0, got 0"),
+        (["--lr", "nan"], "--lr: must be a finite number > 0, got nan"),
+        (["--lr", "inf"], "--lr: must be a finite number > 0, got inf"),
+        (["--hidden", "0"], "--hidden: must be in [1, 4096], got 0"),
+        (["--layers", "-1"], "--layers: must be in [0, 64], got -1"),
+        (["--omega", "-30"], "--omega: must be a finite number > 0, got -30"),
+        (["--seed", "-1"], "--seed: must be in [0, 4294967295], got -1"),
+        (["--seed", "4294967296"], "--seed: must be in [0, 4294967295], got 4294967296"),
+        (["--seed", "1.5"], "--seed: must be an integer in [0, 4294967295], got '1.5'"),
+    ],
+)
+def test_fit_options_are_checked_where_they_are_parsed(argv, phrase, capsys):
+    parser = program("test")
+    add_fit_options(parser, steps=7)
+    assert phrase in refusal(parser, capsys, "--out", "x", "--device", "cpu", *argv)
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys):
+    with pytest.raises(SystemExit) as exit_info, exits_cleanly():
+        raise KeyboardInterrupt
+    assert exit_info.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+
+
+def test_a_run_too_large_for_memory_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exit_info, exits_cleanly():
+        raise MemoryLimitError("a step needs about 99.0 GiB: lower train.batch_size")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == "error: a step needs about 99.0 GiB: lower train.batch_size\n"

@@ -73,7 +73,12 @@ def test_bad_overrides_are_named(override, error, message):
         ("model.siren_hidden_layers=-1", r"model.siren_hidden_layers=-1 must be >= 0"),
         ("model.latent_dim=0", r"model.latent_dim=0 must be >= 1"),
         ("model.encoder_widths=[]", r"model.encoder_widths=\[\] must be a non-empty list"),
-        ("data.image_size=4096", r"data.image_size=4096 must be in \[1, 1024\]"),
+        ("data.image_size=4096", r"data.image_size=4096 must be in \[2, 1024\]"),
+        ("data.image_size=1", r"data.image_size=1 must be in \[2, 1024\]"),  # its top half is all of it
+        ("data.eval_split=validation", r"data.eval_split='validation' is not a celeba split: choose one of train, val"),
+        ("train.seed=-1", r"train.seed=-1 must be in \[0, 4294967295\]"),
+        ("train.seed=4294967296", r"train.seed=4294967296 must be in \[0, 4294967295\]"),
+        ("train.fine_points=100000000", r"train.fine_points=100000000 exceeds the 4096 pixels of the 64x64 image"),
         ("data.train_limit=-1", r"data.train_limit=-1 must be >= 0"),
         ("model.hyper_hidden_features=40000", r"parameters .* more than the 1,073,741,824 allowed: lower model.hyper"),
     ],

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hypersiren.across import data
+from hypersiren.across import data, memory
 from hypersiren.across.data import (
     DataConfig,
     DatasetError,
@@ -71,9 +71,30 @@ def test_incomplete_celeba_names_missing_files(tmp_path, celeba_root):
 
 
 def test_corrupt_image_is_named(tmp_path):
+    for index in range(9):
+        Image.new("RGB", (4, 4)).save(tmp_path / f"ok_{index}.png")
     (tmp_path / "good.png").write_bytes(b"not a png at all")
     with pytest.raises(DatasetError, match="good.png.*corrupt"):
         load_images(DataConfig("folder", str(tmp_path)), "train")
+
+
+@pytest.mark.parametrize("split", ["train", "val"])
+def test_a_folder_too_small_for_a_validation_split_says_so(tmp_path, split):
+    for index in range(9):  # every 10th image is 'val': none here, and a training needs one to score
+        Image.new("RGB", (4, 4)).save(tmp_path / f"{index}.png")
+    with pytest.raises(DatasetError, match="holds 9 images: too few for a 'val' split .* at least 10"):
+        load_images(DataConfig("folder", str(tmp_path)), split)
+
+
+@pytest.mark.parametrize(
+    "line", ["000001.jpg", "000001.jpg 0 extra", "000001.jpg train", "000001.jpg 7"], ids=["1", "3", "word", "code"]
+)
+def test_a_malformed_partition_file_names_its_line(tmp_path, line):
+    (tmp_path / "img_align_celeba").mkdir()
+    Image.new("RGB", (4, 4)).save(tmp_path / "img_align_celeba" / "000000.jpg")
+    (tmp_path / "list_eval_partition.txt").write_text(f"000000.jpg 0\n\n{line}\n")
+    with pytest.raises(DatasetError, match=r"list_eval_partition.txt line 3 is .*not 'NNNNNN.jpg CODE'"):
+        load_images(DataConfig("celeba", str(tmp_path), 4), "train")
 
 
 def test_value_ranges():
@@ -150,7 +171,7 @@ def test_smaller_celeba_copies_are_cropped_like_the_originals_never_padded(tmp_p
 
 
 def test_a_split_too_large_for_memory_is_refused_before_decoding(celeba_root, monkeypatch):
-    monkeypatch.setattr(data, "_physical_memory", lambda: 2**30)
+    monkeypatch.setattr(memory, "physical_memory", lambda: 2**30)
 
     def decode(*args, **kwargs):
         raise AssertionError("decoding started")

@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 
 from hypersiren.across.model import HyperSiren, ModelConfig, Refinement, sample_grid
@@ -91,7 +92,7 @@ def test_set_encoder_sees_each_observed_pixel_at_its_render_coordinate(batch):
 
 def test_raw_inpaint_at_input_size_equals_forward_on_pixel_grid(model, batch):
     image, mask = batch
-    completed = model.inpaint(image, mask, raw=True)
+    completed = model.inpaint(image, mask, raw=True, supersample=1)
     assert completed.shape == image.shape
     with torch.no_grad():
         values = model(image, mask, pixel_grid(HEIGHT, WIDTH).expand(2, -1, -1)).values
@@ -101,7 +102,7 @@ def test_raw_inpaint_at_input_size_equals_forward_on_pixel_grid(model, batch):
 def test_inpaint_at_another_size_renders_the_same_continuous_image(model, batch):
     image, mask = batch
     size = (2 * HEIGHT, 3 * WIDTH)
-    completed = model.inpaint(image, mask, size=size, raw=True)
+    completed = model.inpaint(image, mask, size=size, raw=True, supersample=1)
     assert completed.shape == (2, 3, *size)
     with torch.no_grad():
         values = model(image, mask, pixel_grid(*size).expand(2, -1, -1)).values
@@ -117,6 +118,12 @@ def test_inpaint_keeps_the_observed_pixels_and_clamps_by_default(model, batch):
     torch.testing.assert_close(default, torch.where(mask, image, raw).clamp(-1, 1))
     bright = model.inpaint(image.clamp(max=0.99), mask, size=(2 * HEIGHT, 2 * WIDTH))  # no pasting at another size
     assert bright.abs().max() <= 1.0
+
+
+def test_a_supersampled_pixel_is_the_mean_of_the_function_over_its_area(model, batch):
+    image, mask = batch
+    points = model.inpaint(image, mask, size=(3 * HEIGHT, 3 * WIDTH), raw=True, supersample=1)
+    torch.testing.assert_close(model.inpaint(image, mask, raw=True, supersample=3), F.avg_pool2d(points, 3))
 
 
 def test_chunked_inpaint_equals_unchunked(model, batch):
@@ -137,7 +144,7 @@ def test_render_stays_float32_under_autocast(model, batch):
 
 
 def test_unknown_encoder_raises():
-    with pytest.raises(ValueError, match="unknown encoder 'transformer'"):
+    with pytest.raises(ValueError, match="model.encoder='transformer' must be one of 'unet', 'conv', 'set'"):
         HyperSiren(small_config(encoder="transformer"))
 
 
@@ -195,8 +202,10 @@ def test_local_model_renders_different_values_where_the_context_differs_locally(
 @pytest.mark.parametrize("steps", [1, 5])
 def test_refinement_never_lowers_psnr_on_the_observed_pixels(model, batch, steps):
     image, mask = batch
-    before = model.inpaint(image, mask, refinement=Refinement(steps=0), raw=True)
-    after = model.inpaint(image, mask, refinement=Refinement(steps=steps, lr=0.5), raw=True)  # lr that overshoots
+    before = model.inpaint(image, mask, refinement=Refinement(steps=0), raw=True, supersample=1)
+    after = model.inpaint(
+        image, mask, refinement=Refinement(steps=steps, lr=0.5), raw=True, supersample=1
+    )  # overshoots
 
     def observed_error(completed):
         return ((completed - image).square() * mask).flatten(1).sum(dim=1)
@@ -206,8 +215,8 @@ def test_refinement_never_lowers_psnr_on_the_observed_pixels(model, batch, steps
 
 def test_refinement_fits_the_observed_pixels_better(model, batch):
     image, mask = batch
-    before = model.inpaint(image, mask, refinement=Refinement(steps=0), raw=True)
-    after = model.inpaint(image, mask, refinement=Refinement(steps=20, lr=1e-1), raw=True)
+    before = model.inpaint(image, mask, refinement=Refinement(steps=0), raw=True, supersample=1)
+    after = model.inpaint(image, mask, refinement=Refinement(steps=20, lr=1e-1), raw=True, supersample=1)
     error = [((completed - image).square() * mask).sum() for completed in (before, after)]
     assert error[1] < 0.98 * error[0]
 
@@ -254,3 +263,42 @@ def test_unobserved_pixels_may_hold_anything(model, batch):
     image, mask = batch
     model.inpaint(torch.where(mask, image, 300.0), mask)  # out of range but unobserved: accepted
     model.inpaint(torch.where(mask, image, float("nan")), mask)  # NaN marks "missing": accepted
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda m, image, mask: m.inpaint(image[:0], mask[:0]), r"image \(0, 3, 8, 6\) holds no pixel"),
+        (lambda m, image, mask: m.inpaint(image, mask, size=(0, 4)), r"size must be \(height, width\), two integers"),
+        (lambda m, image, mask: m.inpaint(image, mask, size=(4.5, 4)), r"two integers >= 1, got \(4.5, 4\)"),
+        (lambda m, image, mask: m.inpaint(image, mask, size=16), r"two integers >= 1, got 16: e.g. size=\(64, 64\)"),
+        (lambda m, image, mask: m.inpaint(image, mask, chunk_size=0), r"chunk_size must be an integer >= 1"),
+        (lambda m, image, mask: m(image, mask, torch.zeros(2, 0, 2)), r"hold no point \(N = 0\)"),
+    ],
+    ids=["batch 0", "size 0", "float size", "int size", "chunk 0", "no points"],
+)
+def test_unusable_arguments_raise_a_value_error_naming_the_fix(model, batch, call, message):
+    with pytest.raises(ValueError, match=message):
+        call(model, *batch)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float16, torch.bfloat16])
+def test_images_of_another_float_dtype_are_cast(model, batch, dtype):
+    image, mask = batch
+    expected = model.inpaint(image.to(dtype).float(), mask)
+    torch.testing.assert_close(model.inpaint(image.to(dtype), mask).float(), expected)
+
+
+@pytest.mark.parametrize(
+    "field, message",
+    [
+        ({"latent_dim": 0}, "model.latent_dim=0 must be >= 1"),
+        ({"siren_hidden_features": -1}, "model.siren_hidden_features=-1 must be >= 1"),
+        ({"omega": float("nan")}, "model.omega=nan must be a finite number > 0"),
+        ({"encoder_widths": []}, r"model.encoder_widths=\[\] must be a non-empty list"),
+        ({"local_features": 3}, "model.local_features=3 must exceed model.image_channels=3"),
+    ],
+)
+def test_an_invalid_model_config_is_a_value_error_naming_the_field(field, message):
+    with pytest.raises(ValueError, match=f"invalid ModelConfig: {message}"):
+        HyperSiren(small_config(**field))

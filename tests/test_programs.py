@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
-from hypersiren.across.checkpoint import CheckpointError
+from hypersiren.across.checkpoint import CheckpointError, save_checkpoint
+from hypersiren.across.config import RunConfig
+from hypersiren.across.model import HyperSiren
 from hypersiren.cli import exits_cleanly
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,9 +75,53 @@ def test_a_mistyped_option_is_one_line_naming_it(program):
     assert_one_line_error(run(program, "--rounds", "nine", "--steps", "ten"), "--help")
 
 
+@pytest.mark.parametrize(
+    "program, arguments, phrase",
+    [
+        ("train/fit_image.py", ["--size", "0"], "argument --size: must be in [1, 2048], got 0"),
+        ("train/fit_image.py", ["--photo", "cameraman"], "argument --photo: invalid choice: 'cameraman'"),
+        ("train/fit_image.py", ["--steps", "0"], "argument --steps: must be >= 1, got 0"),
+        ("train/fit_derivatives.py", ["--blend-weight", "2"], "argument --blend-weight: must be in [0, 1], got 2"),
+        ("train/fit_derivatives.py", ["--lr=-1e-4"], "argument --lr: must be a finite number > 0"),
+        ("train/fit_sdf.py", ["--resolution", "1"], "argument --resolution: must be in [2, 512], got 1"),
+        ("train/fit_sdf.py", ["--batch-size", "0"], "argument --batch-size: must be in [1, 10000000], got 0"),
+        ("train/fit_sdf.py", ["--seed", "-1"], "argument --seed: must be in [0, 4294967295], got -1"),
+    ],
+)
+def test_fit_options_are_refused_before_anything_is_written(tmp_path, program, arguments, phrase):
+    result = run(program, "--out", str(tmp_path / "out"), "--device", "cpu", *arguments)
+    assert_one_line_error(result, phrase)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "program, arguments, phrase",
+    [
+        ("eval/bench.py", ["--rounds", "0"], "argument --rounds: must be >= 1, got 0"),
+        ("eval/precision.py", ["--run", "RUN", "--limit", "0"], "argument --limit: must be >= 1, got 0"),
+        ("eval/inpaint.py", ["--run", "RUN", "--seed", "4294967296"], "argument --seed: must be in [0, 4294967295]"),
+    ],
+)
+def test_eval_options_are_checked_where_they_are_parsed(program, arguments, phrase):
+    assert_one_line_error(run(program, "--device", "cpu", *arguments), phrase)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_an_unavailable_device_is_named_and_an_intact_checkpoint_is_not_called_corrupt(tmp_path):
+    config = RunConfig().override(["model.latent_dim=8", "model.encoder_widths=[4,8]", "model.hyper_hidden_features=8"])
+    model = HyperSiren(config.model)
+    save_checkpoint({"model": model.state_dict(), "step": 1, "config": config.to_dict()}, tmp_path / "checkpoint.pt")
+    result = run("eval/evaluate.py", "--run", str(tmp_path), "--device", "cuda")
+    assert_one_line_error(result, "argument --device: device 'cuda' is not available here: this machine has cpu")
+    assert "corrupt" not in result.stderr
+    training = run("train/train.py", "--out", str(tmp_path / "run"), "--device", "cuda:1")
+    assert_one_line_error(training, "device 'cuda:1' is not available here")
+    assert not (tmp_path / "run").exists()  # refused before any run folder is created
+
+
 def test_dataset_check_with_an_impossible_size(tmp_path):
     result = run("datasets/check.py", "--data.root", str(tmp_path), "--data.image_size", "0")
-    assert_one_line_error(result, "data.image_size=0 must be in [1, 1024]")
+    assert_one_line_error(result, "data.image_size=0 must be in [2, 1024]")
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
 """End to end on real images: train/train.py, eval/evaluate.py and eval/inpaint.py as users run them."""
 
+import copy
 import json
 import math
 import os
@@ -15,7 +16,7 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from hypersiren.across.checkpoint import load_checkpoint, load_run
+from hypersiren.across.checkpoint import load_checkpoint, load_run, save_checkpoint
 from hypersiren.across.config import ConfigError
 from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import evaluate_inpainting
@@ -39,8 +40,15 @@ def train(run_dir: Path, data_root: Path, *overrides: str, launcher: tuple[str, 
     command = [*(launcher or (sys.executable,)), str(REPO / "train" / "train.py"), "--out", str(run_dir)]
     command += ["--data.root", str(data_root), "--device", "cpu", *TINY, *overrides]
     environment = os.environ | {"OMP_NUM_THREADS": "1"}
-    if not wait:
-        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment)
+    if not wait:  # Ctrl-C must reach it as at a terminal, even where this test runs with SIGINT ignored
+        return subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
 
 
@@ -154,7 +162,7 @@ def test_divergence_on_resume_keeps_the_checkpoint_and_a_lower_lr_resumes_from_i
     assert good.returncode == 0, good.stderr[-3000:]
     # lr=1e6 from step 4 on: applied for real (it used to be ignored on resume), so step 5 diverges.
     diverged = train(tmp_path, celeba_root, "--train.max_steps", "6", "--train.lr=1e6")
-    assert diverged.returncode != 0
+    assert diverged.returncode == 2 and "Traceback" not in diverged.stderr  # an expected error, like every other
     message = diverged.stderr.strip().splitlines()[-1]
     assert "non-finite loss" in message and "at step 5; parameters were not updated" in message
     assert "checkpoint.pt, step 3) is intact" in message and "e.g. --train.lr 100000" in message
@@ -174,7 +182,7 @@ def test_divergence_on_resume_keeps_the_checkpoint_and_a_lower_lr_resumes_from_i
 def test_divergence_before_any_sound_checkpoint_says_so_and_saves_nothing(tmp_path, celeba_root, checkpoint_every):
     settings = ["--train.max_steps", "6", f"--train.checkpoint_every={checkpoint_every}", "--train.image_every=1000"]
     diverged = train(tmp_path, celeba_root, *settings, "--train.lr=1e6")  # step 1's update makes weights of ~1e6
-    assert diverged.returncode != 0
+    assert diverged.returncode == 2
     message = diverged.stderr.strip().splitlines()[-1]
     assert "at step 2; parameters were not updated and no checkpoint exists" in message
     assert "the run starts over" in message
@@ -190,7 +198,7 @@ def test_divergence_from_the_checkpoint_itself_says_to_start_over(tmp_path, cele
     ended = train(tmp_path, celeba_root, "--train.max_steps", "1", "--train.lr=1e6", "--train.image_every=1000")
     assert ended.returncode == 0, ended.stderr[-3000:]
     continued = train(tmp_path, celeba_root, "--train.max_steps", "3", "--train.image_every=1000")
-    assert continued.returncode != 0
+    assert continued.returncode == 2
     message = continued.stderr.strip().splitlines()[-1]
     assert "at step 2" in message and "step 1) holds the very weights" in message and "delete it" in message
     (tmp_path / "checkpoint.pt").unlink()  # the advice, followed
@@ -266,6 +274,63 @@ def test_an_out_folder_that_is_not_a_run_is_left_alone(tmp_path, celeba_root):
     assert_one_line_error(result, "non-empty folder that holds no hypersiren run", "choose a new or empty folder")
     assert (tmp_path / "config.json").read_text() == '{"photo": "camera"}\n'
     assert (tmp_path / "history.jsonl").read_text() == "precious\n"
+
+
+# A few steps on a few images: enough to reach every line of a training, fast.
+FEW = ["--data.train_limit=64", "--train.batch_size=8", "--train.eval_images=8", "--train.image_every=1000"]
+
+
+def test_ctrl_c_says_where_the_run_stopped_and_how_to_resume(tmp_path, celeba_root):
+    settings = [*FEW, "--train.max_steps", "100000", "--train.checkpoint_every=2", "--train.log_every=1"]
+    process = train(tmp_path, celeba_root, *settings, wait=False)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "checkpoint.pt").is_file():
+        assert process.poll() is None and time.monotonic() < deadline, "the run ended before it could be interrupted"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    stderr = process.communicate(timeout=120)[1]
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr[-3000:]
+    message = stderr.strip().splitlines()[-1]
+    saved = load_checkpoint(tmp_path / "checkpoint.pt")["step"]
+    assert re.match(
+        rf"interrupted at step \d+ of 100000; {re.escape(str(tmp_path))}/checkpoint.pt holds step {saved}\.", message
+    )
+    assert f"Resume from it with the same command: python {REPO / 'train' / 'train.py'} --out {tmp_path}" in message
+
+
+def test_images_smaller_than_the_protocol_train_to_the_end(tmp_path, celeba_root):
+    # 64 pixels: the held-out log and the summary skip the settings of 100 and 1000 pixels.
+    settings = ["--data.image_size=8", "--train.max_context=64", "--train.fine_points=64", "--train.max_steps", "2"]
+    result = train(tmp_path, celeba_root, *FEW, *settings)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| PSNR (dB) | 10 | top_half |" in result.stdout.splitlines()
+
+
+def test_a_step_too_large_for_memory_is_refused_before_anything_is_written(tmp_path, celeba_root):
+    result = train(tmp_path / "run", celeba_root, "--data.image_size=1024", "--train.batch_size=4096")
+    assert_one_line_error(result, "a training step of 4096 images of 1024x1024", "GiB", "lower train.batch_size")
+    assert not (tmp_path / "run").exists() and "decoding" not in result.stderr
+
+
+def test_resume_refuses_a_checkpoint_holding_another_models_state(tmp_path, celeba_root):
+    first = train(tmp_path, celeba_root, *FEW, "--train.max_steps", "1")
+    assert first.returncode == 0, first.stderr[-3000:]
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    for broken, phrase in [
+        ("optimizer", "optimizer state does not match its model (its exp_avg of parameter 0 is (5,)"),
+        ("model", "weights do not match its config's model (1 tensors differ"),
+    ]:
+        edited = copy.deepcopy(state)
+        if broken == "optimizer":
+            edited["optimizer"]["state"][0]["exp_avg"] = torch.zeros(5)
+        else:
+            name = next(iter(edited["model"]))
+            edited["model"][name] = torch.zeros(5)
+        save_checkpoint(edited, tmp_path / "checkpoint.pt")
+        before = (tmp_path / "checkpoint.pt").read_bytes()
+        result = train(tmp_path, celeba_root, *FEW, "--train.max_steps", "2")
+        assert_one_line_error(result, phrase)
+        assert "decoding" not in result.stderr and (tmp_path / "checkpoint.pt").read_bytes() == before
 
 
 @pytest.fixture(scope="module")

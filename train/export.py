@@ -1,6 +1,6 @@
 """Export a trained run for sharing: weights, step and config without the optimizer state.
 
-    python train/export.py --run runs/celeba32 --out pretrained/celeba32
+    python train/export.py --run runs/celeba32 --out pretrained/celeba32 --data.root ../shared/data/celeba
 
 The exported folder is a run folder that every eval program reads (--run pretrained/celeba32);
 training does not resume from it (no optimizer state): resume from the original run.
@@ -15,8 +15,14 @@ def main() -> None:
     parser = program(__doc__)
     parser.add_argument("--run", required=True, help="run directory written by train/train.py")
     parser.add_argument("--out", required=True, help="folder of the exported run")
+    parser.add_argument(
+        "--data.root",
+        dest="data_root",
+        help="dataset folder the export names, kept as typed: relative to the repository, as in presets "
+        "(default: the run's)",
+    )
     args = parser.parse_args()
-    exported = export_run(args.run, args.out)
+    exported = export_run(args.run, args.out, data_root=args.data_root)
     print(
         f"wrote {exported} ({exported.stat().st_size / 2**20:.1f} MiB); evaluate it: "
         f"python eval/evaluate.py --run {args.out}"

@@ -16,7 +16,16 @@ from pathlib import Path
 
 import torch
 
-from hypersiren.cli import add_fit_options, exits_cleanly, program, seeded_siren, start_run
+from hypersiren.cli import (
+    MAX_FIT_SIZE,
+    add_fit_options,
+    exits_cleanly,
+    float_in,
+    int_in,
+    program,
+    seeded_siren,
+    start_run,
+)
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.core.siren import Siren
 from hypersiren.figures import display_scale, magnitude_for_display, plot_curves, save_labeled_grid, signed_for_display
@@ -24,7 +33,7 @@ from hypersiren.results import write_curves_csv, write_json, write_table
 from hypersiren.single.field_images import derivative_images, render_image
 from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
 from hypersiren.single.fitting import FitConfig, fit_gradient, fit_laplacian, image_psnr, match_harmonic
-from hypersiren.single.photos import load_photo
+from hypersiren.single.photos import PHOTOS, load_photo
 
 HARMONIC_DEGREE = 2
 
@@ -32,10 +41,14 @@ HARMONIC_DEGREE = 2
 def parse_args() -> argparse.Namespace:
     parser = program(__doc__)
     add_fit_options(parser, steps=1000)
-    parser.add_argument("--photo", default="camera", help="skimage.data photo to reconstruct (bundled, no download)")
-    parser.add_argument("--second-photo", default="astronaut", help="the photo blended in by Poisson blending")
-    parser.add_argument("--blend-weight", type=float, default=0.5, help="weight of --photo's gradient in the blend")
-    parser.add_argument("--size", type=int, default=256, help="fit the photos resized to size x size (grayscale)")
+    parser.add_argument("--photo", default="camera", choices=PHOTOS, help="skimage.data photo to reconstruct")
+    parser.add_argument("--second-photo", default="astronaut", choices=PHOTOS, help="the photo blended in")
+    parser.add_argument(
+        "--blend-weight", type=float_in(0, 1), default=0.5, help="weight of --photo's gradient in the blend"
+    )
+    parser.add_argument(
+        "--size", type=int_in(1, MAX_FIT_SIZE), default=256, help="fit the photos resized to size x size (grayscale)"
+    )
     return parser.parse_args()
 
 

@@ -14,17 +14,23 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.utils import save_image
 
-from hypersiren.cli import add_fit_options, exits_cleanly, program, start_run
+from hypersiren.cli import MAX_FIT_SIZE, add_fit_options, exits_cleanly, int_in, program, start_run
 from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.figures import display_scale, magnitude_for_display, plot_curves, save_labeled_grid, signed_for_display
+from hypersiren.figures import (
+    display_scale,
+    magnitude_for_display,
+    plot_curves,
+    save_labeled_grid,
+    save_png,
+    signed_for_display,
+)
 from hypersiren.results import write_curves_csv, write_json, write_table
 from hypersiren.single.coordinate_mlps import ACTIVATIONS, coordinate_mlp, nyquist_frequencies
 from hypersiren.single.field_images import derivative_images, render_image
 from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
 from hypersiren.single.fitting import FitConfig, fit_values, image_psnr
-from hypersiren.single.photos import load_photo
+from hypersiren.single.photos import PHOTOS, load_photo
 
 LABELS = {"relu": "ReLU", "tanh": "tanh", "relu_pe": "ReLU + P.E.", "siren": "SIREN"}
 
@@ -32,10 +38,11 @@ LABELS = {"relu": "ReLU", "tanh": "tanh", "relu_pe": "ReLU + P.E.", "siren": "SI
 def parse_args() -> argparse.Namespace:
     parser = program(__doc__)
     add_fit_options(parser, steps=1000)
-    parser.add_argument("--photo", default="camera", help="bundled skimage.data photo: camera, astronaut")
-    parser.add_argument("--size", type=int, default=256, help="fit the photo resized to size x size")
+    parser.add_argument("--photo", default="camera", choices=PHOTOS, help="bundled skimage.data photo")
+    size = int_in(1, MAX_FIT_SIZE)
+    parser.add_argument("--size", type=size, default=256, help="fit the photo resized to size x size")
     parser.add_argument("--activations", nargs="+", default=list(ACTIVATIONS), choices=ACTIVATIONS)
-    parser.add_argument("--render-size", type=int, default=1024, help="side of the zoom and extrapolation renders")
+    parser.add_argument("--render-size", type=size, default=1024, help="side of the zoom and extrapolation renders")
     return parser.parse_args()
 
 
@@ -117,7 +124,7 @@ def beyond_the_grid(net: torch.nn.Module, image: torch.Tensor, args: argparse.Na
     out = Path(args.out)
     for extent, name in [(0.5, "zoom"), (2.0, "extrapolate")]:
         render = render_image(net, args.render_size, args.render_size, extent=extent)
-        save_image(to_unit_range(render), out / f"siren_{name}_{args.render_size}.png")
+        save_png(to_unit_range(render), out / f"siren_{name}_{args.render_size}.png")
     double = 2 * args.size
     gradient_norm, laplacian = derivative_images(net, double, double)
     overview = [

@@ -15,7 +15,8 @@ import math
 
 import torch
 
-from hypersiren.cli import add_fit_options, exits_cleanly, program, seeded_siren, start_run
+from hypersiren.across.config import ConfigError
+from hypersiren.cli import add_fit_options, exits_cleanly, int_in, program, seeded_siren, start_run
 from hypersiren.core.siren import Siren
 from hypersiren.figures import plot_curves, save_labeled_grid, signed_distance_for_display
 from hypersiren.results import write_curves_csv, write_json, write_table
@@ -34,6 +35,8 @@ from hypersiren.single.sdf import (
     write_obj,
 )
 
+MAX_POINTS = 10_000_000  # per point cloud or batch: 3 coordinates and 3 normals each, and a gradient per step
+MAX_RESOLUTION = 512  # marching cubes over 512³ = 134 M evaluations of Φ
 SHAPES = {"torus": Torus(major_radius=0.5, minor_radius=0.2), "sphere": Sphere(radius=0.5)}
 
 
@@ -41,10 +44,13 @@ def parse_args() -> argparse.Namespace:
     parser = program(__doc__)
     add_fit_options(parser, steps=5000)  # the paper's lr 1e-4; 1e-3 converges in fewer steps
     parser.add_argument("--shape", choices=list(SHAPES), default="torus")
-    parser.add_argument("--cloud-size", type=int, default=100_000, help="points in the oriented point cloud")
-    parser.add_argument("--batch-size", type=int, default=4096, help="surface points per step (as many off-surface)")
-    parser.add_argument("--resolution", type=int, default=128, help="marching-cubes grid per axis")
-    parser.add_argument("--eval-points", type=int, default=30_000, help="points per surface for Chamfer distance")
+    points = int_in(1, MAX_POINTS)
+    parser.add_argument("--cloud-size", type=points, default=100_000, help="points in the oriented point cloud")
+    parser.add_argument("--batch-size", type=points, default=4096, help="surface points per step (as many off-surface)")
+    parser.add_argument(
+        "--resolution", type=int_in(2, MAX_RESOLUTION), default=128, help="marching-cubes grid per axis"
+    )
+    parser.add_argument("--eval-points", type=points, default=30_000, help="points per surface for Chamfer distance")
     return parser.parse_args()
 
 
@@ -58,7 +64,10 @@ def main() -> None:
     config = SDFFitConfig(steps=args.steps, lr=args.lr, cloud_size=args.cloud_size, batch_size=args.batch_size)
     losses, seconds = fit_sdf(net, shape, config, seed=args.seed, progress=f"SDF {args.shape}")
 
-    vertices, faces = extract_mesh(net, args.resolution)
+    try:
+        vertices, faces = extract_mesh(net, args.resolution)
+    except ValueError as error:  # Φ never crosses zero: the fit has not found the surface yet
+        raise ConfigError(f"{error} after {args.steps} steps: fit longer (--steps) or at a higher --lr") from None
     write_obj(vertices, faces, out / "mesh.obj")
     results = {"shape": repr(shape), "steps": args.steps, "seconds": seconds, "final_loss": losses[-1]}
     results |= evaluate(net, shape, vertices, faces, args)

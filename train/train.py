@@ -8,7 +8,9 @@ Every config field is an option, ``--section.field VALUE`` (see --help). Rerunni
 --out resumes from its last checkpoint, with the config saved in it; options given then apply
 from the resumed step on (--train.lr, --train.grad_clip, --train.max_steps, ...), except
 --model.* ones, which are refused: the checkpoint's weights are that model. A training ends by printing
-its held-out PSNR beside the best classical fill, where its files are and the commands to run next.
+its held-out PSNR beside the best classical fill, where its files are and the commands to run next;
+Ctrl-C ends it with one line: the step reached, the checkpoint on disk and the command that resumes.
+Before anything is written, a run whose step would not fit in memory (memory.training_bytes) is refused.
 """
 
 import argparse
@@ -33,23 +35,30 @@ from tqdm import tqdm
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS
 from hypersiren.across.checkpoint import (
-    CheckpointError,
     checkpoint_config,
     load_checkpoint,
-    remove_stale_temporaries,
+    require_resumable,
     save_checkpoint,
-    write_text_atomically,
 )
-from hypersiren.across.config import ConfigError, RunConfig, TrainConfig, require_same_model
-from hypersiren.across.context import CONTEXT_SETTINGS
+from hypersiren.across.config import ConfigError, RunConfig, TrainConfig, parameter_count, require_same_model
+from hypersiren.across.context import CONTEXT_SETTINGS, fitting_settings
 from hypersiren.across.data import ShuffledBatches, fine_grid_points, load_images, training_batch
 from hypersiren.across.evaluation import METHODS, evaluate_inpainting, seeded_masks
+from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.objective import hypernetwork_loss
-from hypersiren.cli import add_config_options, config_overrides, exits_cleanly, program
+from hypersiren.cli import (
+    EXIT_CODE,
+    INTERRUPTED_EXIT_CODE,
+    add_config_options,
+    config_overrides,
+    exits_cleanly,
+    program,
+)
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import pixel_grid, to_model_space, to_unit_range
 from hypersiren.figures import comparison_grid
+from hypersiren.files import remove_stale_temporaries, write_text
 from hypersiren.results import markdown_table
 
 PRESETS = Path(__file__).parent
@@ -80,6 +89,7 @@ def main() -> None:
     is_main = os.environ.get("RANK", "0") == "0"
     if already_finished(run_dir, state, max_steps=config.train.max_steps, is_main=is_main):
         return  # before decoding a dataset for nothing
+    require_training_memory(config, device=args.device, processes=int(os.environ.get("WORLD_SIZE", "1")))
     lock = claim_run_folder(run_dir) if is_main else None  # held until this process ends
     if is_main and file_stamp(checkpoint_path) != stamp:
         raise ConfigError(f"{checkpoint_path} changed while this run started (another training just ended?): rerun")
@@ -89,8 +99,6 @@ def main() -> None:
         dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if args.device == "cuda" else args.device)
-    if config.train.batch_size % world:
-        raise SystemExit(f"train.batch_size={config.train.batch_size} must be divisible by the {world} processes")
 
     # uint8 (N, 3, S, S), decoded once
     train_images = load_images(config.data, "train", limit=config.data.train_limit or None).to(device)
@@ -113,7 +121,7 @@ def main() -> None:
         config.save(run_dir / "config.json")
         writer = SummaryWriter(run_dir / "tensorboard")
         history = run_dir / "history.jsonl"  # one line per logged step; a resumed run rewrites its tail
-        write_text_atomically(logged_until(history, step) if saved_step is not None else "", history)
+        write_text(logged_until(history, step) if saved_step is not None else "", history)
 
     batches = ShuffledBatches(num_images=len(train_images), batch_size=config.train.batch_size, seed=config.train.seed)
     coords = pixel_grid(size, size, device).expand(config.train.batch_size // world, -1, -1)
@@ -121,83 +129,92 @@ def main() -> None:
     shard = slice(rank * (config.train.batch_size // world), (rank + 1) * (config.train.batch_size // world))
 
     progress = tqdm(total=config.train.max_steps, initial=step, desc="training", disable=not is_main, unit="step")
-    while step < config.train.max_steps:
-        images, masks = training_batch(
-            images=train_images,
-            batches=batches,
-            step=step,
-            min_context=config.train.min_context,
-            max_context=config.train.max_context,
-            log_uniform=config.train.log_uniform_context,
-            top_half_fraction=config.train.top_half_fraction,
-        )
-        for group in optimizer.param_groups:  # a function of the step, so a resumed run continues the schedule
-            group["lr"] = learning_rate(config.train, step)
-        image, mask = images[shard], masks[shard]  # (b, 3, S, S) in [-1, 1], (b, 1, S, S): this process's share
-        points, target, observed = (
-            coords,
-            rearrange(image, "b c h w -> b (h w) c"),
-            rearrange(mask, "b 1 h w -> b (h w)"),
-        )
-        if config.train.fine_points:
-            # The whole batch's points, then this process's share: DDP draws what one process does.
-            fine = to_model_space(fine_images[batches.indices(step)])
-            generator = torch.Generator().manual_seed(config.train.seed * 7_919 + step)
-            fine_points = fine_grid_points(fine, num_points=config.train.fine_points, generator=generator)
-            fine_coords, fine_target = (t[shard] for t in fine_points)
-            points, target = torch.cat([points, fine_coords], dim=1), torch.cat([target, fine_target], dim=1)
-            never_given = torch.zeros_like(fine_target[..., 0], dtype=torch.bool)
-            observed = torch.cat([observed, never_given], dim=1)
-        with autocast:
-            prediction = trainable(image, mask, points)
-        loss, terms = hypernetwork_loss(
-            prediction,
-            target,
-            latent_weight=config.train.latent_weight,
-            weight_weight=config.train.weight_weight,
-            observed=observed if config.train.loss == "log_mse" else None,
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-        if distributed:  # every rank sees the global batch's loss: logs match one process, all stop together on NaN
-            loss = loss.detach().clone()
-            for value in (loss, *terms.values()):
-                dist.all_reduce(value)
-                value /= world
-        if not (math.isfinite(loss.item()) and math.isfinite(grad_norm.item())):
-            progress.close()  # so that the message is the last line on the terminal
-            raise SystemExit(divergence_message(loss.item(), grad_norm.item(), step, saved_step, config))
-        if unsaved_step == step:  # the weights after this step just gave a finite loss and gradient: keep them
-            if is_main:
-                save_checkpoint(checkpoint_state(model, optimizer, step, config), checkpoint_path)
-            saved_step = step
-        optimizer.step()
-        step += 1
-        progress.update()
+    try:
+        while step < config.train.max_steps:
+            images, masks = training_batch(
+                images=train_images,
+                batches=batches,
+                step=step,
+                min_context=config.train.min_context,
+                max_context=config.train.max_context,
+                log_uniform=config.train.log_uniform_context,
+                top_half_fraction=config.train.top_half_fraction,
+            )
+            for group in optimizer.param_groups:  # a function of the step, so a resumed run continues the schedule
+                group["lr"] = learning_rate(config.train, step)
+            image, mask = images[shard], masks[shard]  # (b, 3, S, S) in [-1, 1], (b, 1, S, S): this process's share
+            points, target, observed = (
+                coords,
+                rearrange(image, "b c h w -> b (h w) c"),
+                rearrange(mask, "b 1 h w -> b (h w)"),
+            )
+            if config.train.fine_points:
+                # The whole batch's points, then this process's share: DDP draws what one process does.
+                fine = to_model_space(fine_images[batches.indices(step)])
+                generator = torch.Generator().manual_seed(config.train.seed * 7_919 + step)
+                fine_points = fine_grid_points(fine, num_points=config.train.fine_points, generator=generator)
+                fine_coords, fine_target = (t[shard] for t in fine_points)
+                points, target = torch.cat([points, fine_coords], dim=1), torch.cat([target, fine_target], dim=1)
+                never_given = torch.zeros_like(fine_target[..., 0], dtype=torch.bool)
+                observed = torch.cat([observed, never_given], dim=1)
+            with autocast:
+                prediction = trainable(image, mask, points)
+            loss, terms = hypernetwork_loss(
+                prediction,
+                target,
+                latent_weight=config.train.latent_weight,
+                weight_weight=config.train.weight_weight,
+                observed=observed if config.train.loss == "log_mse" else None,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+            if distributed:  # every rank sees the global batch's loss: logs match one process, all stop together on NaN
+                loss = loss.detach().clone()
+                for value in (loss, *terms.values()):
+                    dist.all_reduce(value)
+                    value /= world
+            if not (math.isfinite(loss.item()) and math.isfinite(grad_norm.item())):
+                progress.close()  # so that the message is the last line on the terminal
+                print(divergence_message(loss.item(), grad_norm.item(), step, saved_step, config), file=sys.stderr)
+                raise SystemExit(EXIT_CODE)
+            if unsaved_step == step:  # the weights after this step just gave a finite loss and gradient: keep them
+                if is_main:
+                    save_checkpoint(checkpoint_state(model, optimizer, step, config), checkpoint_path)
+                saved_step = step
+            optimizer.step()
+            step += 1
+            progress.update()
 
-        if is_main and step % config.train.log_every == 0:
-            scalars = {"loss": loss.item(), "grad_norm": grad_norm.item(), **{k: v.item() for k, v in terms.items()}}
-            scalars["lr"] = optimizer.param_groups[0]["lr"]  # the rate of the step just taken
-            progress.set_postfix(loss=f"{scalars['loss']:.4f}")
-            for name, value in scalars.items():
-                writer.add_scalar(f"train/{name}", value, step)
-            with history.open("a") as file:
-                file.write(json.dumps({"step": step, **scalars}) + "\n")
-        if is_main and (step % config.train.image_every == 0 or step == config.train.max_steps):
-            log_held_out(model, eval_images, writer, step)
-        if step == config.train.max_steps:
-            if is_main:
-                save_checkpoint(checkpoint_state(model, optimizer, step, config), checkpoint_path)
-        elif step % config.train.checkpoint_every == 0:
-            unsaved_step = step
-    progress.close()
-    if distributed:
-        dist.destroy_process_group()
-    if is_main:
-        writer.close()
-        print(end_summary(model, train_images=train_images, eval_images=eval_images, run_dir=run_dir, config=config))
-        lock.close()
+            if is_main and step % config.train.log_every == 0:
+                scalars = {"loss": loss.item(), "grad_norm": grad_norm.item()}
+                scalars |= {name: value.item() for name, value in terms.items()}
+                scalars["lr"] = optimizer.param_groups[0]["lr"]  # the rate of the step just taken
+                progress.set_postfix(loss=f"{scalars['loss']:.4f}")
+                for name, value in scalars.items():
+                    writer.add_scalar(f"train/{name}", value, step)
+                with history.open("a") as file:
+                    file.write(json.dumps({"step": step, **scalars}) + "\n")
+            if is_main and (step % config.train.image_every == 0 or step == config.train.max_steps):
+                log_held_out(model, eval_images, writer, step)
+            if step == config.train.max_steps:
+                if is_main:
+                    save_checkpoint(checkpoint_state(model, optimizer, step, config), checkpoint_path)
+                saved_step = step
+            elif step % config.train.checkpoint_every == 0:
+                unsaved_step = step
+        progress.close()
+        if distributed:
+            dist.destroy_process_group()
+        if is_main:
+            writer.close()
+            print(end_summary(model, train_images, eval_images=eval_images, run_dir=run_dir, config=config))
+            lock.close()
+    except KeyboardInterrupt:
+        progress.close()  # so that the message is the last line on the terminal
+        if is_main:
+            print(interrupted_message(run_dir, step=step, saved_step=saved_step, config=config), file=sys.stderr)
+        raise SystemExit(INTERRUPTED_EXIT_CODE) from None
 
 
 def learning_rate(train: TrainConfig, step: int) -> float:
@@ -252,6 +269,8 @@ def run_config(
     """The validated config of this run: the preset for a new run, the checkpoint's own config on resume
     (config.json is only a copy for people and tools), then the command line's overrides."""
     saved = checkpoint_config(state, checkpoint_path) if state else None
+    if saved:
+        require_resumable(state, saved, checkpoint_path)  # before anything is decoded or built
     config = RunConfig.from_dict(saved.to_dict()) if saved else preset
     config.override(config_overrides(args))
     if saved:
@@ -259,15 +278,27 @@ def run_config(
     return config.validate()
 
 
+def require_training_memory(config: RunConfig, device: str, processes: int) -> None:
+    """Refuse a training whose step would not fit in ``device``'s memory (``memory.training_bytes``, a rough and
+    high estimate), before anything is written or decoded; each of ``processes`` takes its share of the batch."""
+    if config.train.batch_size % processes:
+        raise ConfigError(f"train.batch_size={config.train.batch_size} must be divisible by the {processes} processes")
+    batch, size = config.train.batch_size // processes, config.data.image_size
+    points = size * size + config.train.fine_points
+    require_memory(
+        training_bytes(config.model, batch, size, points, parameters=parameter_count(config.model)),
+        device=device,
+        what=f"a training step of {batch} images of {size}x{size} and {points} points each",
+        fix="lower train.batch_size, data.image_size, train.fine_points or the model's widths",
+    )
+
+
 def restore(model: HyperSiren, optimizer: torch.optim.Optimizer, state: dict[str, Any], lr: float) -> int:
-    """Load a checkpoint's weights and optimizer state; return its step.
+    """Load a checkpoint's weights and optimizer state (``run_config`` checked that they fit); return its step.
 
     The optimizer's saved learning rate is replaced by ``lr``: otherwise ``train.lr=...`` on resume
     would be recorded in config.json yet ignored.
     """
-    missing = sorted({"optimizer", "step"} - state.keys())
-    if missing:
-        raise CheckpointError(f"the checkpoint holds no {' or '.join(missing)}, so no training can resume from it")
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     for group in optimizer.param_groups:
@@ -331,19 +362,36 @@ def divergence_message(loss: float, grad_norm: float, step: int, saved_step: int
 
 @torch.no_grad()
 def log_held_out(model: HyperSiren, images: torch.Tensor, writer: SummaryWriter, step: int) -> None:
-    """Held-out PSNR at 100 context pixels and a context | prediction | truth grid, its tiles enlarged
-    (nearest, so pixels stay pixels) to at least ``TENSORBOARD_TILE`` px: TensorBoard shows 32x32 at 32 px."""
+    """Held-out PSNR at 100 context pixels (the top half for images of fewer pixels) and a context | prediction |
+    truth grid, its tiles enlarged (nearest, so pixels stay pixels) to at least ``TENSORBOARD_TILE`` px:
+    TensorBoard shows 32x32 at 32 px."""
     model.eval()
     image = to_model_space(images)
-    mask = seeded_masks("100", len(images), *images.shape[-2:], seed=0).to(images.device)
+    setting = (fitting_settings(("100",), *images.shape[-2:]) or ("top_half",))[0]
+    mask = seeded_masks(setting, len(images), *images.shape[-2:], seed=0).to(images.device)
     prediction, truth = to_unit_range(model.inpaint(image, mask)), to_unit_range(image)
-    writer.add_scalar("held_out/psnr_100_context", psnr(prediction, truth).mean().item(), step)
+    writer.add_scalar(f"held_out/psnr_{setting}_context", psnr(prediction, truth).mean().item(), step)
     grid = comparison_grid(truth[:8], mask[:8], prediction[:8])  # (C, H', W'): a row of 3 tiles per image
     scale = math.ceil(TENSORBOARD_TILE / min(images.shape[-2:]))
     writer.add_image(
         "held_out/context_prediction_truth", F.interpolate(grid[None], scale_factor=scale, mode="nearest")[0], step
     )
     model.train()
+
+
+def interrupted_message(run_dir: Path, step: int, saved_step: int | None, config: RunConfig) -> str:
+    """What Ctrl-C stopped, what is on disk, and the command that goes on from it."""
+    launcher = f"torchrun --nproc-per-node {os.environ['WORLD_SIZE']}" if "WORLD_SIZE" in os.environ else "python"
+    command = f"{launcher} {shlex.join(sys.argv)}"
+    if saved_step is None:
+        return (
+            f"interrupted at step {step} of {config.train.max_steps}, before any checkpoint (one is saved every "
+            f"{config.train.checkpoint_every} steps): rerun to start over: {command}"
+        )
+    return (
+        f"interrupted at step {step} of {config.train.max_steps}; {run_dir / 'checkpoint.pt'} holds step "
+        f"{saved_step}. Resume from it with the same command: {command}"
+    )
 
 
 def already_finished(run_dir: Path, state: dict[str, Any] | None, max_steps: int, is_main: bool) -> bool:
@@ -371,7 +419,8 @@ def end_summary(
     """
     mean_image = to_model_space(train_images).mean(dim=0)  # (C, H, W) in [-1, 1], the mean-image row's fill
     model.eval()
-    results = evaluate_inpainting(model=model, images=eval_images, mean_image=mean_image, settings=SUMMARY_SETTINGS)
+    settings = fitting_settings(SUMMARY_SETTINGS, *eval_images.shape[-2:])
+    results = evaluate_inpainting(model=model, images=eval_images, mean_image=mean_image, settings=settings)
     ours, classical = {"PSNR (dB)": METHODS["hypersiren_pasted"]}, {"PSNR (dB)": "best classical fill"}
     for setting, scores in results.items():  # scores: {method: {"psnr": mean dB, ...}}
         best = max(CLASSICAL_FILLS, key=lambda fill: scores[fill]["psnr"])

@@ -1,16 +1,16 @@
 """Checkpoints: written atomically, never with NaN or inf in them, read back with ``torch.load(weights_only=True)``."""
 
-import os
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from torch import nn
 
-if TYPE_CHECKING:
-    from hypersiren.across.config import RunConfig
-    from hypersiren.across.model import HyperSiren
+from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.data import command_line_root
+from hypersiren.across.model import HyperSiren
+from hypersiren.files import write_atomically
 
 
 class CheckpointError(RuntimeError):
@@ -32,33 +32,23 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
         raise CheckpointError(
             f"refusing to save {path}: {non_finite[0]}{more} hold NaN or inf; the previous checkpoint is unchanged"
         )
-    _write_atomically(path, lambda file: torch.save(state, file))
+    write_atomically(path, lambda file: torch.save(state, file))
 
 
-def write_text_atomically(text: str, path: str | Path) -> None:
-    """Replace ``path`` by ``text`` all at once: a full disk or a kill leaves the old file, never a torn one."""
-    _write_atomically(Path(path), lambda file: file.write(text.encode()))
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load a checkpoint written by ``save_checkpoint`` into CPU memory; clear errors for missing or corrupt files.
 
-
-def remove_stale_temporaries(path: str | Path) -> list[Path]:
-    """Delete the temporary files that killed writers of ``path`` left behind; return them.
-
-    Only safe while no other process writes ``path`` (train/train.py holds the run's lock).
+    Loaded on the CPU whatever device saved it, so the only errors left are the file's: a
+    checkpoint saved on a GPU loads on a machine without one, and the caller moves the tensors.
+    A file-system error (permissions, I/O) or a lack of memory is raised as itself, not as corruption.
     """
-    path = Path(path)
-    stale = list(path.parent.glob(f".{path.name}.*.tmp"))
-    for temporary in stale:
-        temporary.unlink(missing_ok=True)
-    return stale
-
-
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint written by ``save_checkpoint``; clear errors for missing or corrupt files."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: train first (train/train.py --out RUN_DIR) or fix the path")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, MemoryError):
+        raise
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise CheckpointError(
             f"checkpoint {path} is corrupt or not a hypersiren checkpoint ({type(error).__name__}: {error}); "
@@ -69,14 +59,12 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def checkpoint_config(state: dict[str, Any], path: str | Path) -> "RunConfig":
+def checkpoint_config(state: dict[str, Any], path: str | Path) -> RunConfig:
     """The validated run config embedded in a loaded checkpoint, whose weights it describes.
 
     Validation (shapes, parameter count) comes before any model is built, so a small
     checkpoint whose config asks for billions of parameters fails here, allocating nothing.
     """
-    from hypersiren.across.config import ConfigError, RunConfig  # here, not at the top: config imports this module
-
     if not isinstance(state.get("config"), dict):
         raise CheckpointError(f"{path} holds no 'config' entry: not a checkpoint written by train/train.py")
     try:
@@ -87,21 +75,29 @@ def checkpoint_config(state: dict[str, Any], path: str | Path) -> "RunConfig":
 
 def load_run(
     run_dir: str | Path, device: str | torch.device = "cpu", data_root: str | None = None
-) -> tuple["RunConfig", "HyperSiren"]:
+) -> tuple[RunConfig, HyperSiren]:
     """The config and trained model (eval mode) of a run directory written by train/train.py.
 
     ``data_root`` (a command-line path) replaces the dataset folder saved with the run, for data
     that moved since training. The weights' shapes are compared with the config's model, built on
     the meta device, before the model is allocated.
     """
-    from hypersiren.across.data import command_line_root
-    from hypersiren.across.model import HyperSiren
-
     path = Path(run_dir) / "checkpoint.pt"
-    state = load_checkpoint(path, device)
+    state = load_checkpoint(path)
     config = checkpoint_config(state, path)
     if data_root:
         config.data.root = command_line_root(data_root)
+    require_matching_weights(state, config, path)
+    model = HyperSiren(config.model).to(device)
+    model.load_state_dict(state["model"])
+    return config, model.eval()
+
+
+def require_matching_weights(state: dict[str, Any], config: RunConfig, path: str | Path) -> None:
+    """``CheckpointError`` unless ``state["model"]`` has exactly the tensors of ``config``'s model, by name and shape.
+
+    The model is built on the meta device, so a mismatch is found before anything is allocated.
+    """
     with torch.device("meta"):
         expected = {name: tensor.shape for name, tensor in HyperSiren(config.model).state_dict().items()}
     found = {name: getattr(tensor, "shape", None) for name, tensor in state["model"].items()}
@@ -112,43 +108,68 @@ def load_run(
             f"{mismatched[0]}: {found.get(mismatched[0])} saved, {expected.get(mismatched[0])} expected); "
             "the file is damaged or was edited: use an intact checkpoint"
         )
-    model = HyperSiren(config.model).to(device)
-    model.load_state_dict(state["model"])
-    return config, model.eval()
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
+def require_resumable(state: dict[str, Any], config: RunConfig, path: str | Path) -> None:
+    """``CheckpointError`` unless a training of ``config`` can resume from ``state``: a step count, and weights and
+    optimizer state of ``config``'s model (``Optimizer.load_state_dict`` checks only how many tensors there are, so
+    another model's Adam moments would load, then crash the first step). Checked on the meta device: before any
+    dataset is decoded or model allocated."""
+    missing = sorted({"optimizer", "step"} - state.keys())
+    if missing:
+        raise CheckpointError(f"{path} holds no {' or '.join(missing)}, so no training can resume from it")
+    if isinstance(state["step"], bool) or not isinstance(state["step"], int) or state["step"] < 0:
+        raise CheckpointError(f"{path} holds step {state['step']!r}, not a step count: use an intact checkpoint")
+    require_matching_weights(state, config, path)
+    with torch.device("meta"):
+        parameters = list(HyperSiren(config.model).parameters())
+    problem = _optimizer_problem(state["optimizer"], parameters)
+    if problem:
+        raise CheckpointError(
+            f"{path}'s optimizer state does not match its model ({problem}): the file is damaged or was edited; "
+            "use an intact checkpoint, or another --out to start over"
+        )
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path, data_root: str | None = None) -> Path:
     """A trained run as a run folder to share: its weights, step and config, without the optimizer state.
 
     A third of the checkpoint's size (Adam keeps two moments per weight), and every eval
     program reads it as it reads the run (``load_run``); training does not resume from it.
-    Returns the written checkpoint's path.
+    ``data_root`` replaces the saved dataset folder, e.g. with one relative to the repository
+    as presets name it, so the export works on other machines. Returns the checkpoint's path.
     """
-    from hypersiren.across.config import RunConfig  # here, not at the top: config imports this module
-
     source = Path(run_dir) / "checkpoint.pt"
     state = load_checkpoint(source)
     config = checkpoint_config(state, source)
+    if data_root is not None:
+        config.data.root = data_root
     exported = Path(out_dir) / "checkpoint.pt"
     save_checkpoint({"model": state["model"], "step": state.get("step"), "config": config.to_dict()}, exported)
     RunConfig.from_dict(config.to_dict()).save(exported.parent / "config.json")
     return exported
 
 
-def _write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex[:12]}.tmp"
-    # O_EXCL as mkstemp, but mode 0o666 under the umask (mkstemp's 0o600 would hide runs from their readers).
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)  # atomic on POSIX and Windows
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+def _optimizer_problem(optimizer_state: Any, parameters: list[nn.Parameter]) -> str | None:
+    """What keeps Adam's ``state_dict()`` from fitting ``parameters``, or None."""
+    groups = optimizer_state.get("param_groups") if isinstance(optimizer_state, dict) else None
+    moments = optimizer_state.get("state") if isinstance(optimizer_state, dict) else None
+    if not (
+        isinstance(groups, list) and len(groups) == 1 and isinstance(groups[0], dict) and isinstance(moments, dict)
+    ):
+        return "it is not one group of parameters with their moments"
+    indices = groups[0].get("params")
+    count = len(indices) if isinstance(indices, list) else 0
+    if count != len(parameters):
+        return f"it is for {count} parameter tensors, the model has {len(parameters)}"
+    for index, parameter in zip(indices, parameters):
+        entry = moments.get(index, {})
+        if not isinstance(entry, dict):
+            return f"its entry of parameter {index} is not a dict"
+        for name, value in entry.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape != parameter.shape:
+                return f"its {name} of parameter {index} is {tuple(value.shape)}, the model's {tuple(parameter.shape)}"
+    return None
 
 
 def _non_finite_tensors(value: Any, name: str = "state") -> list[str]:

@@ -18,15 +18,18 @@ from typing import Any, Literal
 
 import torch
 
-from hypersiren.across.checkpoint import write_text_atomically
 from hypersiren.across.data import DataConfig, command_line_root
 from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.files import write_text
 
 # 2^30 parameters are 4 GiB of fp32 weights and 16 GiB with gradients and Adam's two moments, 20x the
 # paper's model: beyond that a config is a typo (hyper_hidden_features=40000), not an experiment.
 MAX_PARAMETERS = 2**30
 # Images are decoded whole into memory and every pixel is rendered each step; far beyond the paper's 32.
 MAX_IMAGE_SIZE = 1024
+MIN_IMAGE_SIZE = 2  # a 1x1 image's top half is all of it: nothing is left to inpaint or score
+MAX_SEED = 2**32 - 1  # the largest seed both torch and numpy take
+EVAL_SPLITS = {"celeba": ("train", "val", "test"), "cifar10": ("train", "test", "val"), "folder": ("train", "val")}
 
 
 class ConfigError(ValueError):
@@ -60,6 +63,10 @@ def _at_least(minimum: int) -> tuple[Callable[[Any], bool], str]:
     return (lambda value: value >= minimum), f">= {minimum}"
 
 
+def _between(low: int, high: int) -> tuple[Callable[[Any], bool], str]:
+    return (lambda value: low <= value <= high), f"in [{low}, {high}]"
+
+
 _POSITIVE = (lambda value: 0 < value < math.inf), "a finite number > 0"
 _NON_NEGATIVE = (lambda value: 0 <= value < math.inf), "a finite number >= 0"
 
@@ -74,7 +81,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "model.hyper_hidden_layers": _at_least(0),
     "model.omega": _POSITIVE,
     "model.encoder_widths": (lambda widths: len(widths) > 0 and min(widths) >= 1, "a non-empty list of widths >= 1"),
-    "data.image_size": ((lambda size: 1 <= size <= MAX_IMAGE_SIZE), f"in [1, {MAX_IMAGE_SIZE}]"),
+    "data.image_size": _between(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
     "data.root": ((lambda root: root.strip() != ""), "a folder"),
     "data.train_limit": _at_least(0),
     "train.max_steps": _at_least(1),
@@ -90,6 +97,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.checkpoint_every": _at_least(1),
     "train.eval_images": _at_least(1),
     "train.fine_points": _at_least(0),
+    "train.seed": _between(0, MAX_SEED),  # what torch and numpy take
     "train.top_half_fraction": ((lambda share: 0 <= share <= 1), "in [0, 1]"),
 }
 
@@ -163,7 +171,8 @@ class RunConfig:
             for problem in _field_problems(section.name, getattr(self, section.name))
         ]
         if not problems:  # the checks across fields assume each field is well typed
-            checks = (_context_problem(self.train, self.data.image_size), _local_problem(self))
+            checks = [_context_problem(self.train, self.data.image_size), *_model_problems(self.model)]
+            checks += [_fine_points_problem(self), _split_problem(self.data)]
             problems = [problem for problem in checks if problem]
             if not problems:  # counting parameters builds the model, which needs a consistent config
                 problems = [problem for problem in (_size_problem(self.model),) if problem]
@@ -173,14 +182,20 @@ class RunConfig:
 
     def save(self, path: str | Path) -> None:
         """Validate, then write atomically: a crash or full disk leaves the previous config.json whole."""
-        write_text_atomically(json.dumps(self.validate().to_dict(), indent=2) + "\n", path)
+        write_text(json.dumps(self.validate().to_dict(), indent=2) + "\n", path)
 
 
 def validate_model_config(config: ModelConfig) -> None:
     """``ConfigError`` for a model config that cannot be built or is implausibly large (``MAX_PARAMETERS``)."""
-    problems = _field_problems("model", config) or [p for p in (_size_problem(config),) if p]
+    problems = model_problems(config) or [p for p in (_size_problem(config),) if p]
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def model_problems(config: ModelConfig) -> list[str]:
+    """What makes ``config`` unbuildable, one fix per entry (``HyperSiren`` raises them): each field's type
+    and rule, then the fields that must agree. The parameter count is not checked here."""
+    return _field_problems("model", config) or _model_problems(config)
 
 
 def validate_data_config(config: DataConfig) -> None:
@@ -235,15 +250,25 @@ def _context_problem(train: TrainConfig, image_size: int) -> str | None:
     )
 
 
-def _local_problem(config: "RunConfig") -> str | None:
-    model, train = config.model, config.train
+def _model_problems(model: ModelConfig) -> list[str]:
+    problems = []
     if model.encoder == "unet" and model.local_features <= model.image_channels:
-        return (
+        problems.append(
             f"model.local_features={model.local_features} must exceed model.image_channels={model.image_channels}: "
             "the last image_channels local code channels are the colour guess"
         )
     if model.decoder == "pixel" and model.encoder != "unet":
-        return f"model.decoder='pixel' needs model.encoder='unet' (its local codes), not {model.encoder!r}"
+        problems.append(f"model.decoder='pixel' needs model.encoder='unet' (its local codes), not {model.encoder!r}")
+    return problems
+
+
+def _fine_points_problem(config: "RunConfig") -> str | None:
+    model, train, size = config.model, config.train, config.data.image_size
+    if train.fine_points > (2 * size) ** 2:
+        return (
+            f"train.fine_points={train.fine_points} exceeds the {(2 * size) ** 2} pixels of the {2 * size}x{2 * size} "
+            f"image they are drawn from (more only repeats them): lower it to at most {(2 * size) ** 2}"
+        )
     if model.decoder == "pixel" and train.fine_points:
         return (
             "model.decoder='pixel' renders only its pixel grid, so it cannot learn from train.fine_points: "
@@ -252,6 +277,13 @@ def _local_problem(config: "RunConfig") -> str | None:
     if train.fine_points and config.data.dataset == "cifar10":
         return "train.fine_points needs originals larger than data.image_size, and CIFAR-10's are 32x32: set it to 0"
     return None
+
+
+def _split_problem(data: DataConfig) -> str | None:
+    splits = EVAL_SPLITS.get(data.dataset, ())
+    if data.eval_split in splits:
+        return None
+    return f"data.eval_split={data.eval_split!r} is not a {data.dataset} split: choose one of {', '.join(splits)}"
 
 
 def _size_problem(config: ModelConfig) -> str | None:

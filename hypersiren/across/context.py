@@ -73,6 +73,11 @@ def top_half_mask(batch_size: int, height: int, width: int, device: torch.device
 CONTEXT_SETTINGS = ("10", "100", "1000", "top_half", "full")  # the evaluation protocol
 
 
+def fitting_settings(settings: tuple[str, ...], height: int, width: int) -> tuple[str, ...]:
+    """The context ``settings`` an image of ``height x width`` can hold: pixel counts above its pixels are left out."""
+    return tuple(setting for setting in settings if not setting.isdigit() or int(setting) <= height * width)
+
+
 def context_mask(
     setting: str,
     batch_size: int,

@@ -6,7 +6,6 @@ a 32x32 CelebA train split is 0.5 GB, and indexing it is far faster than any
 per-item loader, so data loading never bounds the training step.
 """
 
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
+from hypersiren.across import memory
 from hypersiren.across.context import training_context_mask
 from hypersiren.core.pixels import pixel_grid, to_model_space
 
@@ -137,8 +137,7 @@ def _celeba_files(root: Path, split: str) -> list[Path]:
         )
     if split not in CELEBA_SPLITS:
         raise DatasetError(f"CelebA has splits {sorted(CELEBA_SPLITS)}, not {split!r}")
-    lines = [line.split() for line in partition.read_text().splitlines() if line.strip()]
-    files = [folder / name for name, code in lines if code == CELEBA_SPLITS[split]]
+    files = [folder / name for name, code in _partition_lines(partition) if code == CELEBA_SPLITS[split]]
     if not files:
         raise DatasetError(f"{partition} lists no image for split {split!r}: choose another split (e.g. 'val')")
     missing = [file.name for file in files if not file.is_file()]
@@ -148,6 +147,21 @@ def _celeba_files(root: Path, split: str) -> list[Path]:
             f"{folder} (first: {missing[0]}); restore them or regenerate the partition file for the images present"
         )
     return files
+
+
+def _partition_lines(partition: Path) -> list[tuple[str, str]]:
+    """The ``(file name, split code)`` pairs of CelebA's ``list_eval_partition.txt``, one per non-blank line."""
+    pairs = []
+    for number, line in enumerate(partition.read_text(errors="replace").splitlines(), start=1):
+        fields = line.split()
+        if fields and (len(fields) != 2 or fields[1] not in CELEBA_SPLITS.values()):
+            raise DatasetError(
+                f"{partition} line {number} is {line.strip()[:60]!r}, not 'NNNNNN.jpg CODE' with CODE 0, 1 or 2: "
+                "restore the file from the CelebA download"
+            )
+        if fields:
+            pairs.append((fields[0], fields[1]))
+    return pairs
 
 
 def _cifar10_folder_files(root: Path, split: str) -> list[Path]:
@@ -174,6 +188,11 @@ def _folder_files(root: Path, split: str | None) -> list[Path]:
         raise DatasetError(f"no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
     if split not in ("train", "val"):
         raise DatasetError(f"an image folder has splits 'train' and 'val', not {split!r}")
+    if len(files) < 10:
+        raise DatasetError(
+            f"{root} holds {len(files)} images: too few for a 'val' split (every 10th image) and a 'train' split "
+            "(the rest); add images until there are at least 10"
+        )
     return [file for index, file in enumerate(files) if (index % 10 == 9) == (split == "val")]
 
 
@@ -188,14 +207,10 @@ def _load_torchvision_cifar10(root: Path, split: str, download: bool) -> Tensor:
     return torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
 
 
-def _physical_memory() -> int:
-    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-
-
 def _check_memory(count: int, size: int) -> None:
     """Refuse a split whose decoded uint8 tensor would take more than half the machine's memory,
     before decoding it: otherwise the decode runs until the machine runs out."""
-    needed, available = 3 * size * size * count, _physical_memory()
+    needed, available = 3 * size * size * count, memory.physical_memory()
     if needed > available // 2:
         raise DatasetError(
             f"{count} images at {size}x{size} take {needed / 2**30:.1f} GiB decoded, more than half of this machine's "

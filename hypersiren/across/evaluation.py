@@ -42,6 +42,7 @@ def evaluate_inpainting(
     batch_size: int = 256,
     progress: bool = False,
     ablation: HyperSiren | None = None,
+    supersample: int = 2,
 ) -> dict[str, dict[str, dict[str, float | None]]]:
     """Mean per-image PSNR (dB, on [0, 1]) over all and over unobserved pixels.
 
@@ -49,7 +50,8 @@ def evaluate_inpainting(
 
     ``images (N, C, H, W)`` uint8; ``mean_image (C, H, W)`` in [-1, 1]. With every pixel
     observed ("full") a fill is exact and unobserved pixels do not exist: those are None.
-    ``ablation`` (a model trained alike, e.g. ``decoder="pixel"``) is scored on the same masks.
+    ``ablation`` (a model trained alike, e.g. ``decoder="pixel"``) is scored on the same masks;
+    ``supersample`` is ``HyperSiren.inpaint``'s.
     """
     listed = [method for method in METHODS if ablation is not None or method not in ABLATION_METHODS]
     device = next(model.parameters()).device
@@ -63,7 +65,7 @@ def evaluate_inpainting(
         for start in range(0, count, batch_size):
             image = to_model_space(images[start : start + batch_size].to(device))
             mask = masks[start : start + batch_size].to(device)
-            rendered = model.inpaint(image, mask, raw=True)
+            rendered = model.inpaint(image, mask, raw=True, supersample=supersample)
             predictions = {"hypersiren": rendered}
             if ablation is not None:
                 predictions["pixel_unet"] = ablation.inpaint(image, mask, raw=True)
@@ -124,6 +126,7 @@ def evaluate_scales(
     ablation: HyperSiren | None = None,
     seed: int = 0,
     batch_size: int = 32,
+    supersample: int = 2,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Arbitrary-scale rendering: mean per-image PSNR (dB, on [0, 1]) against the true larger images.
 
@@ -141,14 +144,14 @@ def evaluate_scales(
         for start in range(0, len(low), batch_size):
             image = to_model_space(low[start : start + batch_size].to(device))
             mask = masks[start : start + batch_size].to(device)
-            own_size = {"hypersiren_bicubic": model.inpaint(image, mask)}
+            own_size = {"hypersiren_bicubic": model.inpaint(image, mask, supersample=supersample)}
             own_size["bicubic"] = image if bool(mask.all()) else classical_fill("biharmonic", image, mask)
             if ablation is not None:
                 own_size["pixel_unet_bicubic"] = ablation.inpaint(image, mask)
             for scale, truths in high.items():
                 size = tuple(truths.shape[-2:])
                 truth = to_unit_range(to_model_space(truths[start : start + batch_size].to(device)))
-                predictions = {"hypersiren": model.inpaint(image, mask, size=size)} | {
+                predictions = {"hypersiren": model.inpaint(image, mask, size=size, supersample=supersample)} | {
                     method: F.interpolate(completion, size=size, mode="bicubic", align_corners=False)
                     for method, completion in own_size.items()
                 }

@@ -140,6 +140,8 @@ def check_coords(params: SirenParams, coords: Tensor) -> None:
     """Raise a ValueError naming the problem if ``coords`` cannot be rendered by ``params``."""
     if coords.dim() != 3:
         raise ValueError(f"coords must be (B, N, D_in), got shape {tuple(coords.shape)}")
+    if coords.shape[1] == 0:
+        raise ValueError(f"coords {tuple(coords.shape)} hold no point (N = 0): pass at least one point per sample")
     params_batch, in_features, _ = params[0].weight.shape
     if coords.shape[-1] != in_features:
         raise ValueError(

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
+# The bundled photos (8-bit, no download) the fit programs offer.
+PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "coins", "moon", "rocket")
 # ITU-R BT.709 luma, the weights of skimage.color.rgb2gray.
 _LUMA = torch.tensor([0.2125, 0.7154, 0.0721])
 

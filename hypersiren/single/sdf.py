@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from hypersiren.core.diffops import gradient
+from hypersiren.files import write_text
 
 
 class Sphere(NamedTuple):
@@ -259,4 +260,4 @@ def write_obj(vertices: Tensor, faces: Tensor, path: str | Path) -> None:
     """A triangle mesh as Wavefront OBJ text (1-based face indices), readable by any mesh viewer."""
     lines = [f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in vertices.tolist()]
     lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces.tolist()]
-    Path(path).write_text("\n".join(lines) + "\n")
+    write_text("\n".join(lines) + "\n", path)
