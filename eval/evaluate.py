@@ -68,9 +68,9 @@ def main() -> None:
         "--supersample",
         type=int,
         choices=range(1, 5),
-        default=2,
         metavar="{1..4}",
-        help="HyperSiren's pixels as the mean of supersample² points over their area (1: centre points)",
+        help="HyperSiren's pixels as the mean of supersample² points over their area (1: centre points; "
+        "default: the run's, 2 where it was trained between pixel centres)",
     )
     args = parser.parse_args()
 
@@ -99,7 +99,7 @@ def main() -> None:
         "image_size": config.data.image_size,
         "seed": args.seed,
         "ablation": args.ablation,
-        "supersample": args.supersample,
+        "supersample": args.supersample or model.supersample,
         "results": results,
     }
     title = f"{config.data.dataset} {split}, {len(images)} images, {config.data.image_size}x{config.data.image_size}"
@@ -164,7 +164,7 @@ def save_scales_figure(
         row_labels += [f"{'all' if setting == 'full' else setting} px" for _ in range(len(low))]
     tiles = torch.cat(rows).flatten(0, 1)
     height, width = low.shape[-2:]
-    labels = [f"input {height}×{width}", "bicubic (of biharmonic\nfill from 100 px)"]
+    labels = [f"input {height}×{width}", "bicubic (100 px:\nof biharmonic fill)"]
     labels += ["pixel U-Net + bicubic"] if ablation is not None else []
     labels += [f"HyperSiren at {size[0]}×{size[1]}", f"truth {size[0]}×{size[1]}"]
     save_labeled_grid(tiles, path, column_labels=labels, row_labels=row_labels)
@@ -183,7 +183,7 @@ def reading_from(config: DataConfig, root: str | None) -> DataConfig:
     return dataclasses.replace(config, root=command_line_root(root)) if root else config
 
 
-def results_name(split: str, eval_split: str, limit: int | None, seed: int, supersample: int = 2) -> str:
+def results_name(split: str, eval_split: str, limit: int | None, seed: int, supersample: int | None = None) -> str:
     """``metrics`` for the full held-out evaluation; a partial one is named by what makes it partial,
     e.g. ``metrics_val_limit8``, so it never replaces the full one."""
     parts = ["metrics"]
@@ -193,7 +193,7 @@ def results_name(split: str, eval_split: str, limit: int | None, seed: int, supe
         parts.append(f"limit{limit}")
     if seed != 0:
         parts.append(f"seed{seed}")
-    if supersample != 2:
+    if supersample is not None:
         parts.append(f"supersample{supersample}")
     return "_".join(parts)
 

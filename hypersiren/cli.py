@@ -113,35 +113,31 @@ def device(text: str) -> str:
     raise argparse.ArgumentTypeError(f"device {text!r} is not available here: this machine has {', '.join(devices)}")
 
 
-def int_in(low: int, high: float = math.inf) -> Callable[[str], int]:
-    """An argparse type: an integer in [low, high]."""
+def number_in(kind: type[int] | type[float], low: float, high: float = math.inf) -> Callable[[str], float]:
+    """An argparse type: an ``int`` or ``float`` in [low, high] (NaN refused: it compares false)."""
+    what = "an integer" if kind is int else "a number"
     bounds = f"in [{low}, {high}]" if high < math.inf else f">= {low}"
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer {bounds}, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
-        return value
-
-    return parse
-
-
-def float_in(low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a number in [low, high] (NaN refused)."""
 
     def parse(text: str) -> float:
         try:
-            value = float(text)
+            value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"must be a number in [{low:g}, {high:g}], got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {what} {bounds}, got {text!r}") from None
         if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be in [{low:g}, {high:g}], got {text}")
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {text}")
         return value
 
     return parse
+
+
+def int_in(low: int, high: float = math.inf) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high]."""
+    return number_in(int, low, high)
+
+
+def float_in(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number in [low, high]."""
+    return number_in(float, low, high)
 
 
 def positive_float(text: str) -> float:

@@ -5,6 +5,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HYPERSIREN_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -40,3 +41,15 @@ def load_program() -> Callable[[str], ModuleType]:
         return module
 
     return load
+
+
+BATCH_HEIGHT, BATCH_WIDTH = 8, 6  # a small non-square image: a transposed axis shows
+
+
+@pytest.fixture
+def batch() -> tuple[torch.Tensor, torch.Tensor]:
+    """Two random images ``(2, 3, 8, 6)`` in [-1, 1] and masks ``(2, 1, 8, 6)`` observing about half the pixels."""
+    generator = torch.Generator().manual_seed(1)
+    image = torch.rand(2, 3, BATCH_HEIGHT, BATCH_WIDTH, generator=generator) * 2 - 1
+    mask = torch.rand(2, 1, BATCH_HEIGHT, BATCH_WIDTH, generator=generator) < 0.5
+    return image, mask

@@ -239,3 +239,11 @@ def test_a_checkpoint_that_does_not_fit_its_config_is_refused_before_resuming():
     ]:
         with pytest.raises(CheckpointError, match=message):
             require_resumable(broken, config, "checkpoint.pt")
+
+
+@pytest.mark.parametrize(("fine_points", "supersample"), [(512, 2), (0, 1)])
+def test_a_run_taught_between_pixel_centres_renders_pixels_as_area_means(tmp_path, fine_points, supersample):
+    config = RunConfig().override([*SMALL, f"train.fine_points={fine_points}"]).validate()
+    state = {"model": HyperSiren(config.model).state_dict(), "step": 1, "config": config.to_dict()}
+    save_checkpoint(state, tmp_path / "checkpoint.pt")
+    assert load_run(tmp_path)[1].supersample == supersample

@@ -7,7 +7,7 @@ from hypersiren.across.model import HyperSiren, ModelConfig, Refinement, sample_
 from hypersiren.core.pixels import pixel_grid
 from hypersiren.core.render import render
 
-HEIGHT, WIDTH = 8, 6
+HEIGHT, WIDTH = 8, 6  # the size of conftest.py's batch
 
 
 def small_config(**overrides):
@@ -28,14 +28,6 @@ def small_config(**overrides):
 def model(request):
     torch.manual_seed(0)
     return HyperSiren(small_config(encoder=request.param)).eval()
-
-
-@pytest.fixture
-def batch():
-    generator = torch.Generator().manual_seed(1)
-    image = torch.rand(2, 3, HEIGHT, WIDTH, generator=generator) * 2 - 1
-    mask = torch.rand(2, 1, HEIGHT, WIDTH, generator=generator) < 0.5
-    return image, mask
 
 
 def test_forward_shapes(model, batch):

@@ -12,7 +12,7 @@ from hypersiren.across.model import HyperSiren, ModelConfig
 from hypersiren.across.objective import hypernetwork_loss
 from hypersiren.core.pixels import pixel_grid
 
-HEIGHT, WIDTH = 8, 6
+HEIGHT, WIDTH = 8, 6  # the size of conftest.py's batch
 DEFAULT_PRESET = Path(__file__).resolve().parents[1] / "train" / "default.toml"
 
 
@@ -23,14 +23,6 @@ def model():
     model = HyperSiren(config).eval()
     torch.nn.init.normal_(model.pixel_head.correction[-1].weight)  # a trained head's correction is not zero
     return model
-
-
-@pytest.fixture
-def batch():
-    generator = torch.Generator().manual_seed(1)
-    image = torch.rand(2, 3, HEIGHT, WIDTH, generator=generator) * 2 - 1
-    mask = torch.rand(2, 1, HEIGHT, WIDTH, generator=generator) < 0.5
-    return image, mask
 
 
 def test_it_has_no_hypernetwork_or_siren(model):

@@ -88,7 +88,8 @@ def load_run(
     if data_root:
         config.data.root = command_line_root(data_root)
     require_matching_weights(state, config, path)
-    model = HyperSiren(config.model).to(device)
+    # Averaging over a pixel's area pays where training taught the function between pixel centres (README).
+    model = HyperSiren(config.model, supersample=2 if config.train.fine_points else 1).to(device)
     model.load_state_dict(state["model"])
     return config, model.eval()
 

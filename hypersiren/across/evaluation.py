@@ -42,7 +42,7 @@ def evaluate_inpainting(
     batch_size: int = 256,
     progress: bool = False,
     ablation: HyperSiren | None = None,
-    supersample: int = 2,
+    supersample: int | None = None,
 ) -> dict[str, dict[str, dict[str, float | None]]]:
     """Mean per-image PSNR (dB, on [0, 1]) over all and over unobserved pixels.
 
@@ -51,7 +51,7 @@ def evaluate_inpainting(
     ``images (N, C, H, W)`` uint8; ``mean_image (C, H, W)`` in [-1, 1]. With every pixel
     observed ("full") a fill is exact and unobserved pixels do not exist: those are None.
     ``ablation`` (a model trained alike, e.g. ``decoder="pixel"``) is scored on the same masks;
-    ``supersample`` is ``HyperSiren.inpaint``'s.
+    ``supersample`` is ``HyperSiren.inpaint``'s (None: the model's own).
     """
     listed = [method for method in METHODS if ablation is not None or method not in ABLATION_METHODS]
     device = next(model.parameters()).device
@@ -126,7 +126,7 @@ def evaluate_scales(
     ablation: HyperSiren | None = None,
     seed: int = 0,
     batch_size: int = 32,
-    supersample: int = 2,
+    supersample: int | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Arbitrary-scale rendering: mean per-image PSNR (dB, on [0, 1]) against the true larger images.
 

@@ -75,7 +75,7 @@ class Refinement:
 class HyperSiren(nn.Module):
     """Images (any size, any observed subset) -> a SIREN per image -> values anywhere."""
 
-    def __init__(self, config: ModelConfig, refinement: Refinement = Refinement()):
+    def __init__(self, config: ModelConfig, refinement: Refinement = Refinement(), supersample: int = 1):
         from hypersiren.across.config import ConfigError, model_problems  # here: config imports this module
 
         problems = model_problems(config)
@@ -84,6 +84,9 @@ class HyperSiren(nn.Module):
         super().__init__()
         self.config = config
         self.refinement = refinement  # inpaint's default: none, measured not to pay on the default model (README)
+        # inpaint's default: load_run sets 2 for runs trained between pixel centres (train.fine_points), where
+        # averaging over a pixel's area pays (README); elsewhere the function off the centres was never taught.
+        self.supersample = supersample
         self.modulator: ShiftModulator | None = None
         self.hypernet: HyperNetwork | None = None
         self.pixel_head: PixelHead | None = None
@@ -171,7 +174,7 @@ class HyperSiren(nn.Module):
         chunk_size: int = 65536,
         refinement: Refinement | None = None,
         raw: bool = False,
-        supersample: int = 2,
+        supersample: int | None = None,
     ) -> Tensor:
         """Complete images from the observed pixels: ``-> (B, C, H', W')`` in [-1, 1].
 
@@ -181,15 +184,16 @@ class HyperSiren(nn.Module):
         ``size=(H', W')`` renders the same continuous image at another resolution, ``chunk_size``
         points at a time so memory stays bounded; ``refinement`` defaults to ``self.refinement``.
         Each output pixel is the mean of ``supersample²`` points spread over its area (1: its centre
-        only): a pixel of a photo is the scene averaged over its area, and only a function can be
-        averaged so (+0.5 dB at 1000 of 1024 pixels on held-out faces, README). The pixel decoder
-        ignores it.
+        only; default ``self.supersample``): a pixel of a photo is the scene averaged over its area,
+        and only a function can be averaged so (+0.5 dB at 1000 of 1024 pixels on held-out faces,
+        README). The pixel decoder ignores it.
         A call whose estimated memory (``memory.inpaint_bytes``) exceeds the device's raises
         ``MemoryLimitError`` (a ValueError) before anything is computed.
         """
         height, width = _render_size(size, image)
         if isinstance(chunk_size, bool) or not isinstance(chunk_size, numbers.Integral) or chunk_size < 1:
             raise ValueError(f"chunk_size must be an integer >= 1 (points rendered at a time), got {chunk_size!r}")
+        supersample = self.supersample if supersample is None else supersample
         if isinstance(supersample, bool) or not isinstance(supersample, numbers.Integral) or supersample < 1:
             raise ValueError(f"supersample must be an integer >= 1 (1: pixel centres only), got {supersample!r}")
         self._check_inputs(image, mask)
