@@ -9,7 +9,6 @@ Prints the table, then writes RUN_DIR/eval/metrics.json and metrics.md. A partia
 metrics_val_limit8.json, and never replaces the full one.
 """
 
-import argparse
 import dataclasses
 from pathlib import Path
 
@@ -30,17 +29,10 @@ from hypersiren.across.evaluation import (
     seeded_masks,
 )
 from hypersiren.across.model import HyperSiren
-from hypersiren.cli import add_run_options, exits_cleanly, program
+from hypersiren.cli import add_run_options, exits_cleanly, float_in, int_in, program
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.figures import context_image, plot_psnr_vs_context, save_labeled_grid
 from hypersiren.results import write_results
-
-
-def positive(text: str) -> int:
-    """An argparse type: a count of at least 1 (``--limit 0`` would evaluate nothing)."""
-    if int(text) < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
-    return int(text)
 
 
 @exits_cleanly()
@@ -51,14 +43,14 @@ def main() -> None:
         "--train-data-root", help="folder of the training split, for the mean-image baseline (default: the run's)"
     )
     parser.add_argument("--split", help="held-out split (default: the run's data.eval_split)")
-    parser.add_argument("--limit", type=positive, help="evaluate on the first N held-out images only")
+    parser.add_argument("--limit", type=int_in(1), help="evaluate on the first N held-out images only")
     parser.add_argument("--out", help="folder for the metrics files (default: RUN_DIR/eval)")
     parser.add_argument(
         "--ablation", help="another run (e.g. model.decoder=pixel, trained alike) scored beside, on the same masks"
     )
     parser.add_argument(
         "--scales",
-        type=positive_scale,
+        type=float_in(1, 16),
         nargs="+",
         default=[2.0, 2.5, 3.0, 4.0],
         help="render scales checked against the true larger images (datasets with larger originals; default: "
@@ -168,14 +160,6 @@ def save_scales_figure(
     labels += ["pixel U-Net + bicubic"] if ablation is not None else []
     labels += [f"HyperSiren at {size[0]}×{size[1]}", f"truth {size[0]}×{size[1]}"]
     save_labeled_grid(tiles, path, column_labels=labels, row_labels=row_labels)
-
-
-def positive_scale(text: str) -> float:
-    """An argparse type: a render scale of at least 1 (the truth is the image at that size)."""
-    value = float(text)
-    if not 1 <= value <= 16:
-        raise argparse.ArgumentTypeError(f"must be in [1, 16], got {text}")
-    return value
 
 
 def reading_from(config: DataConfig, root: str | None) -> DataConfig:

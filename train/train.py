@@ -208,7 +208,7 @@ def main() -> None:
             dist.destroy_process_group()
         if is_main:
             writer.close()
-            print(end_summary(model, train_images, eval_images=eval_images, run_dir=run_dir, config=config))
+            print(end_summary(model, eval_images=eval_images, run_dir=run_dir, config=config))
             lock.close()
     except KeyboardInterrupt:
         progress.close()  # so that the message is the last line on the terminal
@@ -409,18 +409,15 @@ def already_finished(run_dir: Path, state: dict[str, Any] | None, max_steps: int
     return True
 
 
-def end_summary(
-    model: HyperSiren, train_images: torch.Tensor, eval_images: torch.Tensor, run_dir: Path, config: RunConfig
-) -> str:
+def end_summary(model: HyperSiren, eval_images: torch.Tensor, run_dir: Path, config: RunConfig) -> str:
     """The last lines of a training: how it inpaints held-out images beside the best classical fill (the bar it
     must clear, so the run ends with an answer rather than a loss), where its files are, and what to run next.
 
-    ``train_images``, ``eval_images``: uint8 ``(N, C, H, W)``; the masks are eval/evaluate.py's (seed 0).
+    ``eval_images``: uint8 ``(N, C, H, W)``; the masks are eval/evaluate.py's (seed 0).
     """
-    mean_image = to_model_space(train_images).mean(dim=0)  # (C, H, W) in [-1, 1], the mean-image row's fill
     model.eval()
     settings = fitting_settings(SUMMARY_SETTINGS, *eval_images.shape[-2:])
-    results = evaluate_inpainting(model=model, images=eval_images, mean_image=mean_image, settings=settings)
+    results = evaluate_inpainting(model=model, images=eval_images, mean_image=None, settings=settings)
     ours, classical = {"PSNR (dB)": METHODS["hypersiren_pasted"]}, {"PSNR (dB)": "best classical fill"}
     for setting, scores in results.items():  # scores: {method: {"psnr": mean dB, ...}}
         best = max(CLASSICAL_FILLS, key=lambda fill: scores[fill]["psnr"])

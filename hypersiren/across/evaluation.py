@@ -36,7 +36,7 @@ def seeded_masks(setting: str, count: int, height: int, width: int, seed: int) -
 def evaluate_inpainting(
     model: HyperSiren,
     images: Tensor,
-    mean_image: Tensor,
+    mean_image: Tensor | None,
     settings: tuple[str, ...] = CONTEXT_SETTINGS,
     seed: int = 0,
     batch_size: int = 256,
@@ -48,12 +48,13 @@ def evaluate_inpainting(
 
     Returns ``{setting: {method: {metric: value}}}``.
 
-    ``images (N, C, H, W)`` uint8; ``mean_image (C, H, W)`` in [-1, 1]. With every pixel
+    ``images (N, C, H, W)`` uint8; ``mean_image (C, H, W)`` in [-1, 1] (None: no mean-image row). With every pixel
     observed ("full") a fill is exact and unobserved pixels do not exist: those are None.
     ``ablation`` (a model trained alike, e.g. ``decoder="pixel"``) is scored on the same masks;
     ``supersample`` is ``HyperSiren.inpaint``'s (None: the model's own).
     """
-    listed = [method for method in METHODS if ablation is not None or method not in ABLATION_METHODS]
+    left_out = {*(ABLATION_METHODS if ablation is None else ()), *(("mean_image",) if mean_image is None else ())}
+    listed = [method for method in METHODS if method not in left_out]
     device = next(model.parameters()).device
     count, _, height, width = images.shape
     results: dict[str, dict[str, dict[str, float | None]]] = {}
@@ -65,15 +66,14 @@ def evaluate_inpainting(
         for start in range(0, count, batch_size):
             image = to_model_space(images[start : start + batch_size].to(device))
             mask = masks[start : start + batch_size].to(device)
-            rendered = model.inpaint(image, mask, raw=True, supersample=supersample)
-            predictions = {"hypersiren": rendered}
+            rendered = {"hypersiren": model.inpaint(image, mask, raw=True, supersample=supersample)}
             if ablation is not None:
-                predictions["pixel_unet"] = ablation.inpaint(image, mask, raw=True)
+                rendered["pixel_unet"] = ablation.inpaint(image, mask, raw=True)
+            predictions = dict(rendered)
             if not full:
-                predictions["hypersiren_pasted"] = torch.where(mask, image, rendered)
-                if ablation is not None:
-                    predictions["pixel_unet_pasted"] = torch.where(mask, image, predictions["pixel_unet"])
-                predictions["mean_image"] = mean_image_fill(mean_image.to(device), image, mask)
+                predictions |= {f"{method}_pasted": torch.where(mask, image, raw) for method, raw in rendered.items()}
+                if mean_image is not None:
+                    predictions["mean_image"] = mean_image_fill(mean_image.to(device), image, mask)
                 predictions |= {method: classical_fill(method, image, mask) for method in CLASSICAL_FILLS}
             truth = to_unit_range(image)
             for method, prediction in predictions.items():
@@ -97,12 +97,8 @@ def inpainting_table(results: dict[str, dict[str, dict[str, float | None]]], met
         s: max((v[metric] for v in by_method.values() if v[metric] is not None), default=None)
         for s, by_method in results.items()
     }
-
-    def cell(value: float | None, setting: str) -> str | None:
-        return None if value is None else (f"**{value:.2f}**" if value == best[setting] else f"{value:.2f}")
-
     rows = [
-        {f"PSNR (dB), {METRICS[metric]}": label} | {s: cell(results[s][method][metric], s) for s in results}
+        {f"PSNR (dB), {METRICS[metric]}": label} | {s: _cell(results[s][method][metric], best[s]) for s in results}
         for method, label in METHODS.items()
         if method in next(iter(results.values()))
     ]
@@ -172,14 +168,15 @@ def scales_table(results: dict[str, dict[str, float]], low_size: int, setting: s
     rows = [
         {title: label}
         | {
-            f"×{scale} ({round(float(scale) * low_size)}²)": (
-                f"**{results[scale][method]:.2f}**"
-                if results[scale][method] == best[scale]
-                else f"{results[scale][method]:.2f}"
-            )
+            f"×{scale} ({round(float(scale) * low_size)}²)": _cell(results[scale][method], best[scale])
             for scale in scales
         }
         for method, label in SCALE_METHODS.items()
         if method in results[scales[0]]
     ]
     return markdown_table(rows)
+
+
+def _cell(value: float | None, best: float | None) -> str | None:
+    """A table cell: dB to two decimals, in bold when it is its column's best; None stays None ("—")."""
+    return None if value is None else (f"**{value:.2f}**" if value == best else f"{value:.2f}")

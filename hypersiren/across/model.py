@@ -113,6 +113,10 @@ class HyperSiren(nn.Module):
         A floating-point image of another dtype than the model's (float64, float16) is cast to it.
         """
         self._check_inputs(image, mask)
+        return self._encode(image, mask)
+
+    def _encode(self, image: Tensor, mask: Tensor) -> Latents:
+        """``encode`` of inputs already checked (``inpaint`` checks them before estimating its memory)."""
         image, mask = image.to(self.encoder_dtype), mask.bool()
         if isinstance(self.encoder, UNetEncoder):
             return Latents(*self.encoder(image, mask))
@@ -204,7 +208,7 @@ class HyperSiren(nn.Module):
             what=f"inpainting {batch} images of {input_height}x{input_width} at {height}x{width}",
             fix="render a smaller size, or fewer images (or chunk_size points) at a time",
         )
-        latents = self.encode(image, mask)
+        latents = self._encode(image, mask)
         refinement = self.refinement if refinement is None else refinement
         if refinement.steps > 0:
             latents = self.refine(image, mask.bool(), latents, refinement, chunk_size)
