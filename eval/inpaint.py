@@ -114,8 +114,8 @@ def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> N
         observed = context_image(to_unit_range(one_image), one_mask)
         labels = [f"observed ({num_observed} px)", "HyperSiren", "biharmonic"]
         comparison = target.with_name(f"{target.stem}_comparison.png")
-        columns = [F.interpolate(tile, size=(side, side), mode="nearest") for tile in (observed, completed)]
-        columns.append(F.interpolate(biharmonic[index : index + 1], size=(side, side), mode="nearest"))
+        tiles = (observed, completed, biharmonic[index : index + 1])
+        columns = [F.interpolate(tile, size=(side, side), mode="nearest") for tile in tiles]
         write_figure(columns, labels, comparison, tile_inches=COMPARISON_TILE_INCHES)
         print(f"wrote {comparison}: {' | '.join(labels)}, {side}x{side} tiles")
 
