@@ -17,7 +17,7 @@ import torch.nn.functional as F
 
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
-from hypersiren.across.context import CONTEXT_SETTINGS, fitting_settings
+from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import DataConfig, command_line_root, load_images
 from hypersiren.across.evaluation import (
     METHODS,
@@ -25,6 +25,7 @@ from hypersiren.across.evaluation import (
     evaluate_inpainting,
     evaluate_scales,
     inpainting_table,
+    scale_settings,
     scales_table,
     seeded_masks,
 )
@@ -33,6 +34,9 @@ from hypersiren.cli import add_run_options, exits_cleanly, float_in, int_in, pro
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.figures import context_image, plot_psnr_vs_context, save_labeled_grid
 from hypersiren.results import write_results
+
+SCALES = (2.0, 2.5, 3.0, 4.0)
+LARGEST_TRUTH = 128  # px: larger "truths" would be CelebA's 178 px crops upsampled
 
 
 @exits_cleanly()
@@ -52,9 +56,8 @@ def main() -> None:
         "--scales",
         type=float_in(1, 16),
         nargs="+",
-        default=[2.0, 2.5, 3.0, 4.0],
         help="render scales checked against the true larger images (datasets with larger originals; default: "
-        "%(default)s)",
+        f"those of {SCALES} that stay within {LARGEST_TRUTH} px, the size CelebA's 178 px crops hold)",
     )
     parser.add_argument(
         "--supersample",
@@ -67,12 +70,13 @@ def main() -> None:
     args = parser.parse_args()
 
     config, model = load_run(args.run, args.device)
+    scales = args.scales or [scale for scale in SCALES if scale * config.data.image_size <= LARGEST_TRUTH]
     ablation = load_run(args.ablation, args.device)[1] if args.ablation else None
     split = args.split or config.data.eval_split
     # The evaluated split may live apart from the training images (a separate test folder): one root each.
     mean_image = to_model_space(load_images(reading_from(config.data, args.train_data_root), "train")).mean(dim=0)
     images = load_images(reading_from(config.data, args.data_root), split, limit=args.limit)
-    settings = fitting_settings(CONTEXT_SETTINGS, *images.shape[-2:])  # 1000 pixels need a 32x32 image
+    settings = protocol_settings(*images.shape[-2:])
     results = evaluate_inpainting(
         model,
         images,
@@ -96,18 +100,17 @@ def main() -> None:
     }
     title = f"{config.data.dataset} {split}, {len(images)} images, {config.data.image_size}x{config.data.image_size}"
     tables = f"### {title}\n\n" + "\n\n".join(inpainting_table(results, metric) for metric in METRICS) + "\n"
-    if config.data.dataset != "cifar10":  # CIFAR-10's originals are 32x32: no higher-resolution truth
+    if config.data.dataset != "cifar10" and scales:  # CIFAR-10's originals are 32x32: no higher-resolution truth
         high_data = reading_from(config.data, args.data_root)
         size = config.data.image_size
         high = {
             scale: load_images(dataclasses.replace(high_data, image_size=round(scale * size)), split, limit=args.limit)
-            for scale in args.scales
+            for scale in scales
         }
         summary["scales"] = evaluate_scales(
             model,
             images,
             high,
-            settings=fitting_settings(("full", "100"), *images.shape[-2:]),
             ablation=ablation,
             seed=args.seed,
             supersample=args.supersample,
@@ -115,7 +118,7 @@ def main() -> None:
         tables += "".join(
             "\n" + scales_table(by_scale, size, setting) + "\n" for setting, by_scale in summary["scales"].items()
         )
-        figure_scale = max(args.scales)
+        figure_scale = max(scales)
     print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
     out_dir = Path(args.out or Path(args.run) / "eval")
     name = results_name(
@@ -141,7 +144,7 @@ def save_scales_figure(
     image = to_model_space(low).to(next(model.parameters()).device)
     truth = to_unit_range(to_model_space(high)).to(image.device)
     rows, row_labels = [], []
-    for setting in fitting_settings(("full", "100"), *low.shape[-2:]):
+    for setting in scale_settings(*low.shape[-2:]):
         mask = seeded_masks(setting, len(low), *low.shape[-2:], seed=seed).to(image.device)
         given = image if setting == "full" else classical_fill("biharmonic", image, mask)
         columns = [

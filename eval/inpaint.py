@@ -34,7 +34,7 @@ from torchvision.transforms.v2 import functional as TF
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
 from hypersiren.across.config import ConfigError, RunConfig
-from hypersiren.across.context import CONTEXT_SETTINGS, fitting_settings, random_context_mask, top_half_mask
+from hypersiren.across.context import protocol_settings, random_context_mask, top_half_mask
 from hypersiren.across.data import IMAGE_SUFFIXES, DatasetError, decode_image, load_images, square_resize
 from hypersiren.across.evaluation import seeded_masks
 from hypersiren.across.model import HyperSiren
@@ -42,7 +42,6 @@ from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.figures import context_image, save_labeled_grid, save_png
 
-OVERVIEW_SETTINGS = ("10", "100", "1000")
 DEFAULT_CONTEXT = 0.1  # of the pixels, when no --mask, --context or --top-half is given
 DEFAULT_RENDER_CAP = 1024  # the default render size: the crop's own side, at most this
 MAX_RENDER_SIZE = 4096  # 16.8 M points per image: minutes on a CPU, and more than a screen shows
@@ -166,14 +165,14 @@ def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.
     truth = to_unit_range(image)
     out_dir = Path(args.run) / "figures"
     written, overview_columns, overview_labels = [], [], []
-    for setting in fitting_settings(CONTEXT_SETTINGS, height, width):  # no 1000 pixels of a 16x16 image
+    for setting in protocol_settings(height, width):
         mask = seeded_masks(setting, count=count, height=height, width=width, seed=args.seed).to(args.device)
         prediction = to_unit_range(model.inpaint(image, mask))
         observed = context_image(truth, mask)
         labels = [f"observed ({int(mask[0].sum())} px)", "HyperSiren", "truth"]  # every image: the same count
         path = out_dir / f"inpaint_{setting}.png"
         written.append(write_figure([observed, prediction, truth], labels, path, pixel_scale=args.display_scale))
-        if setting in OVERVIEW_SETTINGS:
+        if setting.isdigit():  # the three densities
             overview_columns += [observed, prediction, to_unit_range(classical_fill("biharmonic", image, mask))]
             overview_labels += [f"{setting} px", "HyperSiren", "biharmonic"]
     path = out_dir / "inpaint_overview.png"

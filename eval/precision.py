@@ -29,7 +29,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from hypersiren.across.checkpoint import load_run
-from hypersiren.across.context import CONTEXT_SETTINGS
+from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import seeded_masks
 from hypersiren.across.model import HyperSiren
@@ -105,7 +105,7 @@ def inpaint_with(model: HyperSiren, image: Tensor, mask: Tensor, precision: Prec
 def evaluate_precisions(
     model: HyperSiren,
     images: Tensor,
-    settings: tuple[str, ...] = CONTEXT_SETTINGS,
+    settings: tuple[str, ...] | None = None,
     seed: int = 0,
     batch_size: int = 128,
 ) -> dict[str, dict[str, dict[str, float]]]:
@@ -116,6 +116,7 @@ def evaluate_precisions(
     """
     device = next(model.parameters()).device
     count, _, height, width = images.shape
+    settings = settings or protocol_settings(height, width)
     sums = {metric: {name: dict.fromkeys(settings, 0.0) for name in PRECISIONS} for metric in ("psnr", "psnr_vs_fp32")}
     for setting in tqdm(settings, desc="precisions"):
         masks = seeded_masks(setting, count=count, height=height, width=width, seed=seed)

@@ -18,7 +18,8 @@ from hypersiren.across.data import (
     square_resize,
     training_batch,
 )
-from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.across.objective import missing_log_mse
+from hypersiren.core.pixels import pixel_grid, to_model_space, to_unit_range
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,14 +119,16 @@ def test_shuffled_batches_are_epoch_permutations_and_replayable():
 def test_training_batch_is_the_indexed_images_with_replayable_contexts():
     images = torch.randint(0, 256, (10, 3, 4, 5), dtype=torch.uint8)
     batches = ShuffledBatches(num_images=10, batch_size=3, seed=7)
-    image, mask = training_batch(images, batches, step=4, min_context=2, max_context=6)
+    image, mask, coords, target, observed = training_batch(images, batches, step=4, min_context=2, max_context=6)
     assert torch.equal(image, to_model_space(images[batches.indices(4)]))
+    assert torch.equal(coords, pixel_grid(4, 5).expand(3, -1, -1)) and torch.equal(target, image.flatten(2).mT)
+    assert torch.equal(observed, mask.flatten(1))
     assert mask.shape == (3, 1, 4, 5) and mask.dtype == torch.bool
     assert all(2 <= count <= 6 for count in mask.flatten(1).sum(1).tolist())
     fresh = ShuffledBatches(num_images=10, batch_size=3, seed=7)
-    replayed_image, replayed_mask = training_batch(images, fresh, step=4, min_context=2, max_context=6)
+    replayed_image, replayed_mask, *_ = training_batch(images, fresh, step=4, min_context=2, max_context=6)
     assert torch.equal(replayed_image, image) and torch.equal(replayed_mask, mask)  # resuming sees the same batch
-    _, next_mask = training_batch(images, batches, step=5, min_context=2, max_context=6)
+    next_mask = training_batch(images, batches, step=5, min_context=2, max_context=6).mask
     assert not torch.equal(next_mask, mask)
 
 
@@ -293,3 +296,40 @@ def test_square_resize_crops_the_centre_and_keeps_mask_values_when_nearest():
     resized = square_resize(mask, 3, nearest=True)
     assert resized.shape == (1, 3, 3) and set(resized.unique().tolist()) == {0, 255}
     assert resized[0, :, 0].tolist() == [0, 0, 0] and resized[0, :, 2].tolist() == [255, 255, 255]
+
+
+def test_query_points_are_the_missing_pixels_first_then_observed_ones():
+    images = torch.randint(0, 256, (8, 3, 6, 6), dtype=torch.uint8)
+    batches = ShuffledBatches(num_images=8, batch_size=4, seed=3)
+    options = dict(min_context=5, max_context=30, top_half_fraction=0.5)
+    every = training_batch(images, batches, step=2, **options)
+    some = training_batch(images, batches, step=2, query_points=12, **options)
+    assert torch.equal(some.mask, every.mask) and some.coords.shape == (4, 12, 2)
+    for b in range(4):  # each query point is a pixel with its own value; missing pixels come first
+        index = [every.coords[b].tolist().index(point) for point in some.coords[b].tolist()]
+        assert len(set(index)) == 12
+        assert torch.equal(some.target[b], every.target[b, index]) and torch.equal(
+            some.observed[b], every.observed[b, index]
+        )
+        missing = int((~every.observed[b]).sum())
+        assert int((~some.observed[b]).sum()) == min(12, missing)
+    whole = training_batch(images, batches, step=2, query_points=36, **options)
+    prediction = torch.randn(4, 36, 3, generator=torch.Generator().manual_seed(0))
+    order = [[every.coords[b].tolist().index(point) for point in whole.coords[b].tolist()] for b in range(4)]
+    shuffled = torch.stack([prediction[b, order[b]] for b in range(4)])
+    torch.testing.assert_close(  # every pixel as query points: the loss of the full rendering
+        missing_log_mse(shuffled, whole.target, whole.observed),
+        missing_log_mse(prediction, every.target, every.observed),
+    )
+
+
+def test_a_shard_is_its_share_of_the_whole_batch():
+    images = torch.randint(0, 256, (8, 3, 4, 4), dtype=torch.uint8)
+    fine = torch.randint(0, 256, (8, 3, 8, 8), dtype=torch.uint8)
+    batches = ShuffledBatches(num_images=8, batch_size=4, seed=1)
+    options = dict(step=3, min_context=2, max_context=8, query_points=5, fine_images=fine, fine_points=7)
+    whole = training_batch(images, batches, **options)
+    half = training_batch(images, batches, shard=slice(2, 4), **options)
+    assert whole.coords.shape == (4, 12, 2) and not whole.observed[:, 5:].any()  # fine points are never observed
+    for mine, all_of_them in zip(half, whole):
+        assert torch.equal(mine, all_of_them[2:4])

@@ -7,7 +7,7 @@ from hypersiren.across.data import DataConfig, ShuffledBatches, load_images, tra
 from hypersiren.across.evaluation import evaluate_inpainting
 from hypersiren.across.model import HyperSiren, ModelConfig
 from hypersiren.across.objective import hypernetwork_loss
-from hypersiren.core.pixels import pixel_grid, to_model_space
+from hypersiren.core.pixels import to_model_space
 
 STEPS, BATCH = 150, 16
 SMALL = dict(latent_dim=64, siren_hidden_features=64, siren_hidden_layers=2, hyper_hidden_features=64)
@@ -18,10 +18,9 @@ def train_briefly(config: ModelConfig, images: torch.Tensor) -> HyperSiren:
     model = HyperSiren(config)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     batches = ShuffledBatches(len(images), BATCH, seed=0)
-    coords = pixel_grid(*images.shape[-2:]).expand(BATCH, -1, -1)
     for step in range(STEPS):
-        image, mask = training_batch(images, batches, step, 10, 1024, log_uniform=True, top_half_fraction=0.2)
-        loss, _ = hypernetwork_loss(model(image, mask, coords), image.flatten(2).mT)
+        batch = training_batch(images, batches, step, 10, 1024, log_uniform=True, top_half_fraction=0.2)
+        loss, _ = hypernetwork_loss(model(batch.image, batch.mask, batch.coords), batch.target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

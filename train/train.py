@@ -28,7 +28,6 @@ from typing import IO, Any
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
-from einops import rearrange
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -41,8 +40,8 @@ from hypersiren.across.checkpoint import (
     save_checkpoint,
 )
 from hypersiren.across.config import ConfigError, RunConfig, TrainConfig, parameter_count, require_same_model
-from hypersiren.across.context import CONTEXT_SETTINGS, fitting_settings
-from hypersiren.across.data import ShuffledBatches, fine_grid_points, load_images, training_batch
+from hypersiren.across.context import protocol_settings
+from hypersiren.across.data import ShuffledBatches, load_images, training_batch
 from hypersiren.across.evaluation import METHODS, evaluate_inpainting, seeded_masks
 from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.model import HyperSiren
@@ -56,14 +55,13 @@ from hypersiren.cli import (
     program,
 )
 from hypersiren.core.metrics import psnr
-from hypersiren.core.pixels import pixel_grid, to_model_space, to_unit_range
+from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.figures import comparison_grid
 from hypersiren.files import remove_stale_temporaries, write_text
 from hypersiren.results import markdown_table
 
 PRESETS = Path(__file__).parent
 LOCK = "train.lock"  # held (flock) while a training runs; its presence also marks the folder as a run
-SUMMARY_SETTINGS = tuple(setting for setting in CONTEXT_SETTINGS if setting != "full")  # full: nothing to fill
 TENSORBOARD_TILE = 128  # px per held-out tile in TensorBoard, at least
 
 
@@ -105,10 +103,10 @@ def main() -> None:
     if config.train.batch_size > len(train_images):
         raise ConfigError(f"train.batch_size={config.train.batch_size} exceeds the {len(train_images)} training images")
     eval_images = load_images(config.data, config.data.eval_split, limit=config.train.eval_images).to(device)
+    fine_images = None
     if config.train.fine_points:  # the same training images at twice the resolution
         fine_data = dataclasses.replace(config.data, image_size=2 * config.data.image_size)
         fine_images = load_images(fine_data, "train", limit=config.data.train_limit or None).to(device)
-    size = config.data.image_size
     torch.manual_seed(config.train.seed)
     model = HyperSiren(config.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)
@@ -124,14 +122,13 @@ def main() -> None:
         write_text(logged_until(history, step) if saved_step is not None else "", history)
 
     batches = ShuffledBatches(num_images=len(train_images), batch_size=config.train.batch_size, seed=config.train.seed)
-    coords = pixel_grid(size, size, device).expand(config.train.batch_size // world, -1, -1)
     autocast = torch.autocast("cuda", torch.bfloat16) if config.train.amp and device.type == "cuda" else nullcontext()
     shard = slice(rank * (config.train.batch_size // world), (rank + 1) * (config.train.batch_size // world))
 
     progress = tqdm(total=config.train.max_steps, initial=step, desc="training", disable=not is_main, unit="step")
     try:
         while step < config.train.max_steps:
-            images, masks = training_batch(
+            batch = training_batch(
                 images=train_images,
                 batches=batches,
                 step=step,
@@ -139,32 +136,21 @@ def main() -> None:
                 max_context=config.train.max_context,
                 log_uniform=config.train.log_uniform_context,
                 top_half_fraction=config.train.top_half_fraction,
+                query_points=config.train.query_points,
+                fine_images=fine_images,
+                fine_points=config.train.fine_points,
+                shard=shard,
             )
             for group in optimizer.param_groups:  # a function of the step, so a resumed run continues the schedule
                 group["lr"] = learning_rate(config.train, step)
-            image, mask = images[shard], masks[shard]  # (b, 3, S, S) in [-1, 1], (b, 1, S, S): this process's share
-            points, target, observed = (
-                coords,
-                rearrange(image, "b c h w -> b (h w) c"),
-                rearrange(mask, "b 1 h w -> b (h w)"),
-            )
-            if config.train.fine_points:
-                # The whole batch's points, then this process's share: DDP draws what one process does.
-                fine = to_model_space(fine_images[batches.indices(step)])
-                generator = torch.Generator().manual_seed(config.train.seed * 7_919 + step)
-                fine_points = fine_grid_points(fine, num_points=config.train.fine_points, generator=generator)
-                fine_coords, fine_target = (t[shard] for t in fine_points)
-                points, target = torch.cat([points, fine_coords], dim=1), torch.cat([target, fine_target], dim=1)
-                never_given = torch.zeros_like(fine_target[..., 0], dtype=torch.bool)
-                observed = torch.cat([observed, never_given], dim=1)
             with autocast:
-                prediction = trainable(image, mask, points)
+                prediction = trainable(batch.image, batch.mask, batch.coords)
             loss, terms = hypernetwork_loss(
                 prediction,
-                target,
+                batch.target,
                 latent_weight=config.train.latent_weight,
                 weight_weight=config.train.weight_weight,
-                observed=observed if config.train.loss == "log_mse" else None,
+                observed=batch.observed if config.train.loss == "log_mse" else None,
             )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -284,12 +270,12 @@ def require_training_memory(config: RunConfig, device: str, processes: int) -> N
     if config.train.batch_size % processes:
         raise ConfigError(f"train.batch_size={config.train.batch_size} must be divisible by the {processes} processes")
     batch, size = config.train.batch_size // processes, config.data.image_size
-    points = size * size + config.train.fine_points
+    points = (config.train.query_points or size * size) + config.train.fine_points
     require_memory(
         training_bytes(config.model, batch, size, points, parameters=parameter_count(config.model)),
         device=device,
         what=f"a training step of {batch} images of {size}x{size} and {points} points each",
-        fix="lower train.batch_size, data.image_size, train.fine_points or the model's widths",
+        fix="lower train.batch_size, data.image_size, train.query_points, train.fine_points or the model's widths",
     )
 
 
@@ -362,12 +348,12 @@ def divergence_message(loss: float, grad_norm: float, step: int, saved_step: int
 
 @torch.no_grad()
 def log_held_out(model: HyperSiren, images: torch.Tensor, writer: SummaryWriter, step: int) -> None:
-    """Held-out PSNR at 100 context pixels (the top half for images of fewer pixels) and a context | prediction |
+    """Held-out PSNR at 10% of the pixels (100 at 32x32) and a context | prediction |
     truth grid, its tiles enlarged (nearest, so pixels stay pixels) to at least ``TENSORBOARD_TILE`` px:
     TensorBoard shows 32x32 at 32 px."""
     model.eval()
     image = to_model_space(images)
-    setting = (fitting_settings(("100",), *images.shape[-2:]) or ("top_half",))[0]
+    setting = protocol_settings(*images.shape[-2:])[1]  # 10%: 100 pixels at 32x32
     mask = seeded_masks(setting, len(images), *images.shape[-2:], seed=0).to(images.device)
     prediction, truth = to_unit_range(model.inpaint(image, mask)), to_unit_range(image)
     writer.add_scalar(f"held_out/psnr_{setting}_context", psnr(prediction, truth).mean().item(), step)
@@ -416,7 +402,7 @@ def end_summary(model: HyperSiren, eval_images: torch.Tensor, run_dir: Path, con
     ``eval_images``: uint8 ``(N, C, H, W)``; the masks are eval/evaluate.py's (seed 0).
     """
     model.eval()
-    settings = fitting_settings(SUMMARY_SETTINGS, *eval_images.shape[-2:])
+    settings = protocol_settings(*eval_images.shape[-2:])[:-1]  # "full" has nothing to fill
     results = evaluate_inpainting(model=model, images=eval_images, mean_image=None, settings=settings)
     ours, classical = {"PSNR (dB)": METHODS["hypersiren_pasted"]}, {"PSNR (dB)": "best classical fill"}
     for setting, scores in results.items():  # scores: {method: {"psnr": mean dB, ...}}

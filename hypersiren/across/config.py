@@ -46,6 +46,7 @@ class TrainConfig:
     log_uniform_context: bool = False  # k log-uniform rather than uniform: small contexts trained as often as large
     top_half_fraction: float = 0.0  # share of training images that see the top half instead of k random pixels
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decays to 0 at max_steps
+    query_points: int = 0  # per image, pixels rendered for the loss, the missing ones first (0: all; data.query_pixels)
     fine_points: int = 0  # per image, points of the 2x-resolution image also supervised (data.fine_grid_points)
     loss: Literal["mse", "log_mse"] = "mse"  # log_mse: losses.observed_and_missing_log_mse, the PSNR scale
     latent_weight: float = 0.1
@@ -97,6 +98,7 @@ _RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.checkpoint_every": _at_least(1),
     "train.eval_images": _at_least(1),
     "train.fine_points": _at_least(0),
+    "train.query_points": _at_least(0),
     "train.seed": _between(0, MAX_SEED),  # what torch and numpy take
     "train.top_half_fraction": ((lambda share: 0 <= share <= 1), "in [0, 1]"),
 }
@@ -172,7 +174,7 @@ class RunConfig:
         ]
         if not problems:  # the checks across fields assume each field is well typed
             checks = [_context_problem(self.train, self.data.image_size), *_model_problems(self.model)]
-            checks += [_fine_points_problem(self), _split_problem(self.data)]
+            checks += [_points_problem(self), _split_problem(self.data)]
             problems = [problem for problem in checks if problem]
             if not problems:  # counting parameters builds the model, which needs a consistent config
                 problems = [problem for problem in (_size_problem(self.model),) if problem]
@@ -262,8 +264,13 @@ def _model_problems(model: ModelConfig) -> list[str]:
     return problems
 
 
-def _fine_points_problem(config: "RunConfig") -> str | None:
+def _points_problem(config: "RunConfig") -> str | None:
     model, train, size = config.model, config.train, config.data.image_size
+    if train.query_points > size * size:
+        return (
+            f"train.query_points={train.query_points} exceeds the {size * size} pixels of a {size}x{size} image: "
+            f"lower it to at most {size * size} (0 renders every pixel)"
+        )
     if train.fine_points > (2 * size) ** 2:
         return (
             f"train.fine_points={train.fine_points} exceeds the {(2 * size) ** 2} pixels of the {2 * size}x{2 * size} "

@@ -70,12 +70,28 @@ def top_half_mask(batch_size: int, height: int, width: int, device: torch.device
     return mask
 
 
-CONTEXT_SETTINGS = ("10", "100", "1000", "top_half", "full")  # the evaluation protocol
+DENSITIES = (0.01, 0.10, 0.98)  # the evaluation protocol's fractions of observed pixels, with top half and full
+PAPER_COUNTS = (10, 100, 1000)  # those densities at 32x32, as the paper (and every 32x32 table here) counts them
 
 
-def fitting_settings(settings: tuple[str, ...], height: int, width: int) -> tuple[str, ...]:
-    """The context ``settings`` an image of ``height x width`` can hold: pixel counts above its pixels are left out."""
-    return tuple(setting for setting in settings if not setting.isdigit() or int(setting) <= height * width)
+def protocol_settings(height: int, width: int) -> tuple[str, ...]:
+    """The evaluation protocol at ``height x width``: 1%, 10% and 98% of the pixels, the top half, all of them.
+
+    Densities mean the same task at every size; they are named by their pixel counts, which at 32x32
+    are the paper's 10 / 100 / 1000 and elsewhere the rounded densities (41 / 410 / 4014 at 64x64).
+    Counts are at least 1 and leave at least one pixel missing; coinciding counts (tiny images) appear once.
+    """
+    pixels = height * width
+    counts = PAPER_COUNTS if pixels == 32 * 32 else (max(1, round(d * pixels)) for d in DENSITIES)
+    kept = dict.fromkeys(str(count) for count in counts if count < pixels)
+    return (*kept, "top_half", "full")
+
+
+def setting_label(setting: str, height: int, width: int) -> str:
+    """A column name for ``setting``: the pixel count with its density ("41 px (1%)"), else the name."""
+    if not setting.isdigit():
+        return setting
+    return f"{setting} px ({int(setting) / (height * width):.0%})"
 
 
 def context_mask(

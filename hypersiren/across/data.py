@@ -9,7 +9,7 @@ per-item loader, so data loading never bounds the training step.
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -105,6 +105,16 @@ class ShuffledBatches:
         return self._permutation[offset * self.batch_size : (offset + 1) * self.batch_size]
 
 
+class Batch(NamedTuple):
+    """One training step's share of images and the points its loss is taken at."""
+
+    image: Tensor  # (B, C, S, S) in [-1, 1]
+    mask: Tensor  # (B, 1, S, S) bool: the context the encoder sees
+    coords: Tensor  # (B, N, 2): the query points rendered
+    target: Tensor  # (B, N, C) in [-1, 1]: their true values
+    observed: Tensor  # (B, N) bool: which query points are context pixels
+
+
 def training_batch(
     images: Tensor,
     batches: ShuffledBatches,
@@ -113,18 +123,57 @@ def training_batch(
     max_context: int,
     log_uniform: bool = False,
     top_half_fraction: float = 0.0,
-) -> tuple[Tensor, Tensor]:
-    """Training step ``step``'s images ``(B, C, S, S)`` in [-1, 1] and context masks ``(B, 1, S, S)``.
+    query_points: int = 0,
+    fine_images: Tensor | None = None,
+    fine_points: int = 0,
+    shard: slice = slice(None),
+) -> Batch:
+    """Training step ``step``'s batch, a pure function of (seed, step): a resumed run replays it exactly.
 
-    ``images`` is a uint8 split from ``load_images`` (on any device). Both outputs are
-    a pure function of (seed, step), so a resumed run replays its batches exactly.
+    ``images`` is a uint8 split from ``load_images`` (on any device). The query points are every
+    pixel, or ``query_points`` of them per image (``query_pixels``), plus ``fine_points`` points of
+    ``fine_images`` (the same split at twice the size, ``fine_grid_points``). Everything is drawn
+    for the whole batch, then ``shard`` (this process's share under DDP) is kept, so that the draws
+    do not depend on the number of processes.
     """
     generator = torch.Generator().manual_seed(batches.seed * 1_000_003 + step)
     _, _, height, width = images.shape
     masks = training_context_mask(
         batches.batch_size, height, width, min_context, max_context, log_uniform, top_half_fraction, generator
-    )
-    return to_model_space(images[batches.indices(step)]), masks.to(images.device)
+    ).to(images.device)
+    image = to_model_space(images[batches.indices(step)])
+    coords = pixel_grid(height, width, images.device).expand(batches.batch_size, -1, -1)
+    target, observed = rearrange(image, "b c h w -> b (h w) c"), rearrange(masks, "b 1 h w -> b (h w)")
+    if query_points:
+        query = torch.Generator().manual_seed(batches.seed * 104_729 + step)
+        index = query_pixels(observed, query_points, query)  # (B, K)
+        coords, target = (_take(t, index) for t in (coords, target))
+        observed = observed.gather(1, index)
+    if fine_points:
+        fine = to_model_space(fine_images[batches.indices(step)])
+        fine_coords, fine_target = fine_grid_points(
+            fine, num_points=fine_points, generator=torch.Generator().manual_seed(batches.seed * 7_919 + step)
+        )
+        coords, target = torch.cat([coords, fine_coords], dim=1), torch.cat([target, fine_target], dim=1)
+        observed = torch.cat([observed, torch.zeros_like(fine_target[..., 0], dtype=torch.bool)], dim=1)
+    return Batch(*(t[shard] for t in (image, masks, coords, target, observed)))
+
+
+def query_pixels(observed: Tensor, count: int, generator: torch.Generator | None = None) -> Tensor:
+    """Indices ``(B, count)`` of the pixels to render: the missing ones first, in random order, then observed ones.
+
+    ``observed (B, P)`` bool. The held-out metric is the missing pixels' error, so they are the
+    points worth rendering: with 98% observed every missing pixel is kept, where a uniform subset
+    would keep one in four. Within each group the choice is uniform, so each loss term is the mean
+    over a uniform sample of its pixels; ``count = P`` keeps every pixel.
+    """
+    scores = torch.rand(observed.shape, generator=generator).to(observed.device) + observed  # missing < 1 <= observed
+    return scores.topk(count, dim=1, largest=False, sorted=False).indices
+
+
+def _take(points: Tensor, index: Tensor) -> Tensor:
+    """``points (B, P, D)`` at ``index (B, K)`` -> ``(B, K, D)``."""
+    return points.gather(1, index.unsqueeze(-1).expand(-1, -1, points.shape[-1]))
 
 
 def _celeba_files(root: Path, split: str) -> list[Path]:

@@ -6,7 +6,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS, classical_fill, mean_image_fill
-from hypersiren.across.context import CONTEXT_SETTINGS, context_mask
+from hypersiren.across.context import context_mask, protocol_settings
 from hypersiren.across.model import HyperSiren
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
@@ -37,7 +37,7 @@ def evaluate_inpainting(
     model: HyperSiren,
     images: Tensor,
     mean_image: Tensor | None,
-    settings: tuple[str, ...] = CONTEXT_SETTINGS,
+    settings: tuple[str, ...] | None = None,
     seed: int = 0,
     batch_size: int = 256,
     progress: bool = False,
@@ -48,7 +48,8 @@ def evaluate_inpainting(
 
     Returns ``{setting: {method: {metric: value}}}``.
 
-    ``images (N, C, H, W)`` uint8; ``mean_image (C, H, W)`` in [-1, 1] (None: no mean-image row). With every pixel
+    ``images (N, C, H, W)`` uint8; ``mean_image (C, H, W)`` in [-1, 1] (None: no mean-image row); ``settings``
+    default to ``protocol_settings`` of the images' size. With every pixel
     observed ("full") a fill is exact and unobserved pixels do not exist: those are None.
     ``ablation`` (a model trained alike, e.g. ``decoder="pixel"``) is scored on the same masks;
     ``supersample`` is ``HyperSiren.inpaint``'s (None: the model's own).
@@ -58,7 +59,7 @@ def evaluate_inpainting(
     device = next(model.parameters()).device
     count, _, height, width = images.shape
     results: dict[str, dict[str, dict[str, float | None]]] = {}
-    for setting in tqdm(settings, desc="evaluating", disable=not progress):
+    for setting in tqdm(settings or protocol_settings(height, width), desc="evaluating", disable=not progress):
         masks = seeded_masks(setting, count, height, width, seed)
         full = bool(masks.all())
         methods = [m for m in listed if not full or m in ("hypersiren", "pixel_unet")]
@@ -118,7 +119,7 @@ def evaluate_scales(
     model: HyperSiren,
     low: Tensor,
     high: dict[float, Tensor],
-    settings: tuple[str, ...] = ("full", "100"),
+    settings: tuple[str, ...] | None = None,
     ablation: HyperSiren | None = None,
     seed: int = 0,
     batch_size: int = 32,
@@ -129,12 +130,13 @@ def evaluate_scales(
     ``low (N, C, h, w)`` uint8 is the input; ``high`` maps each scale to the same images resized
     from the same originals, ``(N, C, H, W)`` uint8 with ``H ≈ scale * h``. The model sees the
     pixels of ``setting``'s seeded mask of ``low`` and renders at ``(H, W)``; the others upsample
-    a completion at ``low``'s size bicubically. Returns ``{setting: {scale: {method: psnr}}}``.
+    a completion at ``low``'s size bicubically. ``settings`` default to all pixels and ``scale_settings``'s
+    sparse one. Returns ``{setting: {scale: {method: psnr}}}``.
     """
     device = next(model.parameters()).device
     methods = [m for m in SCALE_METHODS if ablation is not None or m != "pixel_unet_bicubic"]
     results: dict[str, dict[str, dict[str, float]]] = {}
-    for setting in settings:
+    for setting in settings or scale_settings(*low.shape[-2:]):
         masks = seeded_masks(setting, len(low), *low.shape[-2:], seed=seed)
         sums = {scale: dict.fromkeys(methods, 0.0) for scale in high}
         for start in range(0, len(low), batch_size):
@@ -158,6 +160,11 @@ def evaluate_scales(
             for scale, by_method in sums.items()
         }
     return results
+
+
+def scale_settings(height: int, width: int) -> tuple[str, str]:
+    """What arbitrary-scale rendering starts from: all pixels, and 10% of them (100 at 32x32)."""
+    return "full", protocol_settings(height, width)[1]
 
 
 def scales_table(results: dict[str, dict[str, float]], low_size: int, setting: str) -> str:
