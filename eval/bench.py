@@ -8,6 +8,10 @@
 - Ablations: every speed trick of the rendering is switched off
   in turn (each computes the same numbers, also asserted), so each row is what that trick
   alone buys on the training step; a trick that buys under 5% has no place in the code.
+- Sizes: the whole training step of the 32x32 default, celeba64 and celeba128 presets (batch
+  assembly included, on random images), as cost per image against the default; and celeba64
+  with every pixel rendered, and with the default's encoder widths, the two measures that
+  keep its cost near the default's.
 - Machine: the fp32 GEMM rate of this device, and the fraction of it the training step
   reaches (its matmul FLOPs counted by ``torch.utils.flop_counter``).
 
@@ -19,6 +23,7 @@ ratios, so load from other processes lands on all of them alike.
 """
 
 import copy
+import itertools
 import math
 import platform
 import statistics
@@ -38,6 +43,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from hypersiren.across.config import RunConfig
 from hypersiren.across.context import training_context_mask
+from hypersiren.across.data import ShuffledBatches, training_batch
 from hypersiren.across.model import HyperSiren, ModelConfig, Prediction
 from hypersiren.across.objective import hypernetwork_loss
 from hypersiren.cli import exits_cleanly, int_in, program
@@ -48,6 +54,8 @@ from hypersiren.results import markdown_table, write_json
 PRESETS = Path(__file__).resolve().parents[1] / "train"
 RESULTS = Path(__file__).resolve().parent / "results"
 SPEEDUP = "hypersiren is faster by"
+SIZE_PRESETS = ("default", "celeba64", "celeba128")
+COST = "cost per image vs default"
 
 
 # ---------------------------------------------------------------- the tricks, and their plain replacements
@@ -127,6 +135,63 @@ def make_batch(config: ModelConfig, batch_size: int, size: int, device: str, see
     return Batch(*(t.to(device) for t in (image, mask, coords, rearrange(image, "b c h w -> b (h w) c"))))
 
 
+def preset_step(config: RunConfig, device: str, batch_size: int) -> tuple[HyperSiren, Callable[[], None]]:
+    """A model of ``config`` and its training step as train/train.py takes it, batch assembly included, on random
+    uint8 images."""
+    size, train = config.data.image_size, config.train
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (2 * batch_size, 3, size, size), dtype=torch.uint8, generator=generator)
+    fine = torch.randint(0, 256, (2 * batch_size, 3, 2 * size, 2 * size), dtype=torch.uint8, generator=generator)
+    batches = ShuffledBatches(num_images=len(images), batch_size=batch_size, seed=0)
+    torch.manual_seed(0)
+    model = HyperSiren(config.model).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, fused=True)
+    steps = itertools.count()
+
+    def step() -> None:
+        batch = training_batch(
+            images=images.to(device),
+            batches=batches,
+            step=next(steps),
+            min_context=train.min_context,
+            max_context=train.max_context,
+            log_uniform=train.log_uniform_context,
+            top_half_fraction=train.top_half_fraction,
+            query_points=train.query_points,
+            fine_images=fine.to(device),
+            fine_points=train.fine_points,
+        )
+        prediction = model(batch.image, batch.mask, batch.coords)
+        observed = batch.observed if train.loss == "log_mse" else None
+        hypernetwork_loss(prediction, batch.target, train.latent_weight, train.weight_weight, observed)[0].backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return model, step
+
+
+def bench_sizes(device: str, batch_size: int, rounds: int) -> list[dict[str, Any]]:
+    """Training images/s of the size presets and of celeba64 without each of its two economies, interleaved."""
+    presets = {name: RunConfig.load(PRESETS / f"{name}.toml") for name in SIZE_PRESETS}
+    every_pixel = copy.deepcopy(presets["celeba64"])
+    every_pixel.train.query_points = 0
+    wide = copy.deepcopy(presets["celeba64"])
+    wide.model.encoder_widths = list(presets["default"].model.encoder_widths)
+    configs = presets | {"celeba64, every pixel rendered": every_pixel, "celeba64, the default's encoder": wide}
+    contenders = {name: preset_step(config, device, batch_size)[1] for name, config in configs.items()}
+    samples = time_interleaved(contenders, device=device, rounds=rounds, calls=1)
+    return [
+        {
+            "training step": name,
+            "image size": config.data.image_size,
+            "points per image": (config.train.query_points or config.data.image_size**2) + config.train.fine_points,
+            "images/s": batch_size / statistics.median(samples[name]),
+            COST: paired_ratio(samples[name], samples["default"]),
+        }
+        for name, config in configs.items()
+    ]
+
+
 def batch_loss(model: nn.Module, batch: Batch) -> Tensor:
     return hypernetwork_loss(model(batch.image, batch.mask, batch.coords), batch.target)[0]
 
@@ -154,7 +219,7 @@ def training_step(model: nn.Module, batch: Batch, tricks_off: tuple[str, ...] = 
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return step
+    return model, step
 
 
 # ---------------------------------------------------------------- timing
@@ -267,6 +332,11 @@ def main() -> None:
             report["inference"] = inference | {
                 "ratio": paired_ratio(samples["reference design"], samples["hypersiren"])
             }
+    sizes = report["sizes"] = bench_sizes(device, batch_size=args.batch_size, rounds=args.rounds)
+    tables.append(
+        f"### Training step by image size, batch {args.batch_size} (random images)\n\n"
+        + markdown_table([row | {"images/s": f"{row['images/s']:.1f}"} | {COST: f"{row[COST]:.2f}x"} for row in sizes])
+    )
     inference = report["inference"]
     tables.append(
         f"### Inference, paper preset, batch {args.batch_size}\n\nhypersiren {inference['hypersiren']:.1f} images/s, "

@@ -94,3 +94,19 @@ def test_step_flops_count_the_gemms(bench, model, batch):
     siren_forward = sum(2 * 3 * 64 * fan_in * fan_out for fan_in, fan_out in TINY.siren.layer_shapes)
     assert flops > 2 * siren_forward  # forward and backward of the SIREN at least
     assert all(parameter.grad is None for parameter in model.parameters())  # counting leaves nothing behind
+
+
+def test_a_preset_step_trains_on_its_presets_query_and_fine_points(bench, monkeypatch):
+    config = bench.RunConfig()
+    config.model, config.data.image_size = TINY, 8
+    config.train.query_points, config.train.fine_points, config.train.max_context = 20, 6, 64
+    seen = []
+    forward = HyperSiren.forward
+    monkeypatch.setattr(HyperSiren, "forward", lambda self, *args: seen.append(args[2].shape) or forward(self, *args))
+    model, step = bench.preset_step(config, device="cpu", batch_size=3)
+    before = [parameter.clone() for parameter in model.parameters()]
+    step()
+    step()
+    assert seen == [(3, 26, 2)] * 2  # 20 query points and 6 fine ones per image
+    assert all(not torch.equal(old, new) for old, new in zip(before, model.parameters()))
+    assert all(parameter.grad is None for parameter in model.parameters())

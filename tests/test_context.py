@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from hypersiren.across.context import random_context_mask, top_half_mask, training_context_mask
+from hypersiren.across.context import (
+    protocol_settings,
+    random_context_mask,
+    setting_label,
+    top_half_mask,
+    training_context_mask,
+)
 
 
 @pytest.mark.parametrize("num_context", [10, 100, 1000])
@@ -81,3 +87,20 @@ def test_top_half_fraction_replaces_that_share_of_masks_with_the_top_half():
     is_top_half = (mask == top_half_mask(1, 8, 8)).flatten(1).all(dim=1)
     assert 0.25 < is_top_half.float().mean() < 0.35
     assert (mask[~is_top_half].flatten(1).sum(dim=1) <= 3).all()
+
+
+@pytest.mark.parametrize(
+    "size, counts",
+    [(32, ("10", "100", "1000")), (64, ("41", "410", "4014")), (16, ("3", "26", "251")), (8, ("1", "6", "63"))],
+)
+def test_the_protocol_is_the_papers_counts_at_32_and_the_same_densities_elsewhere(size, counts):
+    assert protocol_settings(size, size) == (*counts, "top_half", "full")
+
+
+def test_a_setting_is_labelled_with_the_density_it_really_is():
+    assert setting_label("410", 64, 64) == "410 px (10%)" and setting_label("6", 8, 8) == "6 px (9%)"
+    assert setting_label("top_half", 8, 8) == "top_half"
+
+
+def test_the_protocol_of_a_tiny_image_keeps_a_pixel_missing_and_names_each_count_once():
+    assert protocol_settings(2, 2) == ("1", "top_half", "full")  # 1% and 10% of 4 pixels are both 1; 98% is all 4

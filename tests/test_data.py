@@ -173,7 +173,7 @@ def test_smaller_celeba_copies_are_cropped_like_the_originals_never_padded(tmp_p
     assert (copy - original).abs().mean() < 2.0  # out of 255: the same framing as the standard crop
 
 
-def test_a_split_too_large_for_memory_is_refused_before_decoding(celeba_root, monkeypatch):
+def test_a_split_too_large_for_memory_is_refused_before_decoding_without_a_cache(celeba_root, monkeypatch):
     monkeypatch.setattr(memory, "physical_memory", lambda: 2**30)
 
     def decode(*args, **kwargs):
@@ -181,7 +181,46 @@ def test_a_split_too_large_for_memory_is_refused_before_decoding(celeba_root, mo
 
     monkeypatch.setattr(data, "_decode", decode)
     with pytest.raises(DatasetError, match=r"4560 images at 1024x1024 take 13.4 GiB .*lower data.image_size"):
-        load_images(DataConfig("celeba", str(celeba_root), 1024), "train")
+        load_images(DataConfig("celeba", str(celeba_root), 1024, cache=""), "train")
+
+
+def test_a_decoded_split_is_cached_once_and_decoded_again_when_its_files_change(tmp_path, celeba_root, monkeypatch):
+    rescaled_celeba_copy(celeba_root, tmp_path / "faces", 12, lambda image: image)
+    config = DataConfig("celeba", str(tmp_path / "faces"), 16, cache=str(tmp_path / "cache"))
+    first = load_images(config, "train")
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
+    decoded = []
+    monkeypatch.setattr(
+        data, "decode_image", lambda file, decode=data.decode_image: decoded.append(file) or decode(file)
+    )
+    assert torch.equal(load_images(config, "train"), first) and not decoded  # the second load reads the cache
+
+    folder, partition = tmp_path / "faces" / "img_align_celeba", tmp_path / "faces" / "list_eval_partition.txt"
+    names = [line.split()[0] for line in partition.read_text().splitlines()]
+    with Image.open(folder / names[2]) as image:  # PNG inside: the flip is exact
+        image.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(folder / names[2], format="PNG")
+    flipped = load_images(config, "train")
+    assert decoded and torch.equal(flipped[2], first[2].flip(-1))
+    assert torch.equal(flipped[3:], first[3:]) and torch.equal(flipped[:2], first[:2])
+
+    shutil.copy(folder / names[0], folder / "999999.jpg")
+    partition.write_text(partition.read_text() + "999999.jpg 0\n")  # one more file in the split
+    assert torch.equal(load_images(config, "train")[-1], first[0])
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 3
+
+
+def test_a_cache_that_cannot_be_written_or_read_loses_nothing(tmp_path, celeba_root, capsys):
+    rescaled_celeba_copy(celeba_root, tmp_path / "faces", 4, lambda image: image)
+    (tmp_path / "not_a_folder").write_text("")
+    expected = load_images(DataConfig("celeba", str(tmp_path / "faces"), 8, cache=""), "train")
+    unwritable = DataConfig("celeba", str(tmp_path / "faces"), 8, cache=str(tmp_path / "not_a_folder"))
+    assert torch.equal(load_images(unwritable, "train"), expected)
+    assert "warning: cannot cache decoded images" in capsys.readouterr().err
+    cached = DataConfig("celeba", str(tmp_path / "faces"), 8, cache=str(tmp_path / "cache"))
+    load_images(cached, "train")
+    [file] = (tmp_path / "cache").glob("*.npy")
+    file.write_bytes(file.read_bytes()[:100])  # torn
+    assert torch.equal(load_images(cached, "train"), expected)
 
 
 def test_a_relative_root_is_found_from_any_working_directory(tmp_path, monkeypatch, celeba_root):

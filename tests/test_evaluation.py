@@ -4,7 +4,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hypersiren.across.evaluation import evaluate_inpainting, evaluate_scales, inpainting_table, scales_table
+from hypersiren.across.context import protocol_settings
+from hypersiren.across.evaluation import (
+    evaluate_inpainting,
+    evaluate_scales,
+    inpainting_table,
+    scales_table,
+    seeded_masks,
+)
 from hypersiren.across.model import HyperSiren, ModelConfig
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
@@ -58,3 +65,18 @@ def test_scales_score_each_method_against_the_true_larger_image(models, images):
     assert results["10"]["2"]["bicubic"] != full["bicubic"]  # from 10 pixels: bicubic of the biharmonic fill
     table = scales_table(results["full"], low_size=16, setting="full")
     assert "×2 (32²)" in table and "all pixels" in table
+
+
+@pytest.mark.parametrize("size", [8, 16, 32, 64])
+def test_the_protocol_means_the_same_densities_at_every_size(models, size):
+    model, _ = models
+    images = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    results = evaluate_inpainting(model, images, mean_image=None, batch_size=1)
+    assert tuple(results) == protocol_settings(size, size)
+    observed = {setting: seeded_masks(setting, 1, size, size, seed=0).float().mean().item() for setting in results}
+    densities = [observed[setting] for setting in results if setting.isdigit()]
+    assert densities == sorted(densities) and len(densities) == 3  # 1%, 10%, 98%: three distinct tasks at 8x8 too
+    if size >= 16:  # rounding aside, the densities themselves
+        assert densities == pytest.approx([0.01, 0.1, 0.98], rel=0.2)
+    assert all(v["psnr"] > 0 for by_method in results.values() for v in by_method.values() if v["psnr"] is not None)
+    assert "full" in results and results["full"]["hypersiren_pasted"]["psnr"] is None

@@ -18,6 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from hypersiren.across.checkpoint import load_checkpoint, load_run, save_checkpoint
 from hypersiren.across.config import ConfigError
+from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import evaluate_inpainting
 from hypersiren.core.pixels import to_model_space
@@ -298,12 +299,25 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_resume(tmp_path, celeba_ro
     assert f"Resume from it with the same command: python {REPO / 'train' / 'train.py'} --out {tmp_path}" in message
 
 
-def test_images_smaller_than_the_protocol_train_to_the_end(tmp_path, celeba_root):
-    # 64 pixels: the held-out log and the summary skip the settings of 100 and 1000 pixels.
-    settings = ["--data.image_size=8", "--train.max_context=64", "--train.fine_points=64", "--train.max_steps", "2"]
-    result = train(tmp_path, celeba_root, *FEW, *settings)
+@pytest.mark.slow
+@pytest.mark.parametrize("size", [8, 16, 64])
+def test_every_program_keeps_the_density_protocol_at_any_size(tmp_path, celeba_root, size):
+    fine = ["--train.fine_points=64"] if size < 64 else []
+    result = train(
+        tmp_path, celeba_root, *FEW, f"--data.image_size={size}", f"--train.max_context={size * size}", *fine
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "| PSNR (dB) | 10 | top_half |" in result.stdout.splitlines()
+    settings = protocol_settings(size, size)
+    assert f"| PSNR (dB) | {' | '.join(settings[:-1])} |" in result.stdout.splitlines()  # the end-of-training table
+    for program, extra in (("evaluate.py", ["--limit", "3"]), ("inpaint.py", ["--num-images", "2"])):
+        command = [sys.executable, str(REPO / "eval" / program), "--run", str(tmp_path), "--device", "cpu", *extra]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics_val_limit3.json").read_text())
+    assert tuple(metrics["results"]) == settings
+    assert set(metrics["scales"]) == {"full", settings[1]}  # from all pixels and from 10% of them
+    assert set(metrics["scales"]["full"]) == ({"2"} if size == 64 else {"2", "2.5", "3", "4"})  # truths <= 128 px
+    assert {f"inpaint_{setting}.png" for setting in settings} <= {p.name for p in (tmp_path / "figures").iterdir()}
 
 
 def test_a_step_too_large_for_memory_is_refused_before_anything_is_written(tmp_path, celeba_root):

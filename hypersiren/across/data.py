@@ -1,11 +1,17 @@
-"""Image datasets as in-memory uint8 tensors, and the batches drawn from them.
+"""Image datasets as uint8 tensors, and the batches drawn from them.
 
 Each split is decoded once (``decode_image``, with PIL: torchvision.io's decoders are
-deprecated since 0.29) into a ``(N, 3, S, S)`` uint8 tensor:
-a 32x32 CelebA train split is 0.5 GB, and indexing it is far faster than any
-per-item loader, so data loading never bounds the training step.
+deprecated since 0.29) into a ``(N, 3, S, S)`` uint8 tensor, cached on disk and memory-mapped
+(``decoded_split``): the next program starts in seconds, a split larger than memory is paged
+from disk, and indexing it is far faster than any per-item loader, so data loading never
+bounds the training step.
 """
 
+import hashlib
+import json
+import os
+import shutil
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +49,7 @@ class DataConfig:
     )
     download: bool = False  # CIFAR-10 only: fetch torchvision's copy into root when online
     train_limit: int = 0  # train on the first N images only (0: all); for quick experiments and tests
+    cache: str = "~/.cache/hypersiren"  # decoded splits, memory-mapped ("": decode into memory every time)
 
 
 def load_images(config: DataConfig, split: str, limit: int | None = None) -> Tensor:
@@ -61,8 +68,11 @@ def load_images(config: DataConfig, split: str, limit: int | None = None) -> Ten
         files = {"celeba": _celeba_files, "cifar10": _cifar10_folder_files, "folder": _folder_files}[config.dataset](
             root, split
         )
-        _check_memory(len(files[:limit]), config.image_size)
-        images = _decode(files[:limit], config.image_size)
+        if config.cache:
+            images = decoded_split(files[:limit], config.image_size, _from_repository(config.cache))
+        else:
+            _check_memory(len(files[:limit]), config.image_size)
+            images = _decode(files[:limit], config.image_size)
     if images.shape[-1] != config.image_size:
         images = square_resize(images, config.image_size)
     return images
@@ -75,8 +85,13 @@ def dataset_root(config: DataConfig) -> Path:
     and programs must find them from any folder. Roots typed on the command line are made
     absolute from the working directory when parsed (``command_line_root``), as a shell user means them.
     """
-    root = Path(config.root).expanduser()
-    return root if root.is_absolute() else (REPO_ROOT / root).resolve()
+    return _from_repository(config.root)
+
+
+def _from_repository(path: str) -> Path:
+    """``path`` with ``~`` expanded; relative to the repository root when relative."""
+    expanded = Path(path).expanduser()
+    return expanded if expanded.is_absolute() else (REPO_ROOT / expanded).resolve()
 
 
 def command_line_root(text: str) -> str:
@@ -267,12 +282,74 @@ def _check_memory(count: int, size: int) -> None:
         )
 
 
-def _decode(files: list[Path], size: int, chunk: int = 2048) -> Tensor:
-    """Decode, centre-crop to a square and resize to ``size`` with antialiasing, in chunks to bound memory."""
-    batches = []
+def decoded_split(files: list[Path], size: int, cache: Path) -> Tensor:
+    """``files`` decoded at ``size`` (``_decode``), from a memory-mapped file under ``cache``, written the first time.
+
+    The file is named by a hash of every file's path, byte size and modification time and of
+    ``size``, so adding, removing or changing an image (or another crop size) decodes again; a
+    stale file is never read. Pages are read on demand and shared between programs, so a split
+    larger than memory trains from disk. When the cache cannot be written (a full disk, no
+    permission) the split is decoded into memory with a one-line warning: nothing is lost.
+    """
+    listing = [(str(file.resolve()), *_size_and_time(file)) for file in files]
+    key = hashlib.sha256(json.dumps([size, listing]).encode()).hexdigest()[:24]
+    path = cache / f"{len(files)}x{size}px-{key}.npy"
+    shape = (len(files), 3, size, size)
+    try:
+        return torch.from_numpy(_cached_array(path, shape))
+    except (OSError, ValueError):
+        pass  # absent, or torn by a kill before the rename that could not happen: decode it (again)
+    try:
+        _write_decoded(files, size, path)
+        return torch.from_numpy(_cached_array(path, shape))
+    except OSError as error:
+        print(f"warning: cannot cache decoded images in {cache} ({error}); decoding into memory", file=sys.stderr)
+        _check_memory(len(files), size)
+        return _decode(files, size)
+
+
+def _size_and_time(file: Path) -> tuple[int, int]:
+    status = file.stat()
+    return status.st_size, status.st_mtime_ns
+
+
+def _cached_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """The cached split at ``path``, memory-mapped copy-on-write (writable for torch, never written back)."""
+    array = np.load(path, mmap_mode="c")
+    if array.shape != shape or array.dtype != np.uint8:
+        raise ValueError(f"{path} holds {array.dtype} {array.shape}, not uint8 {shape}")
+    return array
+
+
+def _write_decoded(files: list[Path], size: int, path: Path) -> None:
+    """Decode ``files`` chunk by chunk into a .npy at ``path`` (bounded memory), renamed into place when complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    needed = len(files) * 3 * size * size
+    free = shutil.disk_usage(path.parent).free
+    if needed > free:
+        raise OSError(28, f"needs {needed / 2**30:.2f} GiB, {free / 2**30:.2f} GiB free", str(path.parent))
+    temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    try:
+        array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(len(files), 3, size, size))
+        _decode_into(array, files, size).flush()
+        del array
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _decode(files: list[Path], size: int) -> Tensor:
+    """Decode ``files`` into memory (``_decode_into``)."""
+    return torch.from_numpy(_decode_into(np.empty((len(files), 3, size, size), dtype=np.uint8), files, size))
+
+
+def _decode_into(array: np.ndarray, files: list[Path], size: int, chunk: int = 2048) -> np.ndarray:
+    """Decode, centre-crop to a square and resize to ``size`` with antialiasing into ``array (N, 3, size, size)``,
+    in chunks so that only one chunk of decoded images is ever held besides it."""
     for start in tqdm(range(0, len(files), chunk), desc=f"decoding {len(files)} images", unit="chunk", leave=False):
-        batches.append(torch.stack([square_resize(decode_image(file), size) for file in files[start : start + chunk]]))
-    return torch.cat(batches)
+        part = files[start : start + chunk]
+        array[start : start + len(part)] = torch.stack([square_resize(decode_image(file), size) for file in part])
+    return array
 
 
 def decode_image(path: str | Path) -> Tensor:
