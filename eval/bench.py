@@ -219,7 +219,7 @@ def training_step(model: nn.Module, batch: Batch, tricks_off: tuple[str, ...] = 
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    return model, step
+    return step
 
 
 # ---------------------------------------------------------------- timing

@@ -110,3 +110,10 @@ def test_a_preset_step_trains_on_its_presets_query_and_fine_points(bench, monkey
     assert seen == [(3, 26, 2)] * 2  # 20 query points and 6 fine ones per image
     assert all(not torch.equal(old, new) for old, new in zip(before, model.parameters()))
     assert all(parameter.grad is None for parameter in model.parameters())
+
+
+def test_a_training_step_contender_is_a_step_of_adam(bench, model, batch):
+    step = bench.training_step(model, batch)
+    before = [parameter.clone() for parameter in model.parameters()]
+    step()
+    assert all(not torch.equal(old, new) for old, new in zip(before, model.parameters()))
