@@ -29,9 +29,10 @@ from typing import NoReturn
 import torch
 
 from hypersiren.across.checkpoint import CheckpointError
-from hypersiren.across.config import MAX_SEED, ConfigError, RunConfig
+from hypersiren.across.config import RunConfig
 from hypersiren.across.data import DatasetError
 from hypersiren.across.memory import MemoryLimitError
+from hypersiren.across.rules import MAX_SEED, ConfigError
 from hypersiren.core.siren import Siren
 from hypersiren.results import write_json
 

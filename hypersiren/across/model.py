@@ -13,6 +13,7 @@ from hypersiren.across.encoders import ConvEncoder, SetEncoder, UNetEncoder, obs
 from hypersiren.across.hypernet import HyperNetwork, ShiftModulator
 from hypersiren.across.memory import inpaint_bytes, require_memory
 from hypersiren.across.pixel_head import PixelHead
+from hypersiren.across.rules import ConfigError, model_problems
 from hypersiren.core.pixels import pixel_grid
 from hypersiren.core.render import SirenParams, check_coords, render
 from hypersiren.core.siren import SirenConfig
@@ -76,8 +77,6 @@ class HyperSiren(nn.Module):
     """Images (any size, any observed subset) -> a SIREN per image -> values anywhere."""
 
     def __init__(self, config: ModelConfig, refinement: Refinement = Refinement(), supersample: int = 1):
-        from hypersiren.across.config import ConfigError, model_problems  # here: config imports this module
-
         problems = model_problems(config)
         if problems:
             raise ConfigError(f"invalid ModelConfig: {'; '.join(problems)}")  # a ValueError
