@@ -98,7 +98,7 @@ class ReferenceModel(nn.Module):
             self.nets.append(nn.Sequential(*copy.deepcopy(hypernet.trunk), head))  # every trunk an equal copy
 
     def forward(self, image: Tensor, mask: Tensor, coords: Tensor) -> Prediction:
-        latent = self.encoder(image, mask)
+        latent = self.encoder(image, mask).global_latent
         tensors = [net(latent).view(len(latent), *shape) for net, shape in zip(self.nets, self.shapes)]
         hidden = coords
         for index, (weight, bias) in enumerate(zip(tensors[0::2], tensors[1::2])):

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from hypersiren.across.encoders import ConvEncoder, SetEncoder, UNetEncoder, observed
+from hypersiren.across.encoders import ConvEncoder, Latents, SetEncoder, UNetEncoder, zero_unobserved
 from hypersiren.across.hypernet import HyperNetwork, ShiftModulator
 from hypersiren.across.memory import inpaint_bytes, require_memory
 from hypersiren.across.pixel_head import PixelHead
@@ -47,11 +47,6 @@ class ModelConfig:
             first_omega=self.omega,
             hidden_omega=self.omega,
         )
-
-
-class Latents(NamedTuple):
-    global_latent: Tensor  # (B, L): the SIREN's weights
-    local_grid: Tensor | None  # (B, F, H, W): per-point shifts, interpolated at any coordinate; None for global-only
 
 
 class Prediction(NamedTuple):
@@ -116,15 +111,7 @@ class HyperSiren(nn.Module):
 
     def _encode(self, image: Tensor, mask: Tensor) -> Latents:
         """``encode`` of inputs already checked (``inpaint`` checks them before estimating its memory)."""
-        image, mask = image.to(self.encoder_dtype), mask.bool()
-        if isinstance(self.encoder, UNetEncoder):
-            return Latents(*self.encoder(image, mask))
-        if isinstance(self.encoder, ConvEncoder):
-            return Latents(self.encoder(image, mask), None)
-        height, width = image.shape[-2:]
-        coords = pixel_grid(height, width, image.device).expand(image.shape[0], -1, -1)
-        values = rearrange(observed(image, mask), "b c h w -> b (h w) c")
-        return Latents(self.encoder(coords, values, rearrange(mask, "b 1 h w -> b (h w)")), None)
+        return self.encoder(image.to(self.encoder_dtype), mask.bool())
 
     @property
     def encoder_dtype(self) -> torch.dtype:
@@ -252,7 +239,7 @@ class HyperSiren(nn.Module):
         variables = [t.detach().clone().requires_grad_() for t in start if t is not None]
         optimizer = torch.optim.Adam(variables, lr=refinement.lr)
         coords = pixel_grid(*image.shape[-2:], image.device).expand(image.shape[0], -1, -1)
-        target = rearrange(observed(image, mask), "b c h w -> b (h w) c")
+        target = rearrange(zero_unobserved(image, mask), "b c h w -> b (h w) c")
         weight = rearrange(mask, "b 1 h w -> b (h w) 1").to(image.dtype)
         best = [t.detach().clone() for t in variables]
         best_error = torch.full((image.shape[0],), float("inf"), device=image.device)
