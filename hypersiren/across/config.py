@@ -5,10 +5,12 @@ decodes or allocates anything with it, so a bad value fails in one line instead 
 ZeroDivisionError mid-run, a silent no-op, or a config.json that no longer works.
 """
 
+import argparse
 import dataclasses
 import json
 import tomllib
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -18,11 +20,13 @@ import torch
 from hypersiren.across.data import DataConfig, command_line_root
 from hypersiren.across.model import HyperSiren, ModelConfig
 from hypersiren.across.rules import ConfigError, field_problems, model_problems, type_name
-from hypersiren.files import write_text
+from hypersiren.results import write_json
 
 # 2^30 parameters are 4 GiB of fp32 weights and 16 GiB with gradients and Adam's two moments, 20x the
 # paper's model: beyond that a config is a typo (hyper_hidden_features=40000), not an experiment.
 MAX_PARAMETERS = 2**30
+# Fields renamed since runs were saved, so that their config.json and checkpoints still load.
+RENAMED = {"train.weight_weight": "train.params_weight"}
 EVAL_SPLITS = {"celeba": ("train", "val", "test"), "cifar10": ("train", "test", "val"), "folder": ("train", "val")}
 
 
@@ -38,9 +42,9 @@ class TrainConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decays to 0 at max_steps
     query_points: int = 0  # per image, pixels rendered for the loss, the missing ones first (0: all; data.query_pixels)
     fine_points: int = 0  # per image, points of the 2x-resolution image also supervised (data.fine_grid_points)
-    loss: Literal["mse", "log_mse"] = "mse"  # log_mse: losses.observed_and_missing_log_mse, the PSNR scale
+    loss: Literal["mse", "log_mse"] = "mse"  # log_mse: objective.missing_log_mse, the PSNR scale
     latent_weight: float = 0.1
-    weight_weight: float = 100.0
+    params_weight: float = 100.0  # of the generated SIREN parameters' L2 (objective.weight_l2)
     grad_clip: float = 1.0
     seed: int = 0
     amp: bool = True  # bf16 autocast for encoder + hypernetwork on CUDA (the SIREN stays fp32); ignored on CPU
@@ -63,7 +67,8 @@ class RunConfig:
         config = cls()
         for section, fields in values.items():
             for name, value in fields.items():
-                config.set(f"{section}.{name}", value)
+                key = f"{section}.{name}"
+                config.set(RENAMED.get(key, key), value)
         return config
 
     @classmethod
@@ -79,24 +84,38 @@ class RunConfig:
             raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({error})") from None
         return cls.from_dict(values)
 
-    def set(self, key: str, value: Any) -> None:
-        """Set ``section.field``; strings (from the command line) are parsed by the field's type."""
+    def field_type(self, key: str) -> Any:
+        """The type of the field ``section.field``; ``ConfigError`` naming the valid keys for another key."""
         section_name, _, name = key.partition(".")
         section = getattr(self, section_name, None)
         if not dataclasses.is_dataclass(section) or name not in {f.name for f in dataclasses.fields(section)}:
             raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(self.keys())}")
-        field_type = typing.get_type_hints(type(section))[name]
-        setattr(section, name, _parse(value, field_type, key) if isinstance(value, str) else value)
+        return typing.get_type_hints(type(section))[name]
+
+    def set(self, key: str, value: Any) -> None:
+        """Set ``section.field`` to ``value`` as it is (``validate`` checks its type)."""
+        self.field_type(key)
+        section, _, name = key.partition(".")
+        setattr(getattr(self, section), name, value)
+
+    def update(self, values: dict[str, Any]) -> "RunConfig":
+        """Set each ``section.field`` of ``values`` (the command line's options, already typed)."""
+        for key, value in values.items():
+            self.set(key, value)
+        return self
 
     def override(self, assignments: list[str]) -> "RunConfig":
-        """Apply command-line ``section.field=value`` assignments; a relative ``data.root`` is taken from the
-        working directory, as every command-line path is."""
+        """Apply ``section.field=value`` assignments, each value read as the command line reads its option
+        (``option_type``): a shorthand for tests and notebooks."""
         for assignment in assignments:
-            key, equals, value = assignment.partition("=")
+            key, equals, text = assignment.partition("=")
             if not equals:
                 raise ConfigError(f"override {assignment!r} must look like section.field=value, e.g. train.lr=1e-4")
-            key, value = key.strip(), value.strip()
-            self.set(key, command_line_root(value) if key == "data.root" else value)
+            key, text = key.strip(), text.strip()
+            try:
+                self.set(key, option_type(key, self.field_type(key))(text))
+            except argparse.ArgumentTypeError as error:
+                raise ConfigError(f"cannot set {key} to {text!r}: {error}") from None
         return self
 
     def keys(self) -> list[str]:
@@ -130,7 +149,7 @@ class RunConfig:
 
     def save(self, path: str | Path) -> None:
         """Validate, then write atomically: a crash or full disk leaves the previous config.json whole."""
-        write_text(json.dumps(self.validate().to_dict(), indent=2) + "\n", path)
+        write_json(self.validate().to_dict(), path)
 
 
 def validate_model_config(config: ModelConfig) -> None:
@@ -212,20 +231,28 @@ def _size_problem(config: ModelConfig) -> str | None:
     )
 
 
-def _parse(text: str, field_type: Any, key: str) -> Any:
-    origin = typing.get_origin(field_type)
-    try:
-        if field_type is bool:
-            if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(text)
-            return text.lower() in ("true", "1")
-        if field_type in (int, float):
-            return field_type(text)
-        if origin is list:
-            (item_type,) = typing.get_args(field_type)
-            return [item_type(item) for item in text.strip("[]").split(",") if item.strip()]
-        if origin is typing.Literal and text not in typing.get_args(field_type):
-            raise ValueError(text)
-    except ValueError:
-        raise ConfigError(f"cannot set {key} to {text!r}: expected {type_name(field_type)}") from None
-    return text
+def option_type(key: str, hint: Any) -> Callable[[str], Any]:
+    """The argparse ``type=`` of the config field ``key`` of type ``hint``: its value from one command-line word.
+
+    ``true``/``false`` (or 1/0) for a bool, ``[8,16]`` for a list; a relative ``data.root`` is taken from the
+    working directory, as every command-line path is (a preset's, from the repository).
+    """
+    if key == "data.root":
+        return command_line_root
+
+    def parse(text: str) -> Any:
+        origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+        try:
+            if hint is bool and text.lower() in ("true", "false", "1", "0"):
+                return text.lower() in ("true", "1")
+            if origin is list:
+                return [arguments[0](item) for item in text.strip("[]").split(",") if item.strip()]
+            if origin is Literal and text in arguments:
+                return text
+            if hint in (int, float, str):
+                return hint(text)
+        except ValueError:
+            pass
+        raise argparse.ArgumentTypeError(f"expected {type_name(hint)}")
+
+    return parse

@@ -52,7 +52,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.min_context": _at_least(1),
     "train.max_context": _at_least(1),
     "train.latent_weight": _NON_NEGATIVE,
-    "train.weight_weight": _NON_NEGATIVE,
+    "train.params_weight": _NON_NEGATIVE,
     "train.grad_clip": ((lambda clip: clip > 0), "> 0 (inf: no clipping)"),
     "train.log_every": _at_least(1),
     "train.image_every": _at_least(1),
