@@ -1,4 +1,4 @@
-"""Run configuration: one dataclass per concern, set from a TOML preset and ``section.field=value`` overrides.
+"""Run configuration: one dataclass per concern, set from a TOML preset and ``--section.field`` options.
 
 A config is validated as a whole (``RunConfig.validate``) before a program writes,
 decodes or allocates anything with it, so a bad value fails in one line instead of a
