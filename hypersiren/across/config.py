@@ -159,6 +159,13 @@ def validate_model_config(config: ModelConfig) -> None:
         raise ConfigError("; ".join(problems))
 
 
+def validate_data_config(config: DataConfig) -> None:
+    """``ConfigError`` for a data config that cannot be loaded (an empty root, an image size out of range)."""
+    problems = field_problems("data", config)
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
 def require_same_model(saved: RunConfig, asked: RunConfig) -> None:
     """On resume the model section cannot change: the checkpoint's weights have its shapes and were
     trained with its omega. Raise ``ConfigError`` naming each changed field instead of ignoring it."""
