@@ -106,7 +106,7 @@ class ReferenceModel(nn.Module):
             self.nets.append(nn.Sequential(*copy.deepcopy(hypernet.trunk), head))  # every trunk an equal copy
 
     def forward(self, image: Tensor, mask: Tensor, coords: Tensor) -> Prediction:
-        latent = self.encoder(image, mask)
+        latent = self.encoder(image, mask).global_latent
         tensors = [net(latent).view(len(latent), *shape) for net, shape in zip(self.nets, self.shapes)]
         hidden = coords
         for index, (weight, bias) in enumerate(zip(tensors[0::2], tensors[1::2])):
@@ -163,7 +163,7 @@ def preset_step(config: RunConfig, device: str, batch_size: int) -> tuple[HyperS
         )
         prediction = model(batch.image, batch.mask, batch.coords)
         observed = batch.observed if train.loss == "log_mse" else None
-        hypernetwork_loss(prediction, batch.target, train.latent_weight, train.weight_weight, observed)[0].backward()
+        hypernetwork_loss(prediction, batch.target, train.latent_weight, train.params_weight, observed)[0].backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 

@@ -6,9 +6,9 @@ most uses need.
 """
 
 from hypersiren.across.context import random_context_mask, top_half_mask, training_context_mask
-from hypersiren.across.encoders import ConvEncoder, SetEncoder, UNetEncoder
+from hypersiren.across.encoders import ConvEncoder, Latents, SetEncoder, UNetEncoder
 from hypersiren.across.hypernet import HyperNetwork, ShiftModulator
-from hypersiren.across.model import HyperSiren, Latents, ModelConfig, Prediction, Refinement
+from hypersiren.across.model import HyperSiren, ModelConfig, Prediction, Refinement
 from hypersiren.core.diffops import divergence, gradient, laplacian
 from hypersiren.core.metrics import mse, psnr
 from hypersiren.core.pixels import pixel_grid

@@ -24,14 +24,15 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import torch
 
 from hypersiren.across.checkpoint import CheckpointError
-from hypersiren.across.config import MAX_SEED, ConfigError, RunConfig
+from hypersiren.across.config import RunConfig, option_type
 from hypersiren.across.data import DatasetError
 from hypersiren.across.memory import MemoryLimitError
+from hypersiren.across.rules import MAX_SEED, ConfigError
 from hypersiren.core.siren import Siren
 from hypersiren.results import write_json
 
@@ -193,7 +194,8 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
 def add_config_options(
     parser: argparse.ArgumentParser, default_preset: str | Path, argv: Sequence[str] | None = None
 ) -> RunConfig:
-    """``--config PRESET`` and every ``RunConfig`` field as ``--section.field VALUE``; return the preset, loaded.
+    """``--config PRESET`` and every ``RunConfig`` field as ``--section.field VALUE``, typed by the field (plain
+    argparse ``type=``, ``config.option_type``); return the preset, loaded.
 
     ``--config`` is read from ``argv`` (default: the command line) before anything else, so that
     ``--help`` shows each field's value in the preset that will run rather than the dataclass's.
@@ -209,9 +211,10 @@ def add_config_options(
     for section in dataclasses.fields(preset):
         group = parser.add_argument_group(f"[{section.name}] config fields (override the preset {shown_path})")
         for field in dataclasses.fields(getattr(preset, section.name)):
-            value = getattr(getattr(preset, section.name), field.name)
+            key, value = f"{section.name}.{field.name}", getattr(getattr(preset, section.name), field.name)
             group.add_argument(
-                f"--{section.name}.{field.name}",
+                f"--{key}",
+                type=option_type(key, preset.field_type(key)),
                 default=argparse.SUPPRESS,
                 metavar=type(getattr(getattr(blank, section.name), field.name)).__name__.upper(),
                 help=f"default from {shown_path}: {value!r}".replace("%", "%%"),  # argparse formats help with %
@@ -227,9 +230,9 @@ def _shown_path(path: str) -> str:
         return path
 
 
-def config_overrides(args: argparse.Namespace) -> list[str]:
-    """The ``section.field=value`` assignments of the config options given on the command line."""
-    return [f"{key}={value}" for key, value in vars(args).items() if "." in key]
+def config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The config options given on the command line, ``{"section.field": value}``, typed by their fields."""
+    return {key: value for key, value in vars(args).items() if "." in key}
 
 
 def add_fit_options(

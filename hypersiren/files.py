@@ -1,7 +1,8 @@
 """Every file hypersiren writes (checkpoints, configs, tables, JSON, CSV, figures) is written here, atomically.
 
 A full disk, a kill or Ctrl-C in the middle of a write leaves the previous file, or none, never a
-0-byte or half one that a later run would read as the result.
+0-byte or half one that a later run would read as the result. The one exception is a log that
+grows a line at a time (``append_line``), whose reader skips a torn last line.
 """
 
 import os
@@ -39,6 +40,13 @@ def write_atomically(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Non
 def write_text(text: str, path: str | Path) -> None:
     """Replace ``path`` by ``text`` (UTF-8) all at once."""
     write_atomically(path, lambda file: file.write(text.encode()))
+
+
+def append_line(line: str, path: str | Path) -> None:
+    """Add ``line`` and a newline to the log ``path``. Not atomic: rewriting a growing log at every line would cost
+    ever more, so a kill can tear the last line, and the log's reader must skip it (``run_folder.logged_until``)."""
+    with Path(path).open("a") as file:
+        file.write(line + "\n")
 
 
 def remove_stale_temporaries(path: str | Path) -> list[Path]:

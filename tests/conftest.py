@@ -7,6 +7,8 @@ from types import ModuleType
 import pytest
 import torch
 
+from hypersiren.across.model import ModelConfig
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HYPERSIREN_SHARED_DATA", REPO.parent / "shared" / "data"))
 
@@ -53,3 +55,10 @@ def batch() -> tuple[torch.Tensor, torch.Tensor]:
     image = torch.rand(2, 3, BATCH_HEIGHT, BATCH_WIDTH, generator=generator) * 2 - 1
     mask = torch.rand(2, 1, BATCH_HEIGHT, BATCH_WIDTH, generator=generator) < 0.5
     return image, mask
+
+
+@pytest.fixture(scope="session")
+def tiny_model_config() -> Callable[..., ModelConfig]:
+    """``tiny_model_config(**fields)``: a ``ModelConfig`` that builds and runs in milliseconds, ``fields`` changed."""
+    tiny = dict(latent_dim=8, encoder_widths=[4, 8], local_features=8, siren_hidden_features=8, hyper_hidden_features=8)
+    return lambda **fields: ModelConfig(**(tiny | fields))

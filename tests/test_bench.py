@@ -4,18 +4,7 @@ numbers with one trick swapped for plain code, so each timing compares like with
 import pytest
 import torch
 
-from hypersiren.across.model import HyperSiren, ModelConfig
-
-# Small, and every SIREN layer a different shape, so a wrong split or layout cannot line up by accident.
-TINY = ModelConfig(
-    encoder="conv",  # the paper design, which the reference re-implements
-    latent_dim=8,
-    encoder_widths=[4, 8],
-    siren_hidden_features=6,
-    siren_hidden_layers=2,
-    hyper_hidden_features=10,
-    hyper_hidden_layers=1,
-)
+from hypersiren.across.model import HyperSiren
 
 
 @pytest.fixture(scope="module")
@@ -24,14 +13,21 @@ def bench(load_program):
 
 
 @pytest.fixture
-def model():
-    torch.manual_seed(0)
-    return HyperSiren(TINY)
+def tiny(tiny_model_config):
+    # Every SIREN layer a different shape, so a wrong split or layout cannot line up by accident; "conv" is the
+    # paper design, which the reference re-implements.
+    return tiny_model_config(encoder="conv", siren_hidden_features=6, siren_hidden_layers=2, hyper_hidden_features=10)
 
 
 @pytest.fixture
-def batch(bench):
-    return bench.make_batch(TINY, batch_size=3, size=8, device="cpu", seed=0)
+def model(tiny):
+    torch.manual_seed(0)
+    return HyperSiren(tiny)
+
+
+@pytest.fixture
+def batch(bench, tiny):
+    return bench.make_batch(tiny, batch_size=3, size=8, device="cpu", seed=0)
 
 
 def test_reference_has_the_same_loss_and_encoder_gradient(bench, model, batch):
@@ -89,16 +85,16 @@ def test_interleaved_timing_and_paired_ratio(bench):
     assert bench.paired_ratio([2.0, 4.0, 30.0], [1.0, 2.0, 3.0]) == 2.0  # the median ignores a one-round outlier
 
 
-def test_step_flops_count_the_gemms(bench, model, batch):
+def test_step_flops_count_the_gemms(bench, model, batch, tiny):
     flops = bench.step_flops(model, batch)
-    siren_forward = sum(2 * 3 * 64 * fan_in * fan_out for fan_in, fan_out in TINY.siren.layer_shapes)
+    siren_forward = sum(2 * 3 * 64 * fan_in * fan_out for fan_in, fan_out in tiny.siren.layer_shapes)
     assert flops > 2 * siren_forward  # forward and backward of the SIREN at least
     assert all(parameter.grad is None for parameter in model.parameters())  # counting leaves nothing behind
 
 
-def test_a_preset_step_trains_on_its_presets_query_and_fine_points(bench, monkeypatch):
+def test_a_preset_step_trains_on_its_presets_query_and_fine_points(bench, tiny, monkeypatch):
     config = bench.RunConfig()
-    config.model, config.data.image_size = TINY, 8
+    config.model, config.data.image_size = tiny, 8
     config.train.query_points, config.train.fine_points, config.train.max_context = 20, 6, 64
     seen = []
     forward = HyperSiren.forward

@@ -17,12 +17,11 @@ from hypersiren.across.model import HyperSiren
 from hypersiren.core.siren import Siren
 from hypersiren.files import remove_stale_temporaries, write_text
 
-SMALL = [
-    "model.latent_dim=8",
-    "model.encoder_widths=[4,8]",
-    "model.siren_hidden_features=8",
-    "model.hyper_hidden_features=8",
-]
+
+@pytest.fixture
+def small(tiny_model_config):
+    """``small(*overrides)``: a run config of the tiny model, ``section.field=value`` overrides applied."""
+    return lambda *overrides: RunConfig(model=tiny_model_config()).override(list(overrides))
 
 
 class NotAllowedOnLoad:
@@ -156,8 +155,8 @@ def write_run(run_dir, config, weights=None):
     save_checkpoint({"model": weights, "step": 1, "config": config.to_dict()}, run_dir / "checkpoint.pt")
 
 
-def test_load_run_rebuilds_the_saved_model(tmp_path):
-    config = RunConfig().override(SMALL)
+def test_load_run_rebuilds_the_saved_model(tmp_path, small):
+    config = small()
     torch.manual_seed(0)
     model = HyperSiren(config.model)
     write_run(tmp_path, config, model.state_dict())
@@ -167,8 +166,8 @@ def test_load_run_rebuilds_the_saved_model(tmp_path):
         assert torch.equal(loaded.state_dict()[name], tensor)
 
 
-def test_a_tiny_checkpoint_asking_for_a_huge_model_is_refused_before_allocation(tmp_path):
-    config = RunConfig().override(SMALL)
+def test_a_tiny_checkpoint_asking_for_a_huge_model_is_refused_before_allocation(tmp_path, small):
+    config = small()
     write_run(tmp_path, config)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     state["config"]["model"]["hyper_hidden_features"] = 40000  # ~1.6e9 parameters (6 GiB), were it built
@@ -178,16 +177,16 @@ def test_a_tiny_checkpoint_asking_for_a_huge_model_is_refused_before_allocation(
         load_run(tmp_path)
 
 
-def test_weights_that_do_not_match_the_saved_config_are_named(tmp_path):
-    config = RunConfig().override(SMALL)
-    other = HyperSiren(RunConfig().override([*SMALL, "model.latent_dim=6"]).model).state_dict()
+def test_weights_that_do_not_match_the_saved_config_are_named(tmp_path, small):
+    config = small()
+    other = HyperSiren(small("model.latent_dim=6").model).state_dict()
     write_run(tmp_path, config, other)
     with pytest.raises(CheckpointError, match=r"weights do not match its config's model .*damaged or was edited"):
         load_run(tmp_path)
 
 
-def test_an_unusable_saved_config_is_named(tmp_path):
-    write_run(tmp_path, RunConfig().override(SMALL))
+def test_an_unusable_saved_config_is_named(tmp_path, small):
+    write_run(tmp_path, small())
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     state["config"]["train"]["batch_size"] = 0
     torch.save(state, tmp_path / "checkpoint.pt")
@@ -195,8 +194,8 @@ def test_an_unusable_saved_config_is_named(tmp_path):
         load_run(tmp_path)
 
 
-def test_an_exported_run_loads_as_the_run_without_its_optimizer(tmp_path):
-    config = RunConfig().override(SMALL).validate()
+def test_an_exported_run_loads_as_the_run_without_its_optimizer(tmp_path, small):
+    config = small().validate()
     torch.manual_seed(0)
     model = HyperSiren(config.model)
     optimizer = torch.optim.Adam(model.parameters())
@@ -226,8 +225,8 @@ def training_state(config, step=3):
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "config": config.to_dict()}
 
 
-def test_a_checkpoint_that_does_not_fit_its_config_is_refused_before_resuming():
-    config, other = RunConfig().override(SMALL), RunConfig().override([*SMALL, "model.latent_dim=6"])
+def test_a_checkpoint_that_does_not_fit_its_config_is_refused_before_resuming(small):
+    config, other = small(), small("model.latent_dim=6")
     state = training_state(config)
     require_resumable(state, config, "checkpoint.pt")  # its own: accepted
     for broken, message in [
@@ -242,8 +241,8 @@ def test_a_checkpoint_that_does_not_fit_its_config_is_refused_before_resuming():
 
 
 @pytest.mark.parametrize(("fine_points", "supersample"), [(512, 2), (0, 1)])
-def test_a_run_taught_between_pixel_centres_renders_pixels_as_area_means(tmp_path, fine_points, supersample):
-    config = RunConfig().override([*SMALL, f"train.fine_points={fine_points}"]).validate()
+def test_a_run_taught_between_pixel_centres_renders_pixels_as_area_means(tmp_path, fine_points, supersample, small):
+    config = small(f"train.fine_points={fine_points}").validate()
     state = {"model": HyperSiren(config.model).state_dict(), "step": 1, "config": config.to_dict()}
     save_checkpoint(state, tmp_path / "checkpoint.pt")
     assert load_run(tmp_path)[1].supersample == supersample

@@ -15,12 +15,34 @@ def test_every_config_field_is_an_option_and_only_given_ones_override():
     command_line = ["--train.lr", "3e-4", "--model.encoder_widths=[8,16]", "--device", "cpu"]
     preset = add_config_options(parser, default_preset=PRESETS / "default.toml", argv=command_line)
     args = parser.parse_args(command_line)
-    assert config_overrides(args) == ["train.lr=3e-4", "model.encoder_widths=[8,16]"]  # not the preset's values
-    config = preset.override(config_overrides(args))
+    assert config_overrides(args) == {"train.lr": 3e-4, "model.encoder_widths": [8, 16]}  # typed; not the preset's
+    config = preset.update(config_overrides(args))
     assert config.train.lr == 3e-4 and config.model.encoder_widths == [8, 16]
     assert config.train.max_steps == RunConfig.load(PRESETS / "default.toml").train.max_steps
     options = {action.dest for action in parser._actions}
     assert set(RunConfig().keys()) <= options
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("--train.max_steps=ten", "argument --train.max_steps: expected an integer"),
+        ("--train.amp=maybe", "argument --train.amp: expected true or false"),
+        ("--data.dataset=imagenet", "argument --data.dataset: expected one of 'celeba', 'cifar10', 'folder'"),
+    ],
+)
+def test_a_config_option_is_typed_by_its_field_when_parsed(option, message, capsys):
+    parser = program("test")
+    add_config_options(parser, default_preset=PRESETS / "default.toml", argv=[])
+    with pytest.raises(SystemExit):
+        parser.parse_args([option])
+    assert message in capsys.readouterr().err
+    args = parser.parse_args(["--train.amp=false", "--model.encoder_widths=[4,8]", "--data.root", "faces"])
+    assert config_overrides(args) == {
+        "train.amp": False,
+        "model.encoder_widths": [4, 8],
+        "data.root": str(Path.cwd() / "faces"),  # a command-line path is the shell's
+    }
 
 
 @pytest.mark.parametrize(("preset", "lr"), [("default.toml", "0.001"), ("paper.toml", "5e-05")])

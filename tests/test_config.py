@@ -25,7 +25,7 @@ def test_presets_load_and_paper_preset_matches_the_paper():
     assert (paper.model.siren_hidden_features, paper.model.siren_hidden_layers, paper.model.latent_dim) == (256, 3, 256)
     assert (paper.train.lr, paper.train.batch_size, paper.train.grad_clip) == (5e-5, 100, 1.0)
     assert (paper.train.min_context, paper.train.max_context) == (10, 200)
-    assert (paper.train.latent_weight, paper.train.weight_weight) == (0.1, 100.0)
+    assert (paper.train.latent_weight, paper.train.params_weight) == (0.1, 100.0)
     assert paper.model.encoder == "conv"  # the paper's global latent only
     default = RunConfig.load(REPO / "train" / "default.toml")
     assert default.model.encoder == "unet" and default.train.max_context == 32 * 32  # trained on every context size
@@ -117,8 +117,8 @@ def test_saved_values_of_the_wrong_type_are_refused(values, message):
         RunConfig.from_dict(values).validate()
 
 
-def test_parameter_count_is_the_built_models_without_allocating_it():
-    small = ModelConfig(latent_dim=8, encoder_widths=[4, 8], siren_hidden_features=8, hyper_hidden_features=8)
+def test_parameter_count_is_the_built_models_without_allocating_it(tiny_model_config):
+    small = tiny_model_config()
     assert parameter_count(small) == sum(parameter.numel() for parameter in HyperSiren(small).parameters())
     huge = ModelConfig(hyper_hidden_features=40000)  # ~38 GB of weights: counted on the meta device, not built
     assert parameter_count(huge) > MAX_PARAMETERS
@@ -189,3 +189,11 @@ def test_fine_points_are_refused_for_cifar10_whose_originals_are_the_image_size(
     config = RunConfig.load(REPO / "train" / "default.toml").override(["data.dataset=cifar10"])
     with pytest.raises(ConfigError, match="CIFAR-10's are 32x32: set it to 0"):
         config.validate()
+
+
+def test_a_config_saved_before_weight_weight_was_renamed_params_weight_still_loads(tmp_path):
+    saved = RunConfig().to_dict()
+    saved["train"]["weight_weight"] = saved["train"].pop("params_weight") / 4  # as runs were saved before the rename
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert RunConfig.load(tmp_path / "config.json").train.params_weight == RunConfig().train.params_weight / 4
+    assert "weight_weight" not in RunConfig.from_dict(saved).to_dict()["train"]

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from hypersiren.across.encoders import ConvEncoder, SetEncoder, UNetEncoder, pull_push_fill
+from hypersiren.core.pixels import pixel_grid
 
 LATENT_DIM = 12
 
@@ -21,8 +22,8 @@ def set_encoder():
 @pytest.mark.parametrize(("height", "width"), [(32, 32), (64, 48), (7, 5)])
 def test_conv_encoder_gives_one_latent_per_image_at_any_size(conv_encoder, height, width):
     image = torch.rand(2, 3, height, width) * 2 - 1
-    latent = conv_encoder(image, torch.ones(2, 1, height, width, dtype=torch.bool))
-    assert latent.shape == (2, LATENT_DIM)
+    latent, grid = conv_encoder(image, torch.ones(2, 1, height, width, dtype=torch.bool))
+    assert grid is None and latent.shape == (2, LATENT_DIM)
     assert not torch.allclose(latent[0], latent[1])  # each image is encoded on its own
 
 
@@ -32,7 +33,9 @@ def test_conv_encoder_tells_an_observed_black_pixel_from_a_missing_one(conv_enco
     missing = observed.clone()
     missing[..., 4:12, 4:12] = False
     with torch.no_grad():
-        assert (conv_encoder(image, observed) - conv_encoder(image, missing)).abs().max() > 1e-4
+        assert (
+            conv_encoder(image, observed).global_latent - conv_encoder(image, missing).global_latent
+        ).abs().max() > 1e-4
 
 
 def test_conv_encoder_ignores_values_of_unobserved_pixels(conv_encoder):
@@ -40,22 +43,22 @@ def test_conv_encoder_ignores_values_of_unobserved_pixels(conv_encoder):
     mask = torch.rand(2, 1, 16, 16) < 0.3
     garbage = torch.where(mask, image, torch.randn_like(image) * 100)
     with torch.no_grad():
-        torch.testing.assert_close(conv_encoder(garbage, mask), conv_encoder(image, mask))
+        torch.testing.assert_close(conv_encoder(garbage, mask).global_latent, conv_encoder(image, mask).global_latent)
 
 
 def test_conv_encoder_sees_observed_values(conv_encoder):
     mask = torch.rand(1, 1, 16, 16) < 0.3
     with torch.no_grad():
-        latent = conv_encoder(torch.rand(1, 3, 16, 16), mask)
-        assert not torch.allclose(latent, conv_encoder(-torch.ones(1, 3, 16, 16), mask))
+        latent = conv_encoder(torch.rand(1, 3, 16, 16), mask).global_latent
+        assert not torch.allclose(latent, conv_encoder(-torch.ones(1, 3, 16, 16), mask).global_latent)
 
 
 def test_set_encoder_shape_and_masked_garbage_points_change_nothing(set_encoder):
     coords, values = torch.rand(2, 10, 2) * 2 - 1, torch.rand(2, 10, 3)
     mask = torch.ones(2, 10, dtype=torch.bool)
-    latent = set_encoder(coords, values, mask)
+    latent = set_encoder.pool(coords, values, mask)
     assert latent.shape == (2, LATENT_DIM)
-    padded = set_encoder(
+    padded = set_encoder.pool(
         torch.cat([coords, torch.randn(2, 7, 2) * 50], dim=1),
         torch.cat([values, torch.randn(2, 7, 3) * 50], dim=1),
         torch.cat([mask, torch.zeros(2, 7, dtype=torch.bool)], dim=1),
@@ -66,17 +69,17 @@ def test_set_encoder_shape_and_masked_garbage_points_change_nothing(set_encoder)
 def test_set_encoder_pools_a_mean_not_a_sum(set_encoder):
     coords, values = torch.rand(1, 6, 2), torch.rand(1, 6, 3)
     mask = torch.ones(1, 6, dtype=torch.bool)
-    twice = set_encoder(coords.repeat(1, 2, 1), values.repeat(1, 2, 1), mask.repeat(1, 2))
-    torch.testing.assert_close(twice, set_encoder(coords, values, mask))
+    twice = set_encoder.pool(coords.repeat(1, 2, 1), values.repeat(1, 2, 1), mask.repeat(1, 2))
+    torch.testing.assert_close(twice, set_encoder.pool(coords, values, mask))
 
 
 def test_set_encoder_is_permutation_invariant(set_encoder):
     coords, values = torch.rand(1, 20, 2), torch.rand(1, 20, 3)
     mask = torch.rand(1, 20) < 0.5
     order = torch.randperm(20)
-    shuffled = set_encoder(coords[:, order], values[:, order], mask[:, order])
-    torch.testing.assert_close(shuffled, set_encoder(coords, values, mask))
-    assert not torch.allclose(set_encoder(coords, values, ~mask), shuffled)  # the mask selects the points
+    shuffled = set_encoder.pool(coords[:, order], values[:, order], mask[:, order])
+    torch.testing.assert_close(shuffled, set_encoder.pool(coords, values, mask))
+    assert not torch.allclose(set_encoder.pool(coords, values, ~mask), shuffled)  # the mask selects the points
 
 
 @pytest.mark.parametrize(
@@ -85,7 +88,7 @@ def test_set_encoder_is_permutation_invariant(set_encoder):
 )
 def test_set_encoder_rejects_mismatched_shapes(set_encoder, coords_shape, values_shape, mask_shape):
     with pytest.raises(ValueError, match=r"must share \(B, N\)"):
-        set_encoder(torch.zeros(coords_shape), torch.zeros(values_shape), torch.ones(mask_shape, dtype=torch.bool))
+        set_encoder.pool(torch.zeros(coords_shape), torch.zeros(values_shape), torch.ones(mask_shape, dtype=torch.bool))
 
 
 def test_pull_push_fill_is_the_observed_mean_where_a_cell_is_covered_and_defined_everywhere():
@@ -133,3 +136,14 @@ def test_unet_encoder_ignores_unobserved_pixels_even_nan():
         expected = encoder(image, mask)
         for actual, wanted in zip(encoder(torch.where(mask, image, float("nan")), mask), expected):
             torch.testing.assert_close(actual, wanted)
+
+
+def test_set_encoder_takes_an_image_and_mask_and_pools_its_observed_pixels(set_encoder):
+    image, mask = torch.rand(2, 3, 4, 5) * 2 - 1, torch.rand(2, 1, 4, 5) < 0.5
+    latent, grid = set_encoder(torch.where(mask, image, float("nan")), mask)
+    assert grid is None
+    for index in range(2):
+        observed = mask[index].flatten()
+        points = (pixel_grid(4, 5)[observed], image[index].flatten(1).T[observed])
+        expected = set_encoder.pool(*(t[None] for t in points), torch.ones(1, int(observed.sum()), dtype=torch.bool))
+        torch.testing.assert_close(latent[index], expected[0])

@@ -18,11 +18,10 @@ TABLE_ROW = "| HyperSiren (raw rendering) |"
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory, celeba_root) -> Path:
+def run_dir(tiny_model_config, tmp_path_factory, celeba_root) -> Path:
     """An untrained tiny run whose saved dataset root is relative, as a preset's is."""
     run_dir = tmp_path_factory.mktemp("run")
-    small = ["model.latent_dim=8", "model.encoder_widths=[4,8]", "model.siren_hidden_features=8"]
-    config = RunConfig().override([*small, "model.hyper_hidden_features=8"])
+    config = RunConfig(model=tiny_model_config())
     config.data.root = os.path.relpath(celeba_root, REPO)
     torch.manual_seed(0)
     state = {"model": HyperSiren(config.model).state_dict(), "step": 0, "config": config.to_dict()}

@@ -12,19 +12,17 @@ from hypersiren.across.evaluation import (
     scales_table,
     seeded_masks,
 )
-from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.across.model import HyperSiren
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
 
-SMALL = dict(latent_dim=8, encoder_widths=[4, 8], local_features=8, siren_hidden_features=8, hyper_hidden_features=8)
-
 
 @pytest.fixture(scope="module")
-def models():
+def models(tiny_model_config):
     torch.manual_seed(0)
-    ablation = HyperSiren(ModelConfig(**SMALL, decoder="pixel")).eval()
+    ablation = HyperSiren(tiny_model_config(decoder="pixel")).eval()
     torch.nn.init.normal_(ablation.pixel_head.correction[-1].weight, std=0.1)  # untrained, it renders the fill exactly
-    return HyperSiren(ModelConfig(**SMALL)).eval(), ablation
+    return HyperSiren(tiny_model_config()).eval(), ablation
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from hypersiren.single.fitting import (
     harmonic_basis,
     image_psnr,
     match_harmonic,
+    minimize,
 )
 from hypersiren.single.photos import load_photo  # noqa: E402
 
@@ -127,3 +128,20 @@ def test_image_psnr_without_matching_is_plain_psnr():
     prediction, reference = torch.rand(1, 8, 8) * 2 - 1, torch.rand(1, 8, 8) * 2 - 1
     expected = float(psnr(to_unit_range(prediction).unsqueeze(0), to_unit_range(reference).unsqueeze(0)))
     assert image_psnr(prediction, reference) == pytest.approx(expected)
+
+
+def test_minimize_records_each_step_before_its_update_and_descends():
+    torch.manual_seed(0)
+    net = torch.nn.Linear(1, 1)
+    inputs = torch.randn(64, 1)
+    weights = []
+
+    def step_loss():
+        weights.append(net.weight.item())
+        loss = (net(inputs) - (3 * inputs + 1)).square().mean()
+        return loss, loss.item()
+
+    records, seconds = minimize(net, step_loss, steps=50, lr=0.1)
+    assert len(records) == 50 and seconds > 0
+    assert len(set(weights)) == 50  # every step updated the weights
+    assert records[-1] < 0.5 * records[0]  # the loss of each step's weights, before its update, falls

@@ -22,11 +22,10 @@ MODEL_SIZE = 32  # RunConfig's data.image_size
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory) -> Path:
+def run_dir(tiny_model_config, tmp_path_factory) -> Path:
     """An untrained tiny run: completing a user's images reads no dataset."""
     run_dir = tmp_path_factory.mktemp("run")
-    small = ["model.latent_dim=8", "model.encoder_widths=[4,8]", "model.siren_hidden_features=8"]
-    config = RunConfig().override([*small, "model.hyper_hidden_features=8"])
+    config = RunConfig(model=tiny_model_config())
     torch.manual_seed(0)
     state = {"model": HyperSiren(config.model).state_dict(), "step": 0, "config": config.to_dict()}
     save_checkpoint(state, run_dir / "checkpoint.pt")

@@ -36,7 +36,7 @@ def test_hypernetwork_loss_combines_the_weighted_terms():
     target = torch.full((1, 4, 1), 0.2)  # image MSE 0.04
     latent = torch.tensor([[1.0, 3.0]])  # latent L2 5
     prediction = Prediction(values, latent, known_params())  # weight L2 45/13
-    total, terms = hypernetwork_loss(prediction, target, latent_weight=0.5, weight_weight=2.0)
+    total, terms = hypernetwork_loss(prediction, target, latent_weight=0.5, params_weight=2.0)
     assert total.item() == pytest.approx(0.04 + 0.5 * 5 + 2.0 * 45 / 13)
     assert {name: value.item() for name, value in terms.items()} == pytest.approx(
         {"image_mse": 0.04, "latent_l2": 5.0, "weight_l2": 45 / 13}

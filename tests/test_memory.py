@@ -8,7 +8,7 @@ import torch
 from hypersiren.across import memory
 from hypersiren.across.config import RunConfig, parameter_count
 from hypersiren.across.memory import MemoryLimitError, inpaint_bytes, require_memory, training_bytes
-from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.across.model import HyperSiren
 
 PRESETS = Path(__file__).resolve().parents[1] / "train"
 GIB = 2**30
@@ -45,8 +45,8 @@ def test_the_estimate_grows_with_what_a_step_holds():
     assert step_bytes("model.siren_hidden_features=256") > step_bytes()
 
 
-def test_inpaint_refuses_a_render_that_cannot_fit_before_computing_anything(machine_of_8_gib):
-    config = ModelConfig(latent_dim=8, encoder_widths=[4, 8], siren_hidden_features=8, hyper_hidden_features=8)
+def test_inpaint_refuses_a_render_that_cannot_fit_before_computing_anything(machine_of_8_gib, tiny_model_config):
+    config = tiny_model_config()
     model = HyperSiren(config).eval()
     image, mask = torch.zeros(1, 3, 8, 8), torch.ones(1, 1, 8, 8, dtype=torch.bool)
     with pytest.raises(MemoryLimitError, match=r"inpainting 1 images of 8x8 at 50000x50000 needs about .* GiB"):

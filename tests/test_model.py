@@ -68,20 +68,6 @@ def test_a_nan_in_an_unobserved_pixel_never_reaches_the_output(model, batch):
     torch.testing.assert_close(completed, model.inpaint(image, mask))
 
 
-def test_set_encoder_sees_each_observed_pixel_at_its_render_coordinate(batch):
-    torch.manual_seed(0)
-    model = HyperSiren(small_config(encoder="set"))
-    image, mask = batch
-    with torch.no_grad():
-        latent = model.encode(image, mask).global_latent
-        for index in range(2):
-            observed = mask[index].flatten().nonzero().flatten()
-            coords = pixel_grid(HEIGHT, WIDTH)[observed]
-            values = rearrange(image[index], "c h w -> (h w) c")[observed]
-            expected = model.encoder(coords[None], values[None], torch.ones(1, len(observed), dtype=torch.bool))
-            torch.testing.assert_close(latent[index], expected[0])
-
-
 def test_raw_inpaint_at_input_size_equals_forward_on_pixel_grid(model, batch):
     image, mask = batch
     completed = model.inpaint(image, mask, raw=True, supersample=1)

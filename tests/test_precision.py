@@ -4,14 +4,10 @@ import pytest
 import torch
 
 from hypersiren.across.evaluation import evaluate_inpainting
-from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.across.model import HyperSiren
 from hypersiren.core.pixels import pixel_grid
 from hypersiren.core.render import LayerParams, render
 from hypersiren.core.siren import SirenConfig, init_siren_params
-
-TINY = ModelConfig(
-    latent_dim=8, encoder_widths=[4, 8], siren_hidden_features=16, siren_hidden_layers=2, hyper_hidden_features=8
-)
 
 
 @pytest.fixture(scope="module")
@@ -20,9 +16,9 @@ def precision(load_program):
 
 
 @pytest.fixture
-def model():
+def model(tiny_model_config):
     torch.manual_seed(0)
-    return HyperSiren(TINY).eval()
+    return HyperSiren(tiny_model_config(siren_hidden_features=16, siren_hidden_layers=2)).eval()
 
 
 def test_fp32_is_the_models_own_inpainting(precision, model):

@@ -107,8 +107,8 @@ def test_eval_options_are_checked_where_they_are_parsed(program, arguments, phra
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_an_unavailable_device_is_named_and_an_intact_checkpoint_is_not_called_corrupt(tmp_path):
-    config = RunConfig().override(["model.latent_dim=8", "model.encoder_widths=[4,8]", "model.hyper_hidden_features=8"])
+def test_an_unavailable_device_is_named_and_an_intact_checkpoint_is_not_called_corrupt(tmp_path, tiny_model_config):
+    config = RunConfig(model=tiny_model_config())
     model = HyperSiren(config.model)
     save_checkpoint({"model": model.state_dict(), "step": 1, "config": config.to_dict()}, tmp_path / "checkpoint.pt")
     result = run("eval/evaluate.py", "--run", str(tmp_path), "--device", "cuda")

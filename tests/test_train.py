@@ -17,7 +17,6 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from hypersiren.across.checkpoint import load_checkpoint, load_run, save_checkpoint
-from hypersiren.across.config import ConfigError
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import evaluate_inpainting
@@ -418,23 +417,6 @@ def test_help_shows_what_the_preset_in_use_will_run(preset, expected, program, m
     for field, value in expected.items():
         option = rf"\n  --train\.{field} \w+\s+default from {shown}: {re.escape(value)}\n"
         assert re.search(option, help_text), help_text
-
-
-def test_history_keeps_the_readable_lines_up_to_the_checkpoint(tmp_path, program):
-    history_path = tmp_path / "history.jsonl"
-    assert program.logged_until(history_path, 5) == ""  # missing: empty
-    lines = ['{"step": 1, "loss": 0.5}', "", '{"step": 2, "lo', '{"no_step": 1}', "[3]", '{"step": 3}', '{"step": 9}']
-    history_path.write_text("\n".join(lines))
-    assert program.logged_until(history_path, 5) == '{"step": 1, "loss": 0.5}\n{"step": 3}\n'
-
-
-def test_the_lock_admits_one_training_at_a_time(tmp_path, program):
-    run_dir = tmp_path / "run"
-    first = program.claim_run_folder(run_dir)
-    with pytest.raises(ConfigError, match="another training is running in"):
-        program.claim_run_folder(run_dir)
-    first.close()
-    program.claim_run_folder(run_dir).close()  # released with its holder
 
 
 def test_two_process_ddp_matches_one_process(tmp_path, celeba_root):

@@ -15,15 +15,13 @@ Before anything is written, a run whose step would not fit in memory (memory.tra
 
 import argparse
 import dataclasses
-import fcntl
-import json
 import math
 import os
 import shlex
 import sys
 from contextlib import nullcontext
 from pathlib import Path
-from typing import IO, Any
+from typing import NamedTuple
 
 import torch
 import torch.distributed as dist
@@ -33,19 +31,15 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS
-from hypersiren.across.checkpoint import (
-    checkpoint_config,
-    load_checkpoint,
-    require_resumable,
-    save_checkpoint,
-)
-from hypersiren.across.config import ConfigError, RunConfig, TrainConfig, parameter_count, require_same_model
+from hypersiren.across.checkpoint import load_checkpoint
+from hypersiren.across.config import ConfigError, RunConfig, TrainConfig, parameter_count
 from hypersiren.across.context import protocol_settings
-from hypersiren.across.data import ShuffledBatches, load_images, training_batch
+from hypersiren.across.data import Batch, ShuffledBatches, load_images, training_batch
 from hypersiren.across.evaluation import METHODS, evaluate_inpainting, seeded_masks
 from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.objective import hypernetwork_loss
+from hypersiren.across.run_folder import RunFolder
 from hypersiren.cli import (
     EXIT_CODE,
     INTERRUPTED_EXIT_CODE,
@@ -57,11 +51,9 @@ from hypersiren.cli import (
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.figures import comparison_grid
-from hypersiren.files import remove_stale_temporaries, write_text
 from hypersiren.results import markdown_table
 
 PRESETS = Path(__file__).parent
-LOCK = "train.lock"  # held (flock) while a training runs; its presence also marks the folder as a run
 TENSORBOARD_TILE = 128  # px per held-out tile in TensorBoard, at least
 
 
@@ -76,131 +68,143 @@ def parse_args() -> tuple[argparse.Namespace, RunConfig]:
 @exits_cleanly()
 def main() -> None:
     args, preset = parse_args()
-    run_dir = Path(args.out)
-    checkpoint_path = run_dir / "checkpoint.pt"
-    refuse_foreign_folder(run_dir)
-    stamp = file_stamp(checkpoint_path)
-    state = load_checkpoint(checkpoint_path) if stamp else None  # the weights, optimizer and config to resume
-    config = run_config(
-        args, preset=preset, state=state, checkpoint_path=checkpoint_path
-    )  # validated, before any write
-    is_main = os.environ.get("RANK", "0") == "0"
-    if already_finished(run_dir, state, max_steps=config.train.max_steps, is_main=is_main):
+    run = RunFolder(args.out, write=os.environ.get("RANK", "0") == "0")  # the main process writes the folder
+    stamp = run.checkpoint_stamp()
+    state = load_checkpoint(run.checkpoint) if stamp else None  # the weights, optimizer and config to resume
+    config = run.config(preset, overrides=config_overrides(args), state=state)  # validated, before any write
+    if run.finished(state, max_steps=config.train.max_steps):
         return  # before decoding a dataset for nothing
     require_training_memory(config, device=args.device, processes=int(os.environ.get("WORLD_SIZE", "1")))
-    lock = claim_run_folder(run_dir) if is_main else None  # held until this process ends
-    if is_main and file_stamp(checkpoint_path) != stamp:
-        raise ConfigError(f"{checkpoint_path} changed while this run started (another training just ended?): rerun")
-
+    if run.write:
+        run.claim(stamp)  # held until this process ends
     distributed = "WORLD_SIZE" in os.environ
     if distributed:
         dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if args.device == "cuda" else args.device)
+    images = load_training_images(config, device)
+    torch.manual_seed(config.train.seed)
+    model = HyperSiren(config.model).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)
+    step = run.restore(model, optimizer, state, lr=config.train.lr) if state else 0
+    del state  # its tensors are in the model and optimizer now: no second copy for the whole run
+    run.start(config, step)
+    writer = SummaryWriter(run.path / "tensorboard") if run.write else None
+    progress = tqdm(total=config.train.max_steps, initial=step, desc="training", disable=not run.write, unit="step")
+    try:
+        train(run, config, model, optimizer, step, images, writer, progress)
+    except KeyboardInterrupt:
+        progress.close()  # so that the message is the last line on the terminal
+        if run.write:
+            print(run.interrupted_message(step=progress.n, config=config), file=sys.stderr)  # n: the steps taken
+        raise SystemExit(INTERRUPTED_EXIT_CODE) from None
+    progress.close()
+    if distributed:
+        dist.destroy_process_group()
+    if run.write:
+        writer.close()
+        print(end_summary(model, eval_images=images.eval, run_dir=run.path, config=config))
+        run.release()
 
-    # uint8 (N, 3, S, S), decoded once
-    train_images = load_images(config.data, "train", limit=config.data.train_limit or None).to(device)
+
+class TrainingImages(NamedTuple):
+    train: torch.Tensor  # uint8 (N, C, S, S), decoded once
+    fine: torch.Tensor | None  # the same images at 2S x 2S, for train.fine_points; None without
+    eval: torch.Tensor  # uint8 (train.eval_images, C, S, S), held out
+
+
+def load_training_images(config: RunConfig, device: torch.device) -> TrainingImages:
+    """The training images (and their 2x versions for ``train.fine_points``) and the held-out ones, on ``device``."""
+    limit = config.data.train_limit or None
+    train_images = load_images(config.data, "train", limit=limit).to(device)
     if config.train.batch_size > len(train_images):
         raise ConfigError(f"train.batch_size={config.train.batch_size} exceeds the {len(train_images)} training images")
     eval_images = load_images(config.data, config.data.eval_split, limit=config.train.eval_images).to(device)
     fine_images = None
-    if config.train.fine_points:  # the same training images at twice the resolution
+    if config.train.fine_points:
         fine_data = dataclasses.replace(config.data, image_size=2 * config.data.image_size)
-        fine_images = load_images(fine_data, "train", limit=config.data.train_limit or None).to(device)
-    torch.manual_seed(config.train.seed)
-    model = HyperSiren(config.model).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)
-    step = restore(model, optimizer, state, lr=config.train.lr) if state else 0
-    saved_step = step if state else None  # the step of the checkpoint on disk, for the message if training diverges
-    del state  # its tensors are in the model and optimizer now: no second copy for the whole run
-    unsaved_step = None  # a checkpoint step whose weights are saved once the next step shows them finite
+        fine_images = load_images(fine_data, "train", limit=limit).to(device)
+    return TrainingImages(train_images, fine_images, eval_images)
+
+
+def train(
+    run: RunFolder,
+    config: RunConfig,
+    model: HyperSiren,
+    optimizer: torch.optim.Optimizer,
+    step: int,
+    images: TrainingImages,
+    writer: SummaryWriter | None,
+    progress: tqdm,
+) -> None:
+    """Train from ``step`` to ``train.max_steps``, logging, checkpointing and showing held-out images on the way."""
+    distributed = dist.is_initialized()
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     trainable = DistributedDataParallel(model) if distributed else model
-    if is_main:
-        config.save(run_dir / "config.json")
-        writer = SummaryWriter(run_dir / "tensorboard")
-        history = run_dir / "history.jsonl"  # one line per logged step; a resumed run rewrites its tail
-        write_text(logged_until(history, step) if saved_step is not None else "", history)
-
-    batches = ShuffledBatches(num_images=len(train_images), batch_size=config.train.batch_size, seed=config.train.seed)
-    autocast = torch.autocast("cuda", torch.bfloat16) if config.train.amp and device.type == "cuda" else nullcontext()
+    batches = ShuffledBatches(num_images=len(images.train), batch_size=config.train.batch_size, seed=config.train.seed)
+    on_cuda = next(model.parameters()).device.type == "cuda"
+    autocast = torch.autocast("cuda", torch.bfloat16) if config.train.amp and on_cuda else nullcontext()
     shard = slice(rank * (config.train.batch_size // world), (rank + 1) * (config.train.batch_size // world))
+    while step < config.train.max_steps:
+        batch = get_batch(config.train, images, batches, step, shard)
+        for group in optimizer.param_groups:  # a function of the step, so a resumed run continues the schedule
+            group["lr"] = learning_rate(config.train, step)
+        with autocast:
+            prediction = trainable(batch.image, batch.mask, batch.coords)
+        loss, terms = hypernetwork_loss(
+            prediction,
+            batch.target,
+            latent_weight=config.train.latent_weight,
+            params_weight=config.train.params_weight,
+            observed=batch.observed if config.train.loss == "log_mse" else None,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+        if distributed:  # every rank sees the global batch's loss: logs match one process, all stop together on NaN
+            loss = loss.detach().clone()
+            for value in (loss, *terms.values()):
+                dist.all_reduce(value)
+                value /= world
+        if not (math.isfinite(loss.item()) and math.isfinite(grad_norm.item())):
+            progress.close()  # so that the message is the last line on the terminal
+            print(run.divergence_message(loss.item(), grad_norm.item(), step, config), file=sys.stderr)
+            raise SystemExit(EXIT_CODE)
+        run.keep_sound(step, model, optimizer, config)  # the weights of this step just gave a finite loss
+        optimizer.step()
+        step += 1
+        progress.update()
+        if run.write and step % config.train.log_every == 0:
+            scalars = {"loss": loss.item(), "grad_norm": grad_norm.item()}
+            scalars |= {name: value.item() for name, value in terms.items()}
+            log(run, writer, progress, step, scalars | {"lr": optimizer.param_groups[0]["lr"]})  # the step's rate
+        if run.write and (step % config.train.image_every == 0 or step == config.train.max_steps):
+            log_held_out(model, images.eval, writer, step)
+        run.stepped(step, model, optimizer, config)
 
-    progress = tqdm(total=config.train.max_steps, initial=step, desc="training", disable=not is_main, unit="step")
-    try:
-        while step < config.train.max_steps:
-            batch = training_batch(
-                images=train_images,
-                batches=batches,
-                step=step,
-                min_context=config.train.min_context,
-                max_context=config.train.max_context,
-                log_uniform=config.train.log_uniform_context,
-                top_half_fraction=config.train.top_half_fraction,
-                query_points=config.train.query_points,
-                fine_images=fine_images,
-                fine_points=config.train.fine_points,
-                shard=shard,
-            )
-            for group in optimizer.param_groups:  # a function of the step, so a resumed run continues the schedule
-                group["lr"] = learning_rate(config.train, step)
-            with autocast:
-                prediction = trainable(batch.image, batch.mask, batch.coords)
-            loss, terms = hypernetwork_loss(
-                prediction,
-                batch.target,
-                latent_weight=config.train.latent_weight,
-                weight_weight=config.train.weight_weight,
-                observed=batch.observed if config.train.loss == "log_mse" else None,
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
-            if distributed:  # every rank sees the global batch's loss: logs match one process, all stop together on NaN
-                loss = loss.detach().clone()
-                for value in (loss, *terms.values()):
-                    dist.all_reduce(value)
-                    value /= world
-            if not (math.isfinite(loss.item()) and math.isfinite(grad_norm.item())):
-                progress.close()  # so that the message is the last line on the terminal
-                print(divergence_message(loss.item(), grad_norm.item(), step, saved_step, config), file=sys.stderr)
-                raise SystemExit(EXIT_CODE)
-            if unsaved_step == step:  # the weights after this step just gave a finite loss and gradient: keep them
-                if is_main:
-                    save_checkpoint(checkpoint_state(model, optimizer, step, config), checkpoint_path)
-                saved_step = step
-            optimizer.step()
-            step += 1
-            progress.update()
 
-            if is_main and step % config.train.log_every == 0:
-                scalars = {"loss": loss.item(), "grad_norm": grad_norm.item()}
-                scalars |= {name: value.item() for name, value in terms.items()}
-                scalars["lr"] = optimizer.param_groups[0]["lr"]  # the rate of the step just taken
-                progress.set_postfix(loss=f"{scalars['loss']:.4f}")
-                for name, value in scalars.items():
-                    writer.add_scalar(f"train/{name}", value, step)
-                with history.open("a") as file:
-                    file.write(json.dumps({"step": step, **scalars}) + "\n")
-            if is_main and (step % config.train.image_every == 0 or step == config.train.max_steps):
-                log_held_out(model, eval_images, writer, step)
-            if step == config.train.max_steps:
-                if is_main:
-                    save_checkpoint(checkpoint_state(model, optimizer, step, config), checkpoint_path)
-                saved_step = step
-            elif step % config.train.checkpoint_every == 0:
-                unsaved_step = step
-        progress.close()
-        if distributed:
-            dist.destroy_process_group()
-        if is_main:
-            writer.close()
-            print(end_summary(model, eval_images=eval_images, run_dir=run_dir, config=config))
-            lock.close()
-    except KeyboardInterrupt:
-        progress.close()  # so that the message is the last line on the terminal
-        if is_main:
-            print(interrupted_message(run_dir, step=step, saved_step=saved_step, config=config), file=sys.stderr)
-        raise SystemExit(INTERRUPTED_EXIT_CODE) from None
+def get_batch(train: TrainConfig, images: TrainingImages, batches: ShuffledBatches, step: int, shard: slice) -> Batch:
+    """This process's ``shard`` of the batch of ``step`` (``data.training_batch``)."""
+    return training_batch(
+        images=images.train,
+        batches=batches,
+        step=step,
+        min_context=train.min_context,
+        max_context=train.max_context,
+        log_uniform=train.log_uniform_context,
+        top_half_fraction=train.top_half_fraction,
+        query_points=train.query_points,
+        fine_images=images.fine,
+        fine_points=train.fine_points,
+        shard=shard,
+    )
+
+
+def log(run: RunFolder, writer: SummaryWriter, progress: tqdm, step: int, scalars: dict[str, float]) -> None:
+    """``scalars`` of ``step`` to the history, TensorBoard and the progress bar."""
+    progress.set_postfix(loss=f"{scalars['loss']:.4f}")
+    for name, value in scalars.items():
+        writer.add_scalar(f"train/{name}", value, step)
+    run.log(step, scalars)
 
 
 def learning_rate(train: TrainConfig, step: int) -> float:
@@ -208,60 +212,6 @@ def learning_rate(train: TrainConfig, step: int) -> float:
     if train.lr_schedule == "cosine":
         return train.lr * 0.5 * (1.0 + math.cos(math.pi * step / train.max_steps))
     return train.lr
-
-
-def refuse_foreign_folder(run_dir: Path) -> None:
-    """A non-empty --out that is not a run is someone else's folder: training there would overwrite
-    its config.json and empty its history.jsonl."""
-    if run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--out {run_dir} is a file: pass a folder for the run")
-    is_run = any((run_dir / name).exists() for name in ("checkpoint.pt", LOCK))
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not is_run:
-        raise ConfigError(
-            f"--out {run_dir} is a non-empty folder that holds no hypersiren run (no checkpoint.pt, no {LOCK}): "
-            "choose a new or empty folder"
-        )
-
-
-def claim_run_folder(run_dir: Path) -> IO[str]:
-    """Create ``run_dir`` and hold its lock, so that a second training on the same --out is refused
-    rather than interleaving checkpoints and history with this one. Remove checkpoint temporaries
-    that killed runs left: with the lock held, no one else is writing them."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = (run_dir / LOCK).open("a")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.close()
-        raise ConfigError(
-            f"another training is running in {run_dir} (it holds {LOCK}): wait for it to end, or choose another --out"
-        ) from None
-    remove_stale_temporaries(run_dir / "checkpoint.pt")
-    return lock
-
-
-def file_stamp(path: Path) -> tuple[int, int] | None:
-    """(inode, mtime) of ``path``, None if absent: tells whether a checkpoint was replaced meanwhile."""
-    try:
-        status = path.stat()
-    except FileNotFoundError:
-        return None
-    return status.st_ino, status.st_mtime_ns
-
-
-def run_config(
-    args: argparse.Namespace, preset: RunConfig, state: dict[str, Any] | None, checkpoint_path: Path
-) -> RunConfig:
-    """The validated config of this run: the preset for a new run, the checkpoint's own config on resume
-    (config.json is only a copy for people and tools), then the command line's overrides."""
-    saved = checkpoint_config(state, checkpoint_path) if state else None
-    if saved:
-        require_resumable(state, saved, checkpoint_path)  # before anything is decoded or built
-    config = RunConfig.from_dict(saved.to_dict()) if saved else preset
-    config.override(config_overrides(args))
-    if saved:
-        require_same_model(saved, config)
-    return config.validate()
 
 
 def require_training_memory(config: RunConfig, device: str, processes: int) -> None:
@@ -276,73 +226,6 @@ def require_training_memory(config: RunConfig, device: str, processes: int) -> N
         device=device,
         what=f"a training step of {batch} images of {size}x{size} and {points} points each",
         fix="lower train.batch_size, data.image_size, train.query_points, train.fine_points or the model's widths",
-    )
-
-
-def restore(model: HyperSiren, optimizer: torch.optim.Optimizer, state: dict[str, Any], lr: float) -> int:
-    """Load a checkpoint's weights and optimizer state (``run_config`` checked that they fit); return its step.
-
-    The optimizer's saved learning rate is replaced by ``lr``: otherwise ``train.lr=...`` on resume
-    would be recorded in config.json yet ignored.
-    """
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    return state["step"]
-
-
-def checkpoint_state(
-    model: HyperSiren, optimizer: torch.optim.Optimizer, step: int, config: RunConfig
-) -> dict[str, Any]:
-    """Everything a run resumes from, its config included: a run folder needs nothing else."""
-    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "config": config.to_dict()}
-
-
-def logged_until(history: Path, step: int) -> str:
-    """The lines of ``history`` logged up to ``step`` (a resumed run rewrites what came after).
-
-    A line a full disk or a kill left torn is dropped with a warning instead of blocking the
-    resume; a missing history is an empty one.
-    """
-    if not history.is_file():
-        return ""
-    kept, unreadable = [], 0
-    for line in history.read_text(errors="replace").splitlines():
-        try:
-            logged = json.loads(line)["step"]
-        except (ValueError, KeyError, TypeError):
-            unreadable += bool(line.strip())
-            continue
-        if isinstance(logged, int) and logged <= step:
-            kept.append(line + "\n")
-    if unreadable:
-        print(f"warning: dropped {unreadable} unreadable line(s) of {history} (a torn write)", file=sys.stderr)
-    return "".join(kept)
-
-
-def divergence_message(loss: float, grad_norm: float, step: int, saved_step: int | None, config: RunConfig) -> str:
-    """Why training stopped at step ``step + 1`` and what to do, true whether a checkpoint exists and whatever it holds.
-
-    Parameters are never updated from a non-finite step. A checkpoint is saved only once the next step
-    shows its weights give a finite loss (the last one excepted), so an older checkpoint is a sound
-    place to resume at a lower lr; a checkpoint of the very weights that just failed is not.
-    """
-    what = f"error: non-finite loss {loss} / gradient norm {grad_norm} at step {step + 1}; parameters were not updated"
-    lower = f"a lower --train.lr (now {config.train.lr:g}; e.g. --train.lr {config.train.lr / 10:g})"
-    if saved_step is None:
-        return (
-            f"{what} and no checkpoint exists (one is saved only once the step after it gives a finite loss). "
-            f"Rerun the same command with {lower}: the run starts over."
-        )
-    if saved_step == step:
-        return (
-            f"{what}. The checkpoint (checkpoint.pt, step {step}) holds the very weights that gave it, "
-            f"so resuming from it fails at any learning rate: delete it and rerun with {lower} to start over."
-        )
-    return (
-        f"{what}. The checkpoint (checkpoint.pt, step {saved_step}) is intact and its weights gave a finite "
-        f"loss. Rerun the same command with {lower} to resume from it."
     )
 
 
@@ -363,36 +246,6 @@ def log_held_out(model: HyperSiren, images: torch.Tensor, writer: SummaryWriter,
         "held_out/context_prediction_truth", F.interpolate(grid[None], scale_factor=scale, mode="nearest")[0], step
     )
     model.train()
-
-
-def interrupted_message(run_dir: Path, step: int, saved_step: int | None, config: RunConfig) -> str:
-    """What Ctrl-C stopped, what is on disk, and the command that goes on from it."""
-    launcher = f"torchrun --nproc-per-node {os.environ['WORLD_SIZE']}" if "WORLD_SIZE" in os.environ else "python"
-    command = f"{launcher} {shlex.join(sys.argv)}"
-    if saved_step is None:
-        return (
-            f"interrupted at step {step} of {config.train.max_steps}, before any checkpoint (one is saved every "
-            f"{config.train.checkpoint_every} steps): rerun to start over: {command}"
-        )
-    return (
-        f"interrupted at step {step} of {config.train.max_steps}; {run_dir / 'checkpoint.pt'} holds step "
-        f"{saved_step}. Resume from it with the same command: {command}"
-    )
-
-
-def already_finished(run_dir: Path, state: dict[str, Any] | None, max_steps: int, is_main: bool) -> bool:
-    """Whether the checkpoint ``state`` already reached ``max_steps``. If so the main process says so, and
-    the two ways on (train longer, or evaluate): a rerun of a finished command is a question, not an error."""
-    step = state.get("step") if state else None
-    if not isinstance(step, int) or step < max_steps:
-        return False
-    if is_main:
-        print(
-            f"{run_dir} has already finished: its checkpoint is at step {step}, train.max_steps={max_steps}. "
-            f"To train on, rerun with a higher --train.max_steps (e.g. --train.max_steps {2 * step}); "
-            f"to evaluate it: python eval/evaluate.py --run {shlex.quote(str(run_dir))}"
-        )
-    return True
 
 
 def end_summary(model: HyperSiren, eval_images: torch.Tensor, run_dir: Path, config: RunConfig) -> str:

@@ -1,15 +1,14 @@
-"""Run configuration: one dataclass per concern, set from a TOML preset and ``section.field=value`` overrides.
+"""Run configuration: one dataclass per concern, set from a TOML preset and ``--section.field`` options.
 
 A config is validated as a whole (``RunConfig.validate``) before a program writes,
 decodes or allocates anything with it, so a bad value fails in one line instead of a
 ZeroDivisionError mid-run, a silent no-op, or a config.json that no longer works.
 """
 
+import argparse
 import dataclasses
 import json
-import math
 import tomllib
-import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,20 +19,15 @@ import torch
 
 from hypersiren.across.data import DataConfig, command_line_root
 from hypersiren.across.model import HyperSiren, ModelConfig
-from hypersiren.files import write_text
+from hypersiren.across.rules import ConfigError, field_problems, model_problems, type_name
+from hypersiren.results import write_json
 
 # 2^30 parameters are 4 GiB of fp32 weights and 16 GiB with gradients and Adam's two moments, 20x the
 # paper's model: beyond that a config is a typo (hyper_hidden_features=40000), not an experiment.
 MAX_PARAMETERS = 2**30
-# Images are decoded whole into memory and every pixel is rendered each step; far beyond the paper's 32.
-MAX_IMAGE_SIZE = 1024
-MIN_IMAGE_SIZE = 2  # a 1x1 image's top half is all of it: nothing is left to inpaint or score
-MAX_SEED = 2**32 - 1  # the largest seed both torch and numpy take
+# Fields renamed since runs were saved, so that their config.json and checkpoints still load.
+RENAMED = {"train.weight_weight": "train.params_weight"}
 EVAL_SPLITS = {"celeba": ("train", "val", "test"), "cifar10": ("train", "test", "val"), "folder": ("train", "val")}
-
-
-class ConfigError(ValueError):
-    """A preset, override or saved config that cannot work; the message names the key and the fix."""
 
 
 @dataclass
@@ -48,9 +42,9 @@ class TrainConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decays to 0 at max_steps
     query_points: int = 0  # per image, pixels rendered for the loss, the missing ones first (0: all; data.query_pixels)
     fine_points: int = 0  # per image, points of the 2x-resolution image also supervised (data.fine_grid_points)
-    loss: Literal["mse", "log_mse"] = "mse"  # log_mse: losses.observed_and_missing_log_mse, the PSNR scale
+    loss: Literal["mse", "log_mse"] = "mse"  # log_mse: objective.missing_log_mse, the PSNR scale
     latent_weight: float = 0.1
-    weight_weight: float = 100.0
+    params_weight: float = 100.0  # of the generated SIREN parameters' L2 (objective.weight_l2)
     grad_clip: float = 1.0
     seed: int = 0
     amp: bool = True  # bf16 autocast for encoder + hypernetwork on CUDA (the SIREN stays fp32); ignored on CPU
@@ -58,50 +52,6 @@ class TrainConfig:
     image_every: int = 500
     checkpoint_every: int = 500
     eval_images: int = 256  # held-out images used for the PSNR logged during training
-
-
-def _at_least(minimum: int) -> tuple[Callable[[Any], bool], str]:
-    return (lambda value: value >= minimum), f">= {minimum}"
-
-
-def _between(low: int, high: int) -> tuple[Callable[[Any], bool], str]:
-    return (lambda value: low <= value <= high), f"in [{low}, {high}]"
-
-
-_POSITIVE = (lambda value: 0 < value < math.inf), "a finite number > 0"
-_NON_NEGATIVE = (lambda value: 0 <= value < math.inf), "a finite number >= 0"
-
-# What each field needs beyond its type, by name: a section may gain fields (the model will), which
-# are then only type-checked, and a field that goes away is simply not checked.
-_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "model.image_channels": _at_least(1),
-    "model.latent_dim": _at_least(1),
-    "model.siren_hidden_features": _at_least(1),
-    "model.siren_hidden_layers": _at_least(0),
-    "model.hyper_hidden_features": _at_least(1),
-    "model.hyper_hidden_layers": _at_least(0),
-    "model.omega": _POSITIVE,
-    "model.encoder_widths": (lambda widths: len(widths) > 0 and min(widths) >= 1, "a non-empty list of widths >= 1"),
-    "data.image_size": _between(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
-    "data.root": ((lambda root: root.strip() != ""), "a folder"),
-    "data.train_limit": _at_least(0),
-    "train.max_steps": _at_least(1),
-    "train.batch_size": _at_least(1),
-    "train.lr": _POSITIVE,
-    "train.min_context": _at_least(1),
-    "train.max_context": _at_least(1),
-    "train.latent_weight": _NON_NEGATIVE,
-    "train.weight_weight": _NON_NEGATIVE,
-    "train.grad_clip": ((lambda clip: clip > 0), "> 0 (inf: no clipping)"),
-    "train.log_every": _at_least(1),
-    "train.image_every": _at_least(1),
-    "train.checkpoint_every": _at_least(1),
-    "train.eval_images": _at_least(1),
-    "train.fine_points": _at_least(0),
-    "train.query_points": _at_least(0),
-    "train.seed": _between(0, MAX_SEED),  # what torch and numpy take
-    "train.top_half_fraction": ((lambda share: 0 <= share <= 1), "in [0, 1]"),
-}
 
 
 @dataclass
@@ -117,7 +67,8 @@ class RunConfig:
         config = cls()
         for section, fields in values.items():
             for name, value in fields.items():
-                config.set(f"{section}.{name}", value)
+                key = f"{section}.{name}"
+                config.set(RENAMED.get(key, key), value)
         return config
 
     @classmethod
@@ -133,24 +84,38 @@ class RunConfig:
             raise ConfigError(f"{path} is not valid {'JSON' if path.suffix == '.json' else 'TOML'} ({error})") from None
         return cls.from_dict(values)
 
-    def set(self, key: str, value: Any) -> None:
-        """Set ``section.field``; strings (from the command line) are parsed by the field's type."""
+    def field_type(self, key: str) -> Any:
+        """The type of the field ``section.field``; ``ConfigError`` naming the valid keys for another key."""
         section_name, _, name = key.partition(".")
         section = getattr(self, section_name, None)
         if not dataclasses.is_dataclass(section) or name not in {f.name for f in dataclasses.fields(section)}:
             raise ConfigError(f"unknown config key {key!r}; valid keys: {', '.join(self.keys())}")
-        field_type = typing.get_type_hints(type(section))[name]
-        setattr(section, name, _parse(value, field_type, key) if isinstance(value, str) else value)
+        return typing.get_type_hints(type(section))[name]
+
+    def set(self, key: str, value: Any) -> None:
+        """Set ``section.field`` to ``value`` as it is (``validate`` checks its type)."""
+        self.field_type(key)
+        section, _, name = key.partition(".")
+        setattr(getattr(self, section), name, value)
+
+    def update(self, values: dict[str, Any]) -> "RunConfig":
+        """Set each ``section.field`` of ``values`` (the command line's options, already typed)."""
+        for key, value in values.items():
+            self.set(key, value)
+        return self
 
     def override(self, assignments: list[str]) -> "RunConfig":
-        """Apply command-line ``section.field=value`` assignments; a relative ``data.root`` is taken from the
-        working directory, as every command-line path is."""
+        """Apply ``section.field=value`` assignments, each value read as the command line reads its option
+        (``option_type``): a shorthand for tests and notebooks."""
         for assignment in assignments:
-            key, equals, value = assignment.partition("=")
+            key, equals, text = assignment.partition("=")
             if not equals:
                 raise ConfigError(f"override {assignment!r} must look like section.field=value, e.g. train.lr=1e-4")
-            key, value = key.strip(), value.strip()
-            self.set(key, command_line_root(value) if key == "data.root" else value)
+            key, text = key.strip(), text.strip()
+            try:
+                self.set(key, option_type(key, self.field_type(key))(text))
+            except argparse.ArgumentTypeError as error:
+                raise ConfigError(f"cannot set {key} to {text!r}: {error}") from None
         return self
 
     def keys(self) -> list[str]:
@@ -170,10 +135,10 @@ class RunConfig:
         problems = [
             problem
             for section in dataclasses.fields(self)
-            for problem in _field_problems(section.name, getattr(self, section.name))
+            for problem in field_problems(section.name, getattr(self, section.name))
         ]
         if not problems:  # the checks across fields assume each field is well typed
-            checks = [_context_problem(self.train, self.data.image_size), *_model_problems(self.model)]
+            checks = [_context_problem(self.train, self.data.image_size), *model_problems(self.model)]
             checks += [_points_problem(self), _split_problem(self.data)]
             problems = [problem for problem in checks if problem]
             if not problems:  # counting parameters builds the model, which needs a consistent config
@@ -184,7 +149,7 @@ class RunConfig:
 
     def save(self, path: str | Path) -> None:
         """Validate, then write atomically: a crash or full disk leaves the previous config.json whole."""
-        write_text(json.dumps(self.validate().to_dict(), indent=2) + "\n", path)
+        write_json(self.validate().to_dict(), path)
 
 
 def validate_model_config(config: ModelConfig) -> None:
@@ -194,15 +159,9 @@ def validate_model_config(config: ModelConfig) -> None:
         raise ConfigError("; ".join(problems))
 
 
-def model_problems(config: ModelConfig) -> list[str]:
-    """What makes ``config`` unbuildable, one fix per entry (``HyperSiren`` raises them): each field's type
-    and rule, then the fields that must agree. The parameter count is not checked here."""
-    return _field_problems("model", config) or _model_problems(config)
-
-
 def validate_data_config(config: DataConfig) -> None:
     """``ConfigError`` for a data config that cannot be loaded (an empty root, an image size out of range)."""
-    problems = _field_problems("data", config)
+    problems = field_problems("data", config)
     if problems:
         raise ConfigError("; ".join(problems))
 
@@ -229,18 +188,6 @@ def parameter_count(config: ModelConfig) -> int:
         return sum(parameter.numel() for parameter in HyperSiren(config).parameters())
 
 
-def _field_problems(section: str, values: Any) -> list[str]:
-    problems = []
-    hints = typing.get_type_hints(type(values))
-    for config_field in dataclasses.fields(values):
-        key, value = f"{section}.{config_field.name}", getattr(values, config_field.name)
-        if not _has_type(value, hints[config_field.name]):
-            problems.append(f"{key}={value!r} must be {_type_name(hints[config_field.name])}")
-        elif key in _RULES and not _RULES[key][0](value):
-            problems.append(f"{key}={value!r} must be {_RULES[key][1]}")
-    return problems
-
-
 def _context_problem(train: TrainConfig, image_size: int) -> str | None:
     pixels = image_size * image_size
     if train.min_context <= train.max_context <= pixels:
@@ -250,18 +197,6 @@ def _context_problem(train: TrainConfig, image_size: int) -> str | None:
         f"need 1 <= train.min_context <= train.max_context <= {pixels} (pixels of a {image_size}x{image_size} "
         f"image), got [{train.min_context}, {train.max_context}]: {fix}"
     )
-
-
-def _model_problems(model: ModelConfig) -> list[str]:
-    problems = []
-    if model.encoder == "unet" and model.local_features <= model.image_channels:
-        problems.append(
-            f"model.local_features={model.local_features} must exceed model.image_channels={model.image_channels}: "
-            "the last image_channels local code channels are the colour guess"
-        )
-    if model.decoder == "pixel" and model.encoder != "unet":
-        problems.append(f"model.decoder='pixel' needs model.encoder='unet' (its local codes), not {model.encoder!r}")
-    return problems
 
 
 def _points_problem(config: "RunConfig") -> str | None:
@@ -303,48 +238,28 @@ def _size_problem(config: ModelConfig) -> str | None:
     )
 
 
-def _has_type(value: Any, hint: Any) -> bool:
-    """Whether ``value`` fits the field type ``hint``; a kind of hint not listed here is not checked."""
-    origin, arguments = typing.get_origin(hint), typing.get_args(hint)
-    if hint is bool:
-        return isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if hint is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    if hint is str:
-        return isinstance(value, str)
-    if hint is type(None):
-        return value is None
-    if origin is list:
-        return isinstance(value, list) and all(_has_type(item, arguments[0]) for item in value)
-    if origin is typing.Literal:
-        return value in arguments
-    if origin in (typing.Union, types.UnionType):
-        return any(_has_type(value, argument) for argument in arguments)
-    return True
+def option_type(key: str, hint: Any) -> Callable[[str], Any]:
+    """The argparse ``type=`` of the config field ``key`` of type ``hint``: its value from one command-line word.
 
+    ``true``/``false`` (or 1/0) for a bool, ``[8,16]`` for a list; a relative ``data.root`` is taken from the
+    working directory, as every command-line path is (a preset's, from the repository).
+    """
+    if key == "data.root":
+        return command_line_root
 
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) is typing.Literal:
-        return "one of " + ", ".join(map(repr, typing.get_args(hint)))
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(hint, str(hint))
+    def parse(text: str) -> Any:
+        origin, arguments = typing.get_origin(hint), typing.get_args(hint)
+        try:
+            if hint is bool and text.lower() in ("true", "false", "1", "0"):
+                return text.lower() in ("true", "1")
+            if origin is list:
+                return [arguments[0](item) for item in text.strip("[]").split(",") if item.strip()]
+            if origin is Literal and text in arguments:
+                return text
+            if hint in (int, float, str):
+                return hint(text)
+        except ValueError:
+            pass
+        raise argparse.ArgumentTypeError(f"expected {type_name(hint)}")
 
-
-def _parse(text: str, field_type: Any, key: str) -> Any:
-    origin = typing.get_origin(field_type)
-    try:
-        if field_type is bool:
-            if text.lower() not in ("true", "false", "1", "0"):
-                raise ValueError(text)
-            return text.lower() in ("true", "1")
-        if field_type in (int, float):
-            return field_type(text)
-        if origin is list:
-            (item_type,) = typing.get_args(field_type)
-            return [item_type(item) for item in text.strip("[]").split(",") if item.strip()]
-        if origin is typing.Literal and text not in typing.get_args(field_type):
-            raise ValueError(text)
-    except ValueError:
-        raise ConfigError(f"cannot set {key} to {text!r}: expected {_type_name(field_type)}") from None
-    return text
+    return parse

@@ -1,17 +1,27 @@
 """Encoders: a (partial) set of pixels -> latent codes.
 
+Every encoder is called the same way, ``encoder(image (B, C, H, W), mask (B, 1, H, W)) -> Latents``.
 ``ConvEncoder`` and ``SetEncoder`` give one global code ``(B, L)`` per image (the
 paper's design); ``UNetEncoder`` also keeps a grid of local codes ``(B, F, H, W)``.
 """
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 from torch import Tensor, nn
 
+from hypersiren.core.pixels import pixel_grid
 
-def observed(image: Tensor, mask: Tensor) -> Tensor:
+
+class Latents(NamedTuple):
+    global_latent: Tensor  # (B, L): the SIREN's weights
+    local_grid: Tensor | None  # (B, F, H, W): per-point shifts, interpolated at any coordinate; None for global-only
+
+
+def zero_unobserved(image: Tensor, mask: Tensor) -> Tensor:
     """``image`` with unobserved pixels zeroed; a NaN there (a common "missing" marker) never leaks through."""
     return torch.where(mask, image, torch.zeros((), dtype=image.dtype, device=image.device))
 
@@ -41,16 +51,16 @@ class ConvEncoder(nn.Module):
         self.to_latent = nn.Linear(widths[-1], latent_dim)
         self.image_channels = image_channels
 
-    def forward(self, image: Tensor, mask: Tensor) -> Tensor:
-        """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` bool/0-1 -> ``(B, L)``."""
-        features = self.features(torch.cat([observed(image, mask), mask.to(image.dtype)], dim=1))
-        return self.to_latent(features.mean(dim=(2, 3)))
+    def forward(self, image: Tensor, mask: Tensor) -> Latents:
+        """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` bool -> a global latent ``(B, L)``."""
+        features = self.features(torch.cat([zero_unobserved(image, mask), mask.to(image.dtype)], dim=1))
+        return Latents(self.to_latent(features.mean(dim=(2, 3))), None)
 
 
 class SetEncoder(nn.Module):
     """Permutation-invariant encoder over (coordinate, value) pairs, masked mean pooling.
 
-    ``coords (B, N, D)``, ``values (B, N, C)``, ``mask (B, N)`` -> ``(B, L)``: the
+    An image's observed pixels are the pairs (``forward``); ``pool`` takes any point set: the
     CNP-style alternative to ``ConvEncoder`` for scattered observations.
     """
 
@@ -71,7 +81,16 @@ class SetEncoder(nn.Module):
         self.point_net = nn.Sequential(*layers)
         self.to_latent = nn.Linear(hidden_features, latent_dim)
 
-    def forward(self, coords: Tensor, values: Tensor, mask: Tensor) -> Tensor:
+    def forward(self, image: Tensor, mask: Tensor) -> Latents:
+        """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` bool -> a global latent ``(B, L)``: each observed
+        pixel is a point at its rendering coordinate (``pixel_grid``)."""
+        height, width = image.shape[-2:]
+        coords = pixel_grid(height, width, image.device).expand(image.shape[0], -1, -1)
+        values = rearrange(zero_unobserved(image, mask), "b c h w -> b (h w) c")
+        return Latents(self.pool(coords, values, rearrange(mask, "b 1 h w -> b (h w)")), None)
+
+    def pool(self, coords: Tensor, values: Tensor, mask: Tensor) -> Tensor:
+        """``coords (B, N, D)``, ``values (B, N, C)``, ``mask (B, N)`` bool -> ``(B, L)``, the masked points ignored."""
         if coords.shape[:2] != values.shape[:2] or mask.shape != coords.shape[:2]:
             raise ValueError(
                 f"coords {tuple(coords.shape)}, values {tuple(values.shape)} and mask {tuple(mask.shape)} "
@@ -94,7 +113,7 @@ def pull_push_fill(image: Tensor, mask: Tensor, levels: int) -> list[Tensor]:
     The push starts from the mean of all observed pixels, so every level is defined.
     """
     height, width = image.shape[-2:]
-    sums, counts = observed(image, mask), mask.to(image.dtype)
+    sums, counts = zero_unobserved(image, mask), mask.to(image.dtype)
     pulled = [(sums, counts)]
     for _ in range(levels - 1):  # pull: sums and counts at half resolution, (B, C, h, w) and (B, 1, h, w)
         sums = F.avg_pool2d(sums, kernel_size=2, ceil_mode=True)
@@ -155,8 +174,8 @@ class UNetEncoder(nn.Module):
         self.to_local = nn.Conv2d(widths[0], local_features - image_channels, 1)
         self.to_latent = nn.Linear(widths[-1], latent_dim)
 
-    def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` bool -> ``(B, L)``, ``(B, F, H, W)``."""
+    def forward(self, image: Tensor, mask: Tensor) -> Latents:
+        """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` bool -> ``(B, L)``, local codes ``(B, F, H, W)``."""
         fills = pull_push_fill(image, mask, self.fill_levels)
         features = torch.cat(fills, dim=1)
         skips = []
@@ -167,4 +186,4 @@ class UNetEncoder(nn.Module):
         for stage, skip in zip(reversed(self.up), reversed(skips[:-1])):
             features = F.interpolate(features, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             features = stage(torch.cat([features, skip], dim=1))
-        return latent, torch.cat([self.to_local(features), fills[-1][:, :-1]], dim=1)
+        return Latents(latent, torch.cat([self.to_local(features), fills[-1][:, :-1]], dim=1))

@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from hypersiren.across.encoders import ConvEncoder, SetEncoder, UNetEncoder, observed
+from hypersiren.across.encoders import ConvEncoder, Latents, SetEncoder, UNetEncoder, zero_unobserved
 from hypersiren.across.hypernet import HyperNetwork, ShiftModulator
 from hypersiren.across.memory import inpaint_bytes, require_memory
 from hypersiren.across.pixel_head import PixelHead
+from hypersiren.across.rules import ConfigError, model_problems
 from hypersiren.core.pixels import pixel_grid
 from hypersiren.core.render import SirenParams, check_coords, render
 from hypersiren.core.siren import SirenConfig
@@ -48,11 +49,6 @@ class ModelConfig:
         )
 
 
-class Latents(NamedTuple):
-    global_latent: Tensor  # (B, L): the SIREN's weights
-    local_grid: Tensor | None  # (B, F, H, W): per-point shifts, interpolated at any coordinate; None for global-only
-
-
 class Prediction(NamedTuple):
     values: Tensor  # (B, N, C) in model space [-1, 1]
     latent: Tensor  # (B, L) global latent
@@ -76,8 +72,6 @@ class HyperSiren(nn.Module):
     """Images (any size, any observed subset) -> a SIREN per image -> values anywhere."""
 
     def __init__(self, config: ModelConfig, refinement: Refinement = Refinement(), supersample: int = 1):
-        from hypersiren.across.config import ConfigError, model_problems  # here: config imports this module
-
         problems = model_problems(config)
         if problems:
             raise ConfigError(f"invalid ModelConfig: {'; '.join(problems)}")  # a ValueError
@@ -117,15 +111,7 @@ class HyperSiren(nn.Module):
 
     def _encode(self, image: Tensor, mask: Tensor) -> Latents:
         """``encode`` of inputs already checked (``inpaint`` checks them before estimating its memory)."""
-        image, mask = image.to(self.encoder_dtype), mask.bool()
-        if isinstance(self.encoder, UNetEncoder):
-            return Latents(*self.encoder(image, mask))
-        if isinstance(self.encoder, ConvEncoder):
-            return Latents(self.encoder(image, mask), None)
-        height, width = image.shape[-2:]
-        coords = pixel_grid(height, width, image.device).expand(image.shape[0], -1, -1)
-        values = rearrange(observed(image, mask), "b c h w -> b (h w) c")
-        return Latents(self.encoder(coords, values, rearrange(mask, "b 1 h w -> b (h w)")), None)
+        return self.encoder(image.to(self.encoder_dtype), mask.bool())
 
     @property
     def encoder_dtype(self) -> torch.dtype:
@@ -253,7 +239,7 @@ class HyperSiren(nn.Module):
         variables = [t.detach().clone().requires_grad_() for t in start if t is not None]
         optimizer = torch.optim.Adam(variables, lr=refinement.lr)
         coords = pixel_grid(*image.shape[-2:], image.device).expand(image.shape[0], -1, -1)
-        target = rearrange(observed(image, mask), "b c h w -> b (h w) c")
+        target = rearrange(zero_unobserved(image, mask), "b c h w -> b (h w) c")
         weight = rearrange(mask, "b 1 h w -> b (h w) 1").to(image.dtype)
         best = [t.detach().clone() for t in variables]
         best_error = torch.full((image.shape[0],), float("inf"), device=image.device)

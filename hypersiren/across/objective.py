@@ -56,10 +56,10 @@ def hypernetwork_loss(
     prediction: "Prediction",
     target: Tensor,
     latent_weight: float = 0.1,
-    weight_weight: float = 100.0,
+    params_weight: float = 100.0,
     observed: Tensor | None = None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """The paper's objective: image MSE + latent_weight·latent L2 + weight_weight·generated-weight L2.
+    """The paper's objective: image MSE + latent_weight·latent L2 + params_weight·L2 of the generated SIREN parameters.
 
     ``target (B, N, C)`` in model space. With ``observed (B, N)`` bool, the image term is
     ``missing_log_mse`` instead of the MSE. Returns the total and its
@@ -73,5 +73,5 @@ def hypernetwork_loss(
     image_term = terms["image_mse"]
     if observed is not None:
         terms["missing_log_mse"] = image_term = missing_log_mse(prediction.values, target, observed)
-    total = image_term + latent_weight * terms["latent_l2"] + weight_weight * terms["weight_l2"]
+    total = image_term + latent_weight * terms["latent_l2"] + params_weight * terms["weight_l2"]
     return total, {name: value.detach() for name, value in terms.items()}

@@ -2,7 +2,7 @@
 
 The network maps pixel-centre coordinates ``(N, 2)`` (row, col) in [-1, 1]
 (``pixels.pixel_grid``) to model-space values ``(N, C)`` in [-1, 1]; every
-image argument here is model space ``(C, H, W)`` (``data.to_model_space``).
+image argument here is model space ``(C, H, W)`` (``pixels.to_model_space``).
 Fits are full-batch Adam, as in the paper: every step sees every pixel.
 
 Derivative supervision cannot recover what the derivative discards, so such fits
@@ -96,24 +96,39 @@ def fit(
     reference = reference.to(device)
     # Derivative objectives differentiate w.r.t. the coordinates; for value fits this costs one (N, 2) product.
     coords = pixel_grid(height, width, device=device).requires_grad_(True)
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
 
     def as_image(values: Tensor) -> Tensor:
         return rearrange(values.detach(), "(h w) c -> c h w", h=height, w=width)
 
-    history = []
-    start = time.perf_counter()
-    for _ in tqdm(range(config.steps), desc=progress, disable=progress is None, leave=False):
+    def step_loss() -> tuple[Tensor, float]:
         values = net(coords)
-        loss = objective(values, coords)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        history.append(image_psnr(as_image(values), reference, match_degree))
-    seconds = time.perf_counter() - start
+        return objective(values, coords), image_psnr(as_image(values), reference, match_degree)
+
+    history, seconds = minimize(net, step_loss, steps=config.steps, lr=config.lr, progress=progress)
     with torch.no_grad():
         final = image_psnr(as_image(net(coords)), reference, match_degree)
     return FitResult(psnr=history, final_psnr=final, seconds=seconds)
+
+
+def minimize(
+    net: nn.Module, step_loss: Callable[[], tuple[Tensor, float]], steps: int, lr: float, progress: str | None = None
+) -> tuple[list[float], float]:
+    """The optimization of every single-signal fit: ``steps`` Adam steps on ``net``'s parameters.
+
+    ``step_loss()`` gives the loss of one step and a number to record of the network before that
+    step's update (a PSNR, the loss itself). Returns the records and the seconds the loop took;
+    ``progress`` is a tqdm description (None: silent).
+    """
+    optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+    records = []
+    start = time.perf_counter()
+    for _ in tqdm(range(steps), desc=progress, disable=progress is None, leave=False):
+        loss, record = step_loss()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        records.append(record)
+    return records, time.perf_counter() - start
 
 
 def fit_values(net: nn.Module, image: Tensor, config: FitConfig, progress: str | None = None) -> FitResult:

@@ -3,7 +3,7 @@
 ``skimage.data.camera()`` (512x512 grayscale) and ``skimage.data.astronaut()``
 (512x512 RGB) ship inside the scikit-image package, so nothing is downloaded.
 Photos are returned as uint8 like every image in hypersiren, so
-``data.to_model_space`` maps them to the [-1, 1] the SIREN is fitted in.
+``pixels.to_model_space`` maps them to the [-1, 1] the SIREN is fitted in.
 scikit-image is an optional dependency (the ``examples`` and ``test`` extras).
 """
 

@@ -13,7 +13,6 @@ live in the cube [-1, 1]³.
 """
 
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -21,10 +20,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from hypersiren.core.diffops import gradient
 from hypersiren.files import write_text
+from hypersiren.single.fitting import minimize
 
 
 class Sphere(NamedTuple):
@@ -133,19 +132,15 @@ def fit_sdf(
     device = next(net.parameters()).device
     generator = torch.Generator().manual_seed(seed)
     cloud_points, cloud_normals = (tensor.to(device) for tensor in shape.sample_surface(config.cloud_size, generator))
-    optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
-    losses = []
-    start = time.perf_counter()
-    for _ in tqdm(range(config.steps), desc=progress, disable=progress is None, leave=False):
+
+    def step_loss() -> tuple[Tensor, float]:
         # Drawn by the CPU generator, then moved: a seed gives the same batches on every device.
         batch = torch.randint(config.cloud_size, (config.batch_size,), generator=generator).to(device)
         off_surface = (2 * torch.rand(config.batch_size, 3, generator=generator) - 1).to(device)
         loss, _ = sdf_loss(net, cloud_points[batch], cloud_normals[batch], off_surface)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        losses.append(float(loss.detach()))
-    return losses, time.perf_counter() - start
+        return loss, float(loss.detach())
+
+    return minimize(net, step_loss, steps=config.steps, lr=config.lr, progress=progress)
 
 
 @torch.no_grad()

@@ -1,0 +1,229 @@
+"""A training run's folder, from its first step to its last and across restarts.
+
+    checkpoint.pt    weights, optimizer state, step and config: all a run resumes from
+    config.json      a copy of the config for people and tools
+    history.jsonl    one line per logged step; a resumed run rewrites what came after its checkpoint
+    train.lock       held (flock) while a training runs; its presence also marks the folder as a run
+    tensorboard/     TensorBoard logs
+
+A checkpoint is written only once the next step shows that its weights give a finite loss and
+gradient (the last one excepted), so the checkpoint on disk is always a sound place to resume.
+Only one process writes (``write=False`` on the others), but every process follows the schedule,
+so that all of them say the same thing if the training diverges.
+"""
+
+import fcntl
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from torch import nn
+
+from hypersiren.across.checkpoint import checkpoint_config, require_resumable, save_checkpoint
+from hypersiren.across.config import ConfigError, RunConfig, require_same_model
+from hypersiren.files import append_line, remove_stale_temporaries, write_text
+from hypersiren.results import write_json
+
+LOCK = "train.lock"
+
+
+class RunFolder:
+    """The folder ``path`` of one training; ``write``: whether this process writes it (the main one)."""
+
+    def __init__(self, path: str | Path, write: bool = True):
+        self.path, self.write = Path(path), write
+        self.checkpoint, self.history = self.path / "checkpoint.pt", self.path / "history.jsonl"
+        self.saved_step: int | None = None  # the step of the checkpoint on disk, for the messages
+        self.sound_step: int | None = None  # a checkpoint step, saved once the next step shows its weights finite
+        self._lock: IO[str] | None = None
+
+    def checkpoint_stamp(self) -> tuple[int, int] | None:
+        """(inode, mtime) of the checkpoint, None if there is none: tells whether it was replaced meanwhile.
+
+        A non-empty folder that is not a run is someone else's: training there would overwrite its
+        config.json and empty its history.jsonl, so it is refused here, before anything is read.
+        """
+        if self.path.exists() and not self.path.is_dir():
+            raise ConfigError(f"--out {self.path} is a file: pass a folder for the run")
+        is_run = any((self.path / name).exists() for name in (self.checkpoint.name, LOCK))
+        if self.path.is_dir() and any(self.path.iterdir()) and not is_run:
+            raise ConfigError(
+                f"--out {self.path} is a non-empty folder that holds no hypersiren run (no checkpoint.pt, no {LOCK}): "
+                "choose a new or empty folder"
+            )
+        try:
+            status = self.checkpoint.stat()
+        except FileNotFoundError:
+            return None
+        return status.st_ino, status.st_mtime_ns
+
+    def config(self, preset: RunConfig, overrides: dict[str, Any], state: dict[str, Any] | None) -> RunConfig:
+        """The validated config of this run: ``preset`` for a new run, the checkpoint ``state``'s own config on
+        resume (config.json is only a copy for people and tools), then the command line's ``overrides``
+        (``{"section.field": value}``); a resumed run's model cannot change."""
+        saved = checkpoint_config(state, self.checkpoint) if state else None
+        if saved:
+            require_resumable(state, saved, self.checkpoint)  # before anything is decoded or built
+        config = RunConfig.from_dict(saved.to_dict()) if saved else preset
+        config.update(overrides)
+        if saved:
+            require_same_model(saved, config)
+        return config.validate()
+
+    def finished(self, state: dict[str, Any] | None, max_steps: int) -> bool:
+        """Whether the checkpoint ``state`` already reached ``max_steps``. If so the writing process says so, and the
+        two ways on (train longer, or evaluate): a rerun of a finished command is a question, not an error."""
+        step = state.get("step") if state else None
+        if not isinstance(step, int) or step < max_steps:
+            return False
+        if self.write:
+            print(
+                f"{self.path} has already finished: its checkpoint is at step {step}, train.max_steps={max_steps}. "
+                f"To train on, rerun with a higher --train.max_steps (e.g. --train.max_steps {2 * step}); "
+                f"to evaluate it: python eval/evaluate.py --run {shlex.quote(str(self.path))}"
+            )
+        return True
+
+    def claim(self, stamp: tuple[int, int] | None) -> None:
+        """Create the folder and hold its lock until this process ends, so that a second training on the same
+        --out is refused rather than interleaving checkpoints and history with this one; refuse to go on if the
+        checkpoint is no longer the one of ``stamp``. Remove the checkpoint temporaries that killed runs left:
+        with the lock held, no one else is writing them."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        lock = (self.path / LOCK).open("a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise ConfigError(
+                f"another training is running in {self.path} (it holds {LOCK}): wait for it to end, "
+                "or choose another --out"
+            ) from None
+        self._lock = lock
+        if self.checkpoint_stamp() != stamp:
+            self.release()
+            raise ConfigError(f"{self.checkpoint} changed while this run started (another training just ended?): rerun")
+        remove_stale_temporaries(self.checkpoint)
+
+    def release(self) -> None:
+        """Let another training use the folder."""
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], lr: float) -> int:
+        """Load a checkpoint's weights and optimizer state (``config`` checked that they fit); return its step.
+
+        The optimizer's saved learning rate is replaced by ``lr``: otherwise ``train.lr=...`` on resume
+        would be recorded in config.json yet ignored.
+        """
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        self.saved_step = state["step"]
+        return state["step"]
+
+    def start(self, config: RunConfig, step: int) -> None:
+        """Save ``config`` (validated by ``config``) beside the run and keep the history logged up to ``step``."""
+        if self.write:
+            write_json(config.to_dict(), self.path / "config.json")
+            write_text(logged_until(self.history, step) if self.saved_step is not None else "", self.history)
+
+    def log(self, step: int, scalars: dict[str, float]) -> None:
+        """Add ``scalars`` of ``step`` to the history."""
+        if self.write:
+            append_line(json.dumps({"step": step, **scalars}), self.history)
+
+    def keep_sound(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, config: RunConfig) -> None:
+        """Step ``step`` just gave a finite loss and gradient, before its update: a checkpoint due at ``step`` is
+        written now, its weights known to be sound."""
+        if self.sound_step == step:
+            self._save(step, model, optimizer, config)
+
+    def stepped(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, config: RunConfig) -> None:
+        """After the update that made ``step`` steps: the last step is saved at once, a checkpoint step once the
+        next step shows it sound (``keep_sound``)."""
+        if step == config.train.max_steps:
+            self._save(step, model, optimizer, config)
+        elif step % config.train.checkpoint_every == 0:
+            self.sound_step = step
+
+    def _save(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, config: RunConfig) -> None:
+        if self.write:
+            save_checkpoint(checkpoint_state(model, optimizer, step, config), self.checkpoint)
+        self.saved_step = step
+
+    def divergence_message(self, loss: float, grad_norm: float, step: int, config: RunConfig) -> str:
+        """Why training stopped at step ``step + 1`` and what to do, true whether a checkpoint exists and whatever
+        it holds.
+
+        Parameters are never updated from a non-finite step. A checkpoint is saved only once the next step
+        shows its weights give a finite loss (the last one excepted), so an older checkpoint is a sound
+        place to resume at a lower lr; a checkpoint of the very weights that just failed is not.
+        """
+        what = (
+            f"error: non-finite loss {loss} / gradient norm {grad_norm} at step {step + 1}; parameters were not updated"
+        )
+        lower = f"a lower --train.lr (now {config.train.lr:g}; e.g. --train.lr {config.train.lr / 10:g})"
+        if self.saved_step is None:
+            return (
+                f"{what} and no checkpoint exists (one is saved only once the step after it gives a finite loss). "
+                f"Rerun the same command with {lower}: the run starts over."
+            )
+        if self.saved_step == step:
+            return (
+                f"{what}. The checkpoint (checkpoint.pt, step {step}) holds the very weights that gave it, "
+                f"so resuming from it fails at any learning rate: delete it and rerun with {lower} to start over."
+            )
+        return (
+            f"{what}. The checkpoint (checkpoint.pt, step {self.saved_step}) is intact and its weights gave a finite "
+            f"loss. Rerun the same command with {lower} to resume from it."
+        )
+
+    def interrupted_message(self, step: int, config: RunConfig) -> str:
+        """What Ctrl-C stopped, what is on disk, and the command that goes on from it."""
+        launcher = f"torchrun --nproc-per-node {os.environ['WORLD_SIZE']}" if "WORLD_SIZE" in os.environ else "python"
+        command = f"{launcher} {shlex.join(sys.argv)}"
+        if self.saved_step is None:
+            return (
+                f"interrupted at step {step} of {config.train.max_steps}, before any checkpoint (one is saved every "
+                f"{config.train.checkpoint_every} steps): rerun to start over: {command}"
+            )
+        return (
+            f"interrupted at step {step} of {config.train.max_steps}; {self.checkpoint} holds step "
+            f"{self.saved_step}. Resume from it with the same command: {command}"
+        )
+
+
+def checkpoint_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer, step: int, config: RunConfig
+) -> dict[str, Any]:
+    """Everything a run resumes from, its config included: a run folder needs nothing else."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step, "config": config.to_dict()}
+
+
+def logged_until(history: Path, step: int) -> str:
+    """The lines of ``history`` logged up to ``step`` (a resumed run rewrites what came after).
+
+    A line a full disk or a kill left torn is dropped with a warning instead of blocking the
+    resume; a missing history is an empty one.
+    """
+    if not history.is_file():
+        return ""
+    kept, unreadable = [], 0
+    for line in history.read_text(errors="replace").splitlines():
+        try:
+            logged = json.loads(line)["step"]
+        except (ValueError, KeyError, TypeError):
+            unreadable += bool(line.strip())
+            continue
+        if isinstance(logged, int) and logged <= step:
+            kept.append(line + "\n")
+    if unreadable:
+        print(f"warning: dropped {unreadable} unreadable line(s) of {history} (a torn write)", file=sys.stderr)
+    return "".join(kept)

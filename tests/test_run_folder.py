@@ -1,0 +1,136 @@
+"""A training run's folder: its lock, resume, history, deferred checkpoints and the messages of a stopped run."""
+
+import pytest
+import torch
+
+from hypersiren.across.checkpoint import load_checkpoint
+from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.model import HyperSiren
+from hypersiren.across.run_folder import RunFolder, checkpoint_state, logged_until
+
+
+@pytest.fixture
+def config(tiny_model_config):
+    config = RunConfig(model=tiny_model_config())
+    config.train.max_steps, config.train.checkpoint_every = 5, 2
+    return config
+
+
+@pytest.fixture
+def model_and_optimizer(config):
+    model = HyperSiren(config.model)
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3)
+
+
+def test_history_keeps_the_readable_lines_up_to_the_checkpoint(tmp_path):
+    history_path = tmp_path / "history.jsonl"
+    assert logged_until(history_path, 5) == ""  # missing: empty
+    lines = ['{"step": 1, "loss": 0.5}', "", '{"step": 2, "lo', '{"no_step": 1}', "[3]", '{"step": 3}', '{"step": 9}']
+    history_path.write_text("\n".join(lines))
+    assert logged_until(history_path, 5) == '{"step": 1, "loss": 0.5}\n{"step": 3}\n'
+
+
+def test_the_lock_admits_one_training_at_a_time(tmp_path):
+    first, second = RunFolder(tmp_path / "run"), RunFolder(tmp_path / "run")
+    first.claim(stamp=None)
+    with pytest.raises(ConfigError, match="another training is running in"):
+        second.claim(stamp=None)
+    first.release()
+    second.claim(stamp=None)  # released with its holder
+    second.release()
+
+
+def test_a_checkpoint_replaced_while_the_run_started_is_refused(tmp_path):
+    run = RunFolder(tmp_path)
+    (tmp_path / "checkpoint.pt").write_bytes(b"another run's")
+    with pytest.raises(ConfigError, match="changed while this run started"):
+        run.claim(stamp=None)
+    run.claim(run.checkpoint_stamp())
+    run.release()
+
+
+def test_only_a_new_or_empty_folder_or_a_run_is_taken(tmp_path):
+    assert RunFolder(tmp_path / "new").checkpoint_stamp() is None
+    assert RunFolder(tmp_path).checkpoint_stamp() is None  # empty
+    (tmp_path / "notes.txt").write_text("someone's")
+    with pytest.raises(ConfigError, match="non-empty folder that holds no hypersiren run"):
+        RunFolder(tmp_path).checkpoint_stamp()
+    with pytest.raises(ConfigError, match="is a file"):
+        RunFolder(tmp_path / "notes.txt").checkpoint_stamp()
+
+
+def test_a_checkpoint_is_written_once_the_next_step_shows_it_sound(tmp_path, config, model_and_optimizer):
+    run = RunFolder(tmp_path)
+    run.stepped(2, *model_and_optimizer, config)  # every 2 steps: due, not yet written
+    assert not run.checkpoint.exists() and run.saved_step is None
+    run.keep_sound(2, *model_and_optimizer, config)  # step 3 gave a finite loss from step 2's weights
+    assert load_checkpoint(run.checkpoint)["step"] == 2 and run.saved_step == 2
+    run.stepped(3, *model_and_optimizer, config)
+    run.keep_sound(3, *model_and_optimizer, config)
+    assert load_checkpoint(run.checkpoint)["step"] == 2  # not a checkpoint step
+    run.stepped(5, *model_and_optimizer, config)  # the last: no step comes after it
+    assert load_checkpoint(run.checkpoint)["step"] == 5 and run.saved_step == 5
+
+
+def test_another_process_keeps_the_schedule_but_writes_nothing(tmp_path, config, model_and_optimizer):
+    run = RunFolder(tmp_path, write=False)
+    run.stepped(2, *model_and_optimizer, config)
+    run.keep_sound(2, *model_and_optimizer, config)
+    run.start(config, step=2)
+    run.log(3, {"loss": 0.5})
+    assert run.saved_step == 2 and list(tmp_path.iterdir()) == []
+
+
+def test_a_resumed_run_takes_the_checkpoints_config_and_refuses_another_model(tmp_path, config, model_and_optimizer):
+    state = checkpoint_state(*model_and_optimizer, step=3, config=config)
+    resumed = RunFolder(tmp_path).config(RunConfig(), overrides={"train.lr": 1e-6}, state=state)
+    assert resumed.model == config.model and resumed.train.max_steps == 5 and resumed.train.lr == 1e-6
+    with pytest.raises(ConfigError, match="cannot change the model of a trained run on resume"):
+        RunFolder(tmp_path).config(RunConfig(), overrides={"model.latent_dim": 9}, state=state)
+    assert RunFolder(tmp_path).config(config, overrides={}, state=None) is config  # a new run: the preset
+
+
+def test_restore_loads_the_state_and_the_new_learning_rate(tmp_path, config, model_and_optimizer):
+    model, optimizer = model_and_optimizer
+    state = checkpoint_state(model, optimizer, step=4, config=config)
+    other = HyperSiren(config.model)
+    other_optimizer = torch.optim.Adam(other.parameters(), lr=1e-3)
+    run = RunFolder(tmp_path)
+    assert run.restore(other, other_optimizer, state, lr=1e-5) == 4 and run.saved_step == 4
+    torch.testing.assert_close(other.state_dict(), model.state_dict())
+    assert other_optimizer.param_groups[0]["lr"] == 1e-5
+
+
+def test_a_resumed_history_keeps_what_the_checkpoint_had_seen(tmp_path, config, model_and_optimizer):
+    run = RunFolder(tmp_path)
+    run.start(config, step=0)
+    for step in (1, 2, 3):
+        run.log(step, {"loss": float(step)})
+    resumed = RunFolder(tmp_path)
+    resumed.restore(*model_and_optimizer, checkpoint_state(*model_and_optimizer, 2, config), lr=1e-3)
+    resumed.start(config, step=2)
+    assert resumed.history.read_text() == '{"step": 1, "loss": 1.0}\n{"step": 2, "loss": 2.0}\n'
+    assert RunConfig.load(tmp_path / "config.json") == config
+
+
+@pytest.mark.parametrize(
+    ("saved_step", "phrases"),
+    [
+        (None, ["at step 4; parameters were not updated and no checkpoint exists", "the run starts over"]),
+        (3, ["step 3) holds the very weights", "delete it"]),
+        (2, ["step 2) is intact", "e.g. --train.lr 1e-05", "resume from it"]),
+    ],
+)
+def test_the_divergence_message_says_what_the_checkpoint_on_disk_is_good_for(tmp_path, config, saved_step, phrases):
+    run = RunFolder(tmp_path)
+    run.saved_step = saved_step
+    message = run.divergence_message(float("nan"), float("inf"), step=3, config=config)
+    for phrase in phrases:
+        assert phrase in message, message
+
+
+def test_a_finished_run_says_how_to_go_on(tmp_path, capsys):
+    run = RunFolder(tmp_path)
+    assert not run.finished(None, max_steps=5) and not run.finished({"step": 4}, max_steps=5)
+    assert run.finished({"step": 5}, max_steps=5)
+    assert "--train.max_steps 10" in capsys.readouterr().out
