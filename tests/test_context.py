@@ -4,7 +4,6 @@ import torch
 from hypersiren.across.context import (
     protocol_settings,
     random_context_mask,
-    setting_label,
     top_half_mask,
     training_context_mask,
 )
@@ -95,11 +94,6 @@ def test_top_half_fraction_replaces_that_share_of_masks_with_the_top_half():
 )
 def test_the_protocol_is_the_papers_counts_at_32_and_the_same_densities_elsewhere(size, counts):
     assert protocol_settings(size, size) == (*counts, "top_half", "full")
-
-
-def test_a_setting_is_labelled_with_the_density_it_really_is():
-    assert setting_label("410", 64, 64) == "410 px (10%)" and setting_label("6", 8, 8) == "6 px (9%)"
-    assert setting_label("top_half", 8, 8) == "top_half"
 
 
 def test_the_protocol_of_a_tiny_image_keeps_a_pixel_missing_and_names_each_count_once():

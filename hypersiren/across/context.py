@@ -87,13 +87,6 @@ def protocol_settings(height: int, width: int) -> tuple[str, ...]:
     return (*kept, "top_half", "full")
 
 
-def setting_label(setting: str, height: int, width: int) -> str:
-    """A column name for ``setting``: the pixel count with its density ("41 px (1%)"), else the name."""
-    if not setting.isdigit():
-        return setting
-    return f"{setting} px ({int(setting) / (height * width):.0%})"
-
-
 def context_mask(
     setting: str,
     batch_size: int,
