@@ -7,6 +7,7 @@ from types import ModuleType
 import pytest
 import torch
 
+from hypersiren.across.config import RunConfig, option_type
 from hypersiren.across.model import ModelConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,3 +63,15 @@ def tiny_model_config() -> Callable[..., ModelConfig]:
     """``tiny_model_config(**fields)``: a ``ModelConfig`` that builds and runs in milliseconds, ``fields`` changed."""
     tiny = dict(latent_dim=8, encoder_widths=[4, 8], local_features=8, siren_hidden_features=8, hyper_hidden_features=8)
     return lambda **fields: ModelConfig(**(tiny | fields))
+
+
+@pytest.fixture(scope="session")
+def configured() -> Callable[..., RunConfig]:
+    """``configured(config, "section.field=value", ...)``: ``config`` with each value set as its ``--section.field``
+    option reads it."""
+
+    def apply(config: RunConfig, *assignments: str) -> RunConfig:
+        values = dict(assignment.split("=", 1) for assignment in assignments)
+        return config.update({key: option_type(key, config.field_type(key))(text) for key, text in values.items()})
+
+    return apply

@@ -19,9 +19,9 @@ from hypersiren.files import remove_stale_temporaries, write_text
 
 
 @pytest.fixture
-def small(tiny_model_config):
+def small(tiny_model_config, configured):
     """``small(*overrides)``: a run config of the tiny model, ``section.field=value`` overrides applied."""
-    return lambda *overrides: RunConfig(model=tiny_model_config()).override(list(overrides))
+    return lambda *overrides: configured(RunConfig(model=tiny_model_config()), *overrides)
 
 
 class NotAllowedOnLoad:

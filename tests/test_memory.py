@@ -19,8 +19,9 @@ def machine_of_8_gib(monkeypatch):
     monkeypatch.setattr(memory, "physical_memory", lambda: 8 * GIB)
 
 
-def step_bytes(*overrides: str) -> float:
-    config = RunConfig.load(PRESETS / "default.toml").override(list(overrides))
+def step_bytes(**changes: int) -> float:
+    """The default preset's step, with ``section__field=value`` changes."""
+    config = RunConfig.load(PRESETS / "default.toml").update({k.replace("__", "."): v for k, v in changes.items()})
     size = config.data.image_size
     points = size * size + config.train.fine_points
     return training_bytes(config.model, config.train.batch_size, size, points, parameter_count(config.model))
@@ -30,7 +31,7 @@ def test_the_default_preset_fits_and_an_absurd_image_size_is_refused_in_one_line
     require_memory(step_bytes(), "cpu", what="the default step", fix="lower it")  # ~0.7 GiB: accepted
     with pytest.raises(MemoryLimitError) as error:
         require_memory(
-            step_bytes("data.image_size=1024", "train.batch_size=8"), "cpu", what="a step", fix="lower train.batch_size"
+            step_bytes(data__image_size=1024, train__batch_size=8), "cpu", what="a step", fix="lower train.batch_size"
         )
     message = str(error.value)
     assert "\n" not in message and "a step needs about" in message and "8.0 GiB" in message
@@ -39,10 +40,10 @@ def test_the_default_preset_fits_and_an_absurd_image_size_is_refused_in_one_line
 
 def test_the_estimate_grows_with_what_a_step_holds():
     base = step_bytes()
-    assert step_bytes("train.batch_size=64") > 1.9 * base
-    assert step_bytes("data.image_size=64", "train.max_context=100") > 2.5 * base  # 4x the pixels
-    assert step_bytes("train.fine_points=4096") > step_bytes("train.fine_points=0")
-    assert step_bytes("model.siren_hidden_features=256") > step_bytes()
+    assert step_bytes(train__batch_size=64) > 1.9 * base
+    assert step_bytes(data__image_size=64, train__max_context=100) > 2.5 * base  # 4x the pixels
+    assert step_bytes(train__fine_points=4096) > step_bytes(train__fine_points=0)
+    assert step_bytes(model__siren_hidden_features=256) > step_bytes()
 
 
 def test_inpaint_refuses_a_render_that_cannot_fit_before_computing_anything(machine_of_8_gib, tiny_model_config):

@@ -66,10 +66,10 @@ def test_inpaint_pastes_then_upsamples_bicubically(model, batch):
         (["model.decoder=pixel", "train.fine_points=512"], "set --train.fine_points 0"),
     ],
 )
-def test_config_refuses_what_a_pixel_head_cannot_do(overrides, message):
+def test_config_refuses_what_a_pixel_head_cannot_do(overrides, message, configured):
     with pytest.raises(ConfigError, match=message):
-        RunConfig.load(DEFAULT_PRESET).override(overrides).validate()
+        configured(RunConfig.load(DEFAULT_PRESET), *overrides).validate()
 
 
-def test_config_accepts_the_default_recipe_without_fine_points():
-    RunConfig.load(DEFAULT_PRESET).override(["model.decoder=pixel", "train.fine_points=0"]).validate()
+def test_config_accepts_the_default_recipe_without_fine_points(configured):
+    configured(RunConfig.load(DEFAULT_PRESET), "model.decoder=pixel", "train.fine_points=0").validate()

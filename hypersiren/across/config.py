@@ -104,20 +104,6 @@ class RunConfig:
             self.set(key, value)
         return self
 
-    def override(self, assignments: list[str]) -> "RunConfig":
-        """Apply ``section.field=value`` assignments, each value read as the command line reads its option
-        (``option_type``): a shorthand for tests and notebooks."""
-        for assignment in assignments:
-            key, equals, text = assignment.partition("=")
-            if not equals:
-                raise ConfigError(f"override {assignment!r} must look like section.field=value, e.g. train.lr=1e-4")
-            key, text = key.strip(), text.strip()
-            try:
-                self.set(key, option_type(key, self.field_type(key))(text))
-            except argparse.ArgumentTypeError as error:
-                raise ConfigError(f"cannot set {key} to {text!r}: {error}") from None
-        return self
-
     def keys(self) -> list[str]:
         return [
             f"{s.name}.{f.name}" for s in dataclasses.fields(self) for f in dataclasses.fields(getattr(self, s.name))
@@ -150,13 +136,6 @@ class RunConfig:
     def save(self, path: str | Path) -> None:
         """Validate, then write atomically: a crash or full disk leaves the previous config.json whole."""
         write_json(self.validate().to_dict(), path)
-
-
-def validate_model_config(config: ModelConfig) -> None:
-    """``ConfigError`` for a model config that cannot be built or is implausibly large (``MAX_PARAMETERS``)."""
-    problems = model_problems(config) or [p for p in (_size_problem(config),) if p]
-    if problems:
-        raise ConfigError("; ".join(problems))
 
 
 def validate_data_config(config: DataConfig) -> None:

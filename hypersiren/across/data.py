@@ -9,13 +9,13 @@ bounds the training step.
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import IO, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -29,6 +29,7 @@ from tqdm import tqdm
 from hypersiren.across import memory
 from hypersiren.across.context import training_context_mask
 from hypersiren.core.pixels import pixel_grid, to_model_space
+from hypersiren.files import write_atomically
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CELEBA_SPLITS = {"train": "0", "val": "1", "test": "2"}
@@ -322,34 +323,34 @@ def _cached_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _write_decoded(files: list[Path], size: int, path: Path) -> None:
-    """Decode ``files`` chunk by chunk into a .npy at ``path`` (bounded memory), renamed into place when complete."""
+    """Decode ``files`` chunk by chunk into a .npy at ``path`` (bounded memory), written atomically (``files``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    needed = len(files) * 3 * size * size
-    free = shutil.disk_usage(path.parent).free
+    needed, free = len(files) * 3 * size * size, shutil.disk_usage(path.parent).free
     if needed > free:
         raise OSError(28, f"needs {needed / 2**30:.2f} GiB, {free / 2**30:.2f} GiB free", str(path.parent))
-    temporary = path.parent / f".{path.name}.{os.getpid()}.tmp"
-    try:
-        array = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=(len(files), 3, size, size))
-        _decode_into(array, files, size).flush()
-        del array
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+
+    def write(file: IO[bytes]) -> None:
+        header = {"descr": "|u1", "fortran_order": False, "shape": (len(files), 3, size, size)}
+        np.lib.format.write_array_header_2_0(file, header)
+        for _, chunk in _decoded_chunks(files, size):
+            file.write(chunk.numpy().tobytes())
+
+    write_atomically(path, write)
 
 
 def _decode(files: list[Path], size: int) -> Tensor:
-    """Decode ``files`` into memory (``_decode_into``)."""
-    return torch.from_numpy(_decode_into(np.empty((len(files), 3, size, size), dtype=np.uint8), files, size))
+    """Decode ``files`` into memory, one chunk of decoded images held at a time besides the result."""
+    images = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
+    for start, chunk in _decoded_chunks(files, size):
+        images[start : start + len(chunk)] = chunk
+    return images
 
 
-def _decode_into(array: np.ndarray, files: list[Path], size: int, chunk: int = 2048) -> np.ndarray:
-    """Decode, centre-crop to a square and resize to ``size`` with antialiasing into ``array (N, 3, size, size)``,
-    in chunks so that only one chunk of decoded images is ever held besides it."""
+def _decoded_chunks(files: list[Path], size: int, chunk: int = 2048) -> Iterator[tuple[int, Tensor]]:
+    """``(start, uint8 (n, 3, size, size))`` chunks of ``files``: decoded, centre-cropped to a square and resized
+    with antialiasing."""
     for start in tqdm(range(0, len(files), chunk), desc=f"decoding {len(files)} images", unit="chunk", leave=False):
-        part = files[start : start + chunk]
-        array[start : start + len(part)] = torch.stack([square_resize(decode_image(file), size) for file in part])
-    return array
+        yield start, torch.stack([square_resize(decode_image(file), size) for file in files[start : start + chunk]])
 
 
 def decode_image(path: str | Path) -> Tensor:
