@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from hypersiren.across import data, memory
+from hypersiren.across.config import TrainConfig
 from hypersiren.across.data import (
     DataConfig,
     DatasetError,
@@ -372,3 +373,19 @@ def test_a_shard_is_its_share_of_the_whole_batch():
     assert whole.coords.shape == (4, 12, 2) and not whole.observed[:, 5:].any()  # fine points are never observed
     for mine, all_of_them in zip(half, whole):
         assert torch.equal(mine, all_of_them[2:4])
+
+
+@pytest.mark.parametrize("top_half_fraction", [0.0, 1.0])
+def test_a_recipe_batch_follows_every_field_of_the_training_config(top_half_fraction):
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8, generator=generator)
+    fine = torch.randint(0, 256, (6, 3, 16, 16), dtype=torch.uint8, generator=generator)
+    train = TrainConfig(
+        min_context=5, max_context=5, top_half_fraction=top_half_fraction, query_points=7, fine_points=3
+    )
+    batches = ShuffledBatches(num_images=6, batch_size=4, seed=0)
+    batch = data.recipe_batch(train, images, batches, step=0, fine_images=fine, shard=slice(1, 3))
+    assert batch.coords.shape == (2, 7 + 3, 2) and batch.target.shape == (2, 10, 3)  # the shard of 4, 7 + 3 points
+    contexts = batch.mask.flatten(1).sum(dim=1)
+    assert (contexts == (32 if top_half_fraction else 5)).all()  # the top half of 8x8, else exactly 5 pixels
+    assert not batch.observed[:, 7:].any()  # fine points lie between pixel centres: never context

@@ -34,7 +34,7 @@ from hypersiren.across.baseline_fill import CLASSICAL_FILLS
 from hypersiren.across.checkpoint import load_checkpoint
 from hypersiren.across.config import ConfigError, RunConfig, TrainConfig, parameter_count
 from hypersiren.across.context import protocol_settings
-from hypersiren.across.data import Batch, ShuffledBatches, load_images, training_batch
+from hypersiren.across.data import ShuffledBatches, load_images, recipe_batch
 from hypersiren.across.evaluation import METHODS, evaluate_inpainting, seeded_masks
 from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.model import HyperSiren
@@ -145,7 +145,7 @@ def train(
     autocast = torch.autocast("cuda", torch.bfloat16) if config.train.amp and on_cuda else nullcontext()
     shard = slice(rank * (config.train.batch_size // world), (rank + 1) * (config.train.batch_size // world))
     while step < config.train.max_steps:
-        batch = get_batch(config.train, images, batches, step, shard)
+        batch = recipe_batch(config.train, images.train, batches, step, fine_images=images.fine, shard=shard)
         for group in optimizer.param_groups:  # a function of the step, so a resumed run continues the schedule
             group["lr"] = learning_rate(config.train, step)
         with autocast:
@@ -180,23 +180,6 @@ def train(
         if run.write and (step % config.train.image_every == 0 or step == config.train.max_steps):
             log_held_out(model, images.eval, writer, step)
         run.stepped(step, model, optimizer, config)
-
-
-def get_batch(train: TrainConfig, images: TrainingImages, batches: ShuffledBatches, step: int, shard: slice) -> Batch:
-    """This process's ``shard`` of the batch of ``step`` (``data.training_batch``)."""
-    return training_batch(
-        images=images.train,
-        batches=batches,
-        step=step,
-        min_context=train.min_context,
-        max_context=train.max_context,
-        log_uniform=train.log_uniform_context,
-        top_half_fraction=train.top_half_fraction,
-        query_points=train.query_points,
-        fine_images=images.fine,
-        fine_points=train.fine_points,
-        shard=shard,
-    )
 
 
 def log(run: RunFolder, writer: SummaryWriter, progress: tqdm, step: int, scalars: dict[str, float]) -> None:

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Literal, NamedTuple
+from typing import IO, TYPE_CHECKING, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -30,6 +30,9 @@ from hypersiren.across import memory
 from hypersiren.across.context import training_context_mask
 from hypersiren.core.pixels import pixel_grid, to_model_space
 from hypersiren.files import write_atomically
+
+if TYPE_CHECKING:
+    from hypersiren.across.config import TrainConfig
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 CELEBA_SPLITS = {"train": "0", "val": "1", "test": "2"}
@@ -175,6 +178,30 @@ def training_batch(
     return Batch(*(t[shard] for t in (image, masks, coords, target, observed)))
 
 
+def recipe_batch(
+    train: "TrainConfig",
+    images: Tensor,
+    batches: ShuffledBatches,
+    step: int,
+    fine_images: Tensor | None = None,
+    shard: slice = slice(None),
+) -> Batch:
+    """``training_batch`` with ``train``'s recipe: its context range, top halves, query and fine points."""
+    return training_batch(
+        images=images,
+        batches=batches,
+        step=step,
+        min_context=train.min_context,
+        max_context=train.max_context,
+        log_uniform=train.log_uniform_context,
+        top_half_fraction=train.top_half_fraction,
+        query_points=train.query_points,
+        fine_images=fine_images,
+        fine_points=train.fine_points,
+        shard=shard,
+    )
+
+
 def query_pixels(observed: Tensor, count: int, generator: torch.Generator | None = None) -> Tensor:
     """Indices ``(B, count)`` of the pixels to render: the missing ones first, in random order, then observed ones.
 
@@ -299,7 +326,7 @@ def decoded_split(files: list[Path], size: int, cache: Path) -> Tensor:
     try:
         return torch.from_numpy(_cached_array(path, shape))
     except (OSError, ValueError):
-        pass  # absent, or torn by a kill before the rename that could not happen: decode it (again)
+        pass  # absent, or damaged since it was written whole: decode it (again)
     try:
         _write_decoded(files, size, path)
         return torch.from_numpy(_cached_array(path, shape))
