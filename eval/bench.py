@@ -45,7 +45,7 @@ from hypersiren.across.config import RunConfig
 from hypersiren.across.context import training_context_mask
 from hypersiren.across.data import ShuffledBatches, recipe_batch
 from hypersiren.across.model import HyperSiren, ModelConfig, Prediction
-from hypersiren.across.objective import hypernetwork_loss
+from hypersiren.across.objective import hypernetwork_loss, recipe_loss
 from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.core import render as render_module
 from hypersiren.core.pixels import pixel_grid
@@ -151,9 +151,7 @@ def preset_step(config: RunConfig, device: str, batch_size: int) -> tuple[HyperS
 
     def step() -> None:
         batch = recipe_batch(train, images, batches, step=next(steps), fine_images=fine)
-        prediction = model(batch.image, batch.mask, batch.coords)
-        observed = batch.observed if train.loss == "log_mse" else None
-        hypernetwork_loss(prediction, batch.target, train.latent_weight, train.params_weight, observed)[0].backward()
+        recipe_loss(model(batch.image, batch.mask, batch.coords), batch, train)[0].backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 

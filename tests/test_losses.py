@@ -1,8 +1,10 @@
 import pytest
 import torch
 
+from hypersiren.across.config import TrainConfig
+from hypersiren.across.data import Batch
 from hypersiren.across.model import Prediction
-from hypersiren.across.objective import hypernetwork_loss, latent_l2, missing_log_mse, weight_l2
+from hypersiren.across.objective import hypernetwork_loss, latent_l2, missing_log_mse, recipe_loss, weight_l2
 from hypersiren.core.losses import gradient_mse, image_mse, laplacian_mse
 from hypersiren.core.render import LayerParams
 
@@ -48,6 +50,19 @@ def test_hypernetwork_loss_default_weights():
     prediction = Prediction(torch.zeros(1, 4, 1), torch.tensor([[1.0, 3.0]]), known_params())
     total, _ = hypernetwork_loss(prediction, torch.full((1, 4, 1), 0.2))
     assert total.item() == pytest.approx(0.04 + 0.1 * 5 + 100.0 * 45 / 13)
+
+
+@pytest.mark.parametrize("loss", ["mse", "log_mse"])
+def test_the_recipe_loss_is_the_configured_objective(loss):
+    values, target = torch.zeros(2, 4, 1), torch.full((2, 4, 1), 0.2)
+    target[0, 0] = 1.0  # an observed point: only log_mse treats it apart from the missing ones
+    observed = torch.tensor([[True, False, False, False], [False] * 4])
+    batch = Batch(image=None, mask=None, coords=None, target=target, observed=observed)
+    prediction = Prediction(values, torch.tensor([[1.0, 3.0]]), known_params())
+    train = TrainConfig(loss=loss, latent_weight=0.5, params_weight=2.0)
+    total, _ = recipe_loss(prediction, batch, train)
+    image_term = missing_log_mse(values, target, observed) if loss == "log_mse" else image_mse(values, target)
+    assert total.item() == pytest.approx(image_term.item() + 0.5 * 5 + 2.0 * 45 / 13)
 
 
 def quadratic_field():

@@ -374,6 +374,15 @@ def test_a_training_ends_with_its_held_out_table_and_the_next_commands(finished_
     assert f"checkpoint: {run_dir / 'checkpoint.pt'} (step 2)" in lines
 
 
+def test_the_end_of_training_table_is_what_evaluate_gives_the_run(finished_run):
+    run_dir, result = finished_run  # trained with fine points: evaluate renders each pixel as the mean over its area
+    config, model = load_run(run_dir)
+    images = load_images(config.data, config.data.eval_split, limit=8)
+    printed = next(line for line in result.stdout.splitlines() if line.startswith("| HyperSiren, observed"))
+    scores = evaluate_inpainting(model, images, mean_image=None, settings=("10", "100", "1000", "top_half"))
+    assert printed.split("|")[2:6] == [f" {scores[setting]['hypersiren_pasted']['psnr']:.2f} " for setting in scores]
+
+
 def test_tensorboard_gets_the_learning_rate_and_held_out_grids_large_enough_to_see(finished_run):
     run_dir, _ = finished_run
     events = EventAccumulator(str(run_dir / "tensorboard"))

@@ -31,14 +31,14 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS
-from hypersiren.across.checkpoint import load_checkpoint
+from hypersiren.across.checkpoint import load_checkpoint, run_model
 from hypersiren.across.config import ConfigError, RunConfig, TrainConfig, parameter_count
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import ShuffledBatches, load_images, recipe_batch
 from hypersiren.across.evaluation import METHODS, evaluate_inpainting, seeded_masks
 from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.objective import hypernetwork_loss
+from hypersiren.across.objective import recipe_loss
 from hypersiren.across.run_folder import RunFolder
 from hypersiren.cli import (
     EXIT_CODE,
@@ -83,7 +83,7 @@ def main() -> None:
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if args.device == "cuda" else args.device)
     images = load_training_images(config, device)
     torch.manual_seed(config.train.seed)
-    model = HyperSiren(config.model).to(device)
+    model = run_model(config).to(device)  # its held-out table is evaluate.py's
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)
     step = run.restore(model, optimizer, state, lr=config.train.lr) if state else 0
     del state  # its tensors are in the model and optimizer now: no second copy for the whole run
@@ -150,13 +150,7 @@ def train(
             group["lr"] = learning_rate(config.train, step)
         with autocast:
             prediction = trainable(batch.image, batch.mask, batch.coords)
-        loss, terms = hypernetwork_loss(
-            prediction,
-            batch.target,
-            latent_weight=config.train.latent_weight,
-            params_weight=config.train.params_weight,
-            observed=batch.observed if config.train.loss == "log_mse" else None,
-        )
+        loss, terms = recipe_loss(prediction, batch, config.train)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)

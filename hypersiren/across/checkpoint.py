@@ -88,10 +88,16 @@ def load_run(
     if data_root:
         config.data.root = command_line_root(data_root)
     require_matching_weights(state, config, path)
-    # Averaging over a pixel's area pays where training taught the function between pixel centres (README).
-    model = HyperSiren(config.model, supersample=2 if config.train.fine_points else 1).to(device)
+    model = run_model(config).to(device)
     model.load_state_dict(state["model"])
     return config, model.eval()
+
+
+def run_model(config: RunConfig) -> HyperSiren:
+    """The model of a run as it renders, in training and once loaded: each pixel the mean over its area (2x2
+    points) where training taught the function between pixel centres (``train.fine_points``; it pays, README),
+    its centre point elsewhere."""
+    return HyperSiren(config.model, supersample=2 if config.train.fine_points else 1)
 
 
 def require_matching_weights(state: dict[str, Any], config: RunConfig, path: str | Path) -> None:

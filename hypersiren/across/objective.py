@@ -9,6 +9,8 @@ from hypersiren.core.losses import image_mse
 from hypersiren.core.render import SirenParams
 
 if TYPE_CHECKING:
+    from hypersiren.across.config import TrainConfig
+    from hypersiren.across.data import Batch
     from hypersiren.across.model import Prediction
 
 
@@ -75,3 +77,14 @@ def hypernetwork_loss(
         terms["missing_log_mse"] = image_term = missing_log_mse(prediction.values, target, observed)
     total = image_term + latent_weight * terms["latent_l2"] + params_weight * terms["weight_l2"]
     return total, {name: value.detach() for name, value in terms.items()}
+
+
+def recipe_loss(prediction: "Prediction", batch: "Batch", train: "TrainConfig") -> tuple[Tensor, dict[str, Tensor]]:
+    """``hypernetwork_loss`` of a ``data.recipe_batch`` with ``train``'s weights and image term (``train.loss``)."""
+    return hypernetwork_loss(
+        prediction,
+        batch.target,
+        latent_weight=train.latent_weight,
+        params_weight=train.params_weight,
+        observed=batch.observed if train.loss == "log_mse" else None,
+    )
