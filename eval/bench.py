@@ -12,6 +12,9 @@
   assembly included, on random images), as cost per image against the default; and celeba64
   with every pixel rendered, and with the default's encoder widths, the two measures that
   keep its cost near the default's.
+- Modes: the default and celeba64 training steps eager and under ``torch.compile`` (on CUDA also
+  bf16 autocast, TF32 and CUDA graphs), each as a speed-up on eager fp32: ``train.compile``,
+  ``train.amp`` and ``train.tf32`` stay in a preset only where their row pays.
 - Machine: the fp32 GEMM rate of this device, and the fraction of it the training step
   reaches (its matmul FLOPs counted by ``torch.utils.flop_counter``).
 
@@ -45,7 +48,8 @@ from hypersiren.across.config import RunConfig
 from hypersiren.across.context import training_context_mask
 from hypersiren.across.data import ShuffledBatches, recipe_batch
 from hypersiren.across.model import HyperSiren, ModelConfig, Prediction
-from hypersiren.across.objective import hypernetwork_loss, recipe_loss
+from hypersiren.across.objective import hypernetwork_loss
+from hypersiren.across.training import FiniteWatch, compiled, compute_gradients, precision, set_tf32, skip_if_failed
 from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.core import render as render_module
 from hypersiren.core.pixels import pixel_grid
@@ -136,26 +140,89 @@ def make_batch(config: ModelConfig, batch_size: int, size: int, device: str, see
 
 
 def preset_step(config: RunConfig, device: str, batch_size: int) -> tuple[HyperSiren, Callable[[], None]]:
-    """A model of ``config`` and its training step as train/train.py takes it, batch assembly included, on random
-    uint8 images."""
+    """A model of ``config`` and train/train.py's own training step (``hypersiren.across.training``: batch assembly,
+    ``train.compile``, ``train.amp``, the finiteness watch and the guarded fused update), on random uint8 images."""
     size, train = config.data.image_size, config.train
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (2 * batch_size, 3, size, size), dtype=torch.uint8, generator=generator).to(device)
     fine = torch.randint(0, 256, (2 * batch_size, 3, 2 * size, 2 * size), dtype=torch.uint8, generator=generator)
     fine = fine.to(device)  # moved once: the timed step is the training step, not a host-to-device copy
-    batches = ShuffledBatches(num_images=len(images), batch_size=batch_size, seed=0)
+    batches = ShuffledBatches(num_images=len(images), batch_size=batch_size, seed=0, device=device)
     torch.manual_seed(0)
     model = HyperSiren(config.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, fused=True)
+    forward, parameters = compiled(model, mode=train.compile), list(model.parameters())
+    autocast, watch = precision(train, torch.device(device)), FiniteWatch(torch.device(device))
     steps = itertools.count()
 
     def step() -> None:
-        batch = recipe_batch(train, images, batches, step=next(steps), fine_images=fine)
-        recipe_loss(model(batch.image, batch.mask, batch.coords), batch, train)[0].backward()
+        index = next(steps)
+        batch = recipe_batch(train, images, batches, step=index, fine_images=fine)
+        gradients = compute_gradients(forward, parameters, batch, train, autocast)
+        skip_if_failed(optimizer, watch.record(index, gradients.loss, gradients.grad_norm))
         optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
 
     return model, step
+
+
+MODES = {  # name: the train fields it sets; the CUDA-only ones are left out on other devices
+    "eager, fp32": {"compile": "off", "amp": False, "tf32": False},
+    "compiled, fp32": {"compile": "default", "amp": False, "tf32": False},
+    "eager, bf16 autocast": {"compile": "off", "amp": True, "tf32": False},
+    "eager, TF32": {"compile": "off", "amp": False, "tf32": True},
+    "compiled, bf16 autocast": {"compile": "default", "amp": True, "tf32": False},
+    "compiled + CUDA graphs, bf16": {"compile": "reduce-overhead", "amp": True, "tf32": False},
+}
+CPU_MODES = ("eager, fp32", "compiled, fp32")  # autocast and TF32 act on CUDA only
+VS_EAGER = "speed vs eager fp32"
+
+
+def bench_modes(
+    configs: dict[str, RunConfig], device: str, batch_size: int, rounds: int, gemm_rate: float, modes: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The training step of each config in each of ``modes`` (compile and precision, ``MODES``), interleaved:
+    images/s, the share of the fp32 GEMM rate its matmul and convolution FLOPs reach, and the speed-up on eager
+    fp32 of the same config."""
+    rows = []
+    for name, config in configs.items():
+        variants = {
+            mode: copy.deepcopy(config).update({f"train.{k}": v for k, v in MODES[mode].items()}) for mode in modes
+        }
+        flops = preset_flops(variants[modes[0]], device, batch_size)
+        contenders = {}
+        for mode, variant in variants.items():
+            set_tf32(variant.train.tf32)
+            contenders[mode] = partial(_with_tf32, variant.train.tf32, preset_step(variant, device, batch_size)[1])
+        samples = time_interleaved(contenders, device=device, rounds=rounds, calls=3)
+        for mode, times in samples.items():
+            rate = batch_size / statistics.median(times)
+            rows.append(
+                {
+                    "preset": name,
+                    "batch": batch_size,
+                    "mode": mode,
+                    "images/s": rate,
+                    "% of fp32 GEMM": 100 * flops * rate / batch_size / gemm_rate,
+                    VS_EAGER: paired_ratio(samples[modes[0]], times),
+                }
+            )
+    set_tf32(False)
+    return rows
+
+
+def _with_tf32(enabled: bool, step: Callable[[], None]) -> None:
+    set_tf32(enabled)  # contenders take turns: each sets its own matmul precision
+    step()
+
+
+def preset_flops(config: RunConfig, device: str, batch_size: int) -> int:
+    """Matmul and convolution FLOPs of one eager training step of ``config`` (``preset_step``)."""
+    eager = copy.deepcopy(config)
+    eager.train.compile = "off"
+    _, step = preset_step(eager, device, batch_size)
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
 
 
 def bench_sizes(device: str, batch_size: int, rounds: int) -> list[dict[str, Any]]:
@@ -325,6 +392,14 @@ def main() -> None:
         f"### Training step by image size, batch {args.batch_size} (random images)\n\n"
         + markdown_table([row | {"images/s": f"{row['images/s']:.1f}"} | {COST: f"{row[COST]:.2f}x"} for row in sizes])
     )
+    modes = tuple(MODES) if device.startswith("cuda") else CPU_MODES
+    configs = {name: RunConfig.load(PRESETS / f"{name}.toml") for name in ("default", "celeba64")}
+    report["modes"] = bench_modes(
+        configs, device, batch_size=args.batch_size, rounds=args.rounds, gemm_rate=rate, modes=modes
+    )
+    tables.append(
+        f"### Training step by compile mode and precision, batch {args.batch_size}\n\n{mode_table(report['modes'])}"
+    )
     inference = report["inference"]
     tables.append(
         f"### Inference, paper preset, batch {args.batch_size}\n\nhypersiren {inference['hypersiren']:.1f} images/s, "
@@ -332,6 +407,18 @@ def main() -> None:
     )
     print("\n\n".join([f"{report['device']}, {report['threads']} threads, torch {report['torch']}", *tables]))
     write_json(report, args.out or RESULTS / f"bench_{torch.device(device).type}.json")
+
+
+def mode_table(rows: list[dict[str, Any]]) -> str:
+    """``bench_modes``' rows as Markdown: rates to one decimal, shares in %, speed-ups as ``1.23x``."""
+    return markdown_table(
+        [
+            row
+            | {"images/s": f"{row['images/s']:.1f}", "% of fp32 GEMM": f"{row['% of fp32 GEMM']:.1f}%"}
+            | {VS_EAGER: f"{row[VS_EAGER]:.2f}x"}
+            for row in rows
+        ]
+    )
 
 
 def formatted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

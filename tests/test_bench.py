@@ -105,7 +105,33 @@ def test_a_preset_step_trains_on_its_presets_query_and_fine_points(bench, tiny, 
     step()
     assert seen == [(3, 26, 2)] * 2  # 20 query points and 6 fine ones per image
     assert all(not torch.equal(old, new) for old, new in zip(before, model.parameters()))
-    assert all(parameter.grad is None for parameter in model.parameters())
+
+
+def test_a_preset_step_is_the_training_loops_step(bench, tiny, monkeypatch):
+    """The bench times train/train.py's step, the finiteness watch and the guarded update included."""
+    from hypersiren.across import training
+
+    config = bench.RunConfig()
+    config.model, config.data.image_size, config.train.max_context = tiny, 8, 64
+    calls = []
+    for name in ("compute_gradients", "skip_if_failed"):
+        original = getattr(training, name)
+        monkeypatch.setattr(
+            bench, name, lambda *a, _original=original, _name=name, **k: calls.append(_name) or _original(*a, **k)
+        )
+    _, step = bench.preset_step(config, device="cpu", batch_size=3)
+    step()
+    assert calls == ["compute_gradients", "skip_if_failed"]
+
+
+def test_mode_rows_time_each_mode_against_eager(bench, tiny, monkeypatch):
+    config = bench.RunConfig()
+    config.model, config.data.image_size, config.train.max_context = tiny, 8, 64
+    compiled = []
+    monkeypatch.setattr(bench, "compiled", lambda model, mode: compiled.append(mode) or model)  # no compile time here
+    rows = bench.bench_modes({"tiny": config}, "cpu", batch_size=3, rounds=1, gemm_rate=1e9, modes=bench.CPU_MODES)
+    assert [row["mode"] for row in rows] == list(bench.CPU_MODES) and set(compiled) == {"off", "default"}
+    assert rows[0][bench.VS_EAGER] == 1.0 and all(row["% of fp32 GEMM"] > 0 for row in rows)
 
 
 def test_a_training_step_contender_is_a_step_of_adam(bench, model, batch):

@@ -19,7 +19,6 @@ import math
 import os
 import shlex
 import sys
-from contextlib import nullcontext
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,8 +37,8 @@ from hypersiren.across.data import ShuffledBatches, load_images, recipe_batch
 from hypersiren.across.evaluation import METHODS, evaluate_inpainting, seeded_masks
 from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.objective import recipe_loss
 from hypersiren.across.run_folder import RunFolder
+from hypersiren.across.training import FiniteWatch, compiled, compute_gradients, precision, set_tf32, skip_if_failed
 from hypersiren.cli import (
     EXIT_CODE,
     INTERRUPTED_EXIT_CODE,
@@ -82,6 +81,7 @@ def main() -> None:
         dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if args.device == "cuda" else args.device)
     images = load_training_images(config, device)
+    set_tf32(config.train.tf32)
     torch.manual_seed(config.train.seed)
     model = run_model(config).to(device)  # its held-out table is evaluate.py's
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)
@@ -136,44 +136,57 @@ def train(
     writer: SummaryWriter | None,
     progress: tqdm,
 ) -> None:
-    """Train from ``step`` to ``train.max_steps``, logging, checkpointing and showing held-out images on the way."""
+    """Train from ``step`` to ``train.max_steps``, logging, checkpointing and showing held-out images on the way.
+
+    Between those steps the loop never waits on the device (``training``): a non-finite step is skipped
+    there and reported at the next step that reads from the device anyway, before anything is logged or saved.
+    """
     distributed = dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    trainable = DistributedDataParallel(model) if distributed else model
-    batches = ShuffledBatches(num_images=len(images.train), batch_size=config.train.batch_size, seed=config.train.seed)
-    on_cuda = next(model.parameters()).device.type == "cuda"
-    autocast = torch.autocast("cuda", torch.bfloat16) if config.train.amp and on_cuda else nullcontext()
+    device = images.train.device
+    trainable = compiled(DistributedDataParallel(model) if distributed else model, mode=config.train.compile)
+    parameters = list(model.parameters())
+    batches = ShuffledBatches(len(images.train), config.train.batch_size, seed=config.train.seed, device=device)
+    autocast, watch = precision(config.train, device), FiniteWatch(device)
     shard = slice(rank * (config.train.batch_size // world), (rank + 1) * (config.train.batch_size // world))
     while step < config.train.max_steps:
         batch = recipe_batch(config.train, images.train, batches, step, fine_images=images.fine, shard=shard)
         for group in optimizer.param_groups:  # a function of the step, so a resumed run continues the schedule
             group["lr"] = learning_rate(config.train, step)
-        with autocast:
-            prediction = trainable(batch.image, batch.mask, batch.coords)
-        loss, terms = recipe_loss(prediction, batch, config.train)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.grad_clip)
+        loss, terms, grad_norm = compute_gradients(trainable, parameters, batch, config.train, autocast)
         if distributed:  # every rank sees the global batch's loss: logs match one process, all stop together on NaN
             loss = loss.detach().clone()
             for value in (loss, *terms.values()):
                 dist.all_reduce(value)
                 value /= world
-        if not (math.isfinite(loss.item()) and math.isfinite(grad_norm.item())):
-            progress.close()  # so that the message is the last line on the terminal
-            print(run.divergence_message(loss.item(), grad_norm.item(), step, config), file=sys.stderr)
-            raise SystemExit(EXIT_CODE)
-        run.keep_sound(step, model, optimizer, config)  # the weights of this step just gave a finite loss
+        skip_if_failed(optimizer, watch.record(step, loss, grad_norm))
+        if run.sound_step == step:  # a checkpoint is due: its weights must have given a finite loss
+            stop_if_diverged(run, watch, config, progress)
+            run.keep_sound(step, model, optimizer, config)
         optimizer.step()
         step += 1
         progress.update()
-        if run.write and step % config.train.log_every == 0:
+        logged = step % config.train.log_every == 0
+        imaged = step % config.train.image_every == 0 or step == config.train.max_steps
+        if logged or imaged:  # the steps that read from the device anyway; every process, so all stop together
+            stop_if_diverged(run, watch, config, progress)
+        if run.write and logged:
             scalars = {"loss": loss.item(), "grad_norm": grad_norm.item()}
             scalars |= {name: value.item() for name, value in terms.items()}
             log(run, writer, progress, step, scalars | {"lr": optimizer.param_groups[0]["lr"]})  # the step's rate
-        if run.write and (step % config.train.image_every == 0 or step == config.train.max_steps):
+        if run.write and imaged:
             log_held_out(model, images.eval, writer, step)
         run.stepped(step, model, optimizer, config)
+
+
+def stop_if_diverged(run: RunFolder, watch: FiniteWatch, config: RunConfig, progress: tqdm) -> None:
+    """End the run with ``divergence_message`` if any step so far gave a non-finite loss or gradient (one sync)."""
+    failure = watch.first_failure()
+    if failure is not None:
+        step, loss, grad_norm = failure
+        progress.close()  # so that the message is the last line on the terminal
+        print(run.divergence_message(loss, grad_norm, step, config), file=sys.stderr)
+        raise SystemExit(EXIT_CODE)
 
 
 def log(run: RunFolder, writer: SummaryWriter, progress: tqdm, step: int, scalars: dict[str, float]) -> None:

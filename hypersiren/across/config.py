@@ -48,6 +48,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     amp: bool = True  # bf16 autocast for encoder + hypernetwork on CUDA (the SIREN stays fp32); ignored on CPU
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"  # torch.compile mode of the model
+    tf32: bool = False  # TF32 matmuls on CUDA (its 10-bit mantissa also reaches the SIREN's sin(30x)); ignored on CPU
     log_every: int = 50
     image_every: int = 500
     checkpoint_every: int = 500

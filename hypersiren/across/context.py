@@ -1,4 +1,8 @@
-"""Context sampling: which pixels the encoder observes. Masks are bool ``(B, 1, H, W)``."""
+"""Context sampling: which pixels the encoder observes. Masks are bool ``(B, 1, H, W)``.
+
+Random masks are drawn where their generator lives (a CUDA generator draws on the GPU), so that a
+training step's masks are made on the device, from (seed, step), with no copy from the host.
+"""
 
 import math
 
@@ -52,15 +56,16 @@ def training_context_mask(
         raise ValueError(
             f"need 1 <= min_context <= max_context <= {height * width}, got [{min_context}, {max_context}]"
         )
+    device = generator.device if generator is not None else None
     if log_uniform:
         low, high = math.log(min_context), math.log(max_context + 1)
-        draws = torch.rand(batch_size, generator=generator) * (high - low) + low
+        draws = torch.rand(batch_size, generator=generator, device=device) * (high - low) + low
         counts = draws.exp().floor().long().clamp(min_context, max_context)
     else:
-        counts = torch.randint(min_context, max_context + 1, (batch_size,), generator=generator)
+        counts = torch.randint(min_context, max_context + 1, (batch_size,), generator=generator, device=device)
     masks = _mask_from_counts(counts, height, width, generator)
-    half = torch.rand(batch_size, generator=generator) < top_half_fraction
-    return torch.where(half.view(-1, 1, 1, 1), top_half_mask(batch_size, height, width), masks)
+    half = torch.rand(batch_size, generator=generator, device=device) < top_half_fraction
+    return torch.where(half.view(-1, 1, 1, 1), top_half_mask(batch_size, height, width, device), masks)
 
 
 def top_half_mask(batch_size: int, height: int, width: int, device: torch.device | str | None = None) -> Tensor:

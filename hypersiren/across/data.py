@@ -107,21 +107,28 @@ class ShuffledBatches:
     """Batch indices for step ``s`` as a pure function of (seed, s): a resumed run sees the same batches.
 
     Each epoch is a fresh permutation seeded by (seed, epoch); the last partial batch is dropped.
+    Permutations are drawn on ``device`` (the images'), so indexing never copies from the host.
     """
 
-    def __init__(self, num_images: int, batch_size: int, seed: int):
+    def __init__(self, num_images: int, batch_size: int, seed: int, device: torch.device | str = "cpu"):
         if batch_size > num_images:
             raise ValueError(f"batch size {batch_size} exceeds the {num_images} training images")
         self.num_images, self.batch_size, self.seed = num_images, batch_size, seed
+        self.device = torch.device(device)
         self.batches_per_epoch = num_images // batch_size
         self._epoch, self._permutation = -1, torch.empty(0, dtype=torch.long)
 
     def indices(self, step: int) -> Tensor:
         epoch, offset = divmod(step, self.batches_per_epoch)
         if epoch != self._epoch:
-            generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            self._epoch, self._permutation = epoch, torch.randperm(self.num_images, generator=generator)
+            generator = self.generator(self.seed * 100_003 + epoch)
+            permutation = torch.randperm(self.num_images, generator=generator, device=self.device)
+            self._epoch, self._permutation = epoch, permutation
         return self._permutation[offset * self.batch_size : (offset + 1) * self.batch_size]
+
+    def generator(self, seed: int) -> torch.Generator:
+        """A generator on ``device`` seeded by ``seed``: on CUDA, seeding it is host bookkeeping, not a sync."""
+        return torch.Generator(device=self.device).manual_seed(seed)
 
 
 class Batch(NamedTuple):
@@ -149,29 +156,35 @@ def training_batch(
 ) -> Batch:
     """Training step ``step``'s batch, a pure function of (seed, step): a resumed run replays it exactly.
 
-    ``images`` is a uint8 split from ``load_images`` (on any device). The query points are every
+    ``images`` is a uint8 split from ``load_images`` on ``batches.device``, where every draw is made: the
+    batch is assembled without a copy from the host or a wait on the device. The query points are every
     pixel, or ``query_points`` of them per image (``query_pixels``), plus ``fine_points`` points of
     ``fine_images`` (the same split at twice the size, ``fine_grid_points``). Everything is drawn
     for the whole batch, then ``shard`` (this process's share under DDP) is kept, so that the draws
     do not depend on the number of processes.
     """
-    generator = torch.Generator().manual_seed(batches.seed * 1_000_003 + step)
     _, _, height, width = images.shape
     masks = training_context_mask(
-        batches.batch_size, height, width, min_context, max_context, log_uniform, top_half_fraction, generator
-    ).to(images.device)
+        batches.batch_size,
+        height,
+        width,
+        min_context,
+        max_context,
+        log_uniform,
+        top_half_fraction,
+        generator=batches.generator(batches.seed * 1_000_003 + step),
+    )
     image = to_model_space(images[batches.indices(step)])
     coords = pixel_grid(height, width, images.device).expand(batches.batch_size, -1, -1)
     target, observed = rearrange(image, "b c h w -> b (h w) c"), rearrange(masks, "b 1 h w -> b (h w)")
     if query_points:
-        query = torch.Generator().manual_seed(batches.seed * 104_729 + step)
-        index = query_pixels(observed, query_points, query)  # (B, K)
+        index = query_pixels(observed, query_points, batches.generator(batches.seed * 104_729 + step))  # (B, K)
         coords, target = (_take(t, index) for t in (coords, target))
         observed = observed.gather(1, index)
     if fine_points:
         fine = to_model_space(fine_images[batches.indices(step)])
         fine_coords, fine_target = fine_grid_points(
-            fine, num_points=fine_points, generator=torch.Generator().manual_seed(batches.seed * 7_919 + step)
+            fine, num_points=fine_points, generator=batches.generator(batches.seed * 7_919 + step)
         )
         coords, target = torch.cat([coords, fine_coords], dim=1), torch.cat([target, fine_target], dim=1)
         observed = torch.cat([observed, torch.zeros_like(fine_target[..., 0], dtype=torch.bool)], dim=1)
@@ -210,7 +223,7 @@ def query_pixels(observed: Tensor, count: int, generator: torch.Generator | None
     would keep one in four. Within each group the choice is uniform, so each loss term is the mean
     over a uniform sample of its pixels; ``count = P`` keeps every pixel.
     """
-    scores = torch.rand(observed.shape, generator=generator).to(observed.device) + observed  # missing < 1 <= observed
+    scores = torch.rand(observed.shape, generator=generator, device=observed.device) + observed  # missing < 1 <= obs.
     return scores.topk(count, dim=1, largest=False, sorted=False).indices
 
 
@@ -468,7 +481,9 @@ def fine_grid_points(
     a sharper image looks like there. Returns ``coords (B, M, 2)`` and ``target (B, M, C)``.
     """
     batch, channels, fine_height, fine_width = fine_images.shape
-    index = torch.randint(0, fine_height * fine_width, (batch, num_points), generator=generator).to(fine_images.device)
+    index = torch.randint(
+        0, fine_height * fine_width, (batch, num_points), generator=generator, device=fine_images.device
+    )
     coords = pixel_grid(fine_height, fine_width, fine_images.device)[index]  # (B, M, 2)
     pixels = rearrange(fine_images, "b c h w -> b (h w) c")
     return coords, pixels.gather(1, index.unsqueeze(-1).expand(-1, -1, channels))

@@ -110,7 +110,9 @@ class HyperSiren(nn.Module):
         return self._encode(image, mask)
 
     def _encode(self, image: Tensor, mask: Tensor) -> Latents:
-        """``encode`` of inputs already checked (``inpaint`` checks them before estimating its memory)."""
+        """``encode`` of inputs already checked (``inpaint`` checks them before estimating its memory), or trusted
+        (``forward``); shapes only are checked, which needs no value from the device."""
+        self._check_shapes(image, mask)
         return self.encoder(image.to(self.encoder_dtype), mask.bool())
 
     @property
@@ -140,10 +142,14 @@ class HyperSiren(nn.Module):
 
     def forward(self, image: Tensor, mask: Tensor, coords: Tensor) -> Prediction:
         """The raw prediction at ``coords (B, N, 2)``: values ``(B, N, C)`` as rendered, observed pixels
-        included (no pasting, no clamping: what the training loss sees), with the latent and SIREN params."""
+        included (no pasting, no clamping: what the training loss sees), with the latent and SIREN params.
+
+        The training step's path: it trusts its inputs (``data.training_batch`` makes them), because checking
+        their values means waiting on the device every step. ``encode`` and ``inpaint`` check what users pass;
+        shapes are still checked here, which costs no wait."""
         if coords.dim() == 3 and coords.shape[1] == 0:  # other shapes get render's message
             raise ValueError(f"coords {tuple(coords.shape)} hold no point (N = 0): pass at least one point per image")
-        latents = self.encode(image, mask)
+        latents = self._encode(image, mask)
         if self.pixel_head is not None:  # the ablation: its pixel grid, interpolated (exact at pixel centres)
             return Prediction(sample_grid(self.pixel_head(latents.local_grid), coords), latents.global_latent, [])
         params = self.hypernet(latents.global_latent)
@@ -264,20 +270,8 @@ class HyperSiren(nn.Module):
         return Latents(best[0], best[1] if len(best) > 1 else None)
 
     def _check_inputs(self, image: Tensor, mask: Tensor) -> None:
-        channels = self.config.image_channels
-        if image.dim() != 4 or image.shape[1] != channels:
-            raise ValueError(f"image must be (B, {channels}, H, W), got shape {tuple(image.shape)}")
-        if image.numel() == 0:
-            raise ValueError(f"image {tuple(image.shape)} holds no pixel: pass at least one image of at least 1x1")
-        if (
-            mask.dim() != 4
-            or mask.shape[1] != 1
-            or mask.shape[0] != image.shape[0]
-            or mask.shape[2:] != image.shape[2:]
-        ):
-            raise ValueError(
-                f"mask must be (B, 1, H, W) matching image {tuple(image.shape)}, got shape {tuple(mask.shape)}"
-            )
+        """Shapes, dtypes and values of a user's ``image`` and ``mask``; reading values waits on the device."""
+        self._check_shapes(image, mask)
         if not image.is_floating_point():
             raise ValueError(
                 f"image must be floating point in [-1, 1], got {image.dtype}: convert uint8 images with "
@@ -303,6 +297,22 @@ class HyperSiren(nn.Module):
             raise ValueError(
                 f"observed image values reach {largest:g}, outside the model's [-1, 1]: convert [0, 255] "
                 "images with hypersiren.core.pixels.to_model_space"
+            )
+
+    def _check_shapes(self, image: Tensor, mask: Tensor) -> None:
+        channels = self.config.image_channels
+        if image.dim() != 4 or image.shape[1] != channels:
+            raise ValueError(f"image must be (B, {channels}, H, W), got shape {tuple(image.shape)}")
+        if image.numel() == 0:
+            raise ValueError(f"image {tuple(image.shape)} holds no pixel: pass at least one image of at least 1x1")
+        if (
+            mask.dim() != 4
+            or mask.shape[1] != 1
+            or mask.shape[0] != image.shape[0]
+            or mask.shape[2:] != image.shape[2:]
+        ):
+            raise ValueError(
+                f"mask must be (B, 1, H, W) matching image {tuple(image.shape)}, got shape {tuple(mask.shape)}"
             )
 
 
