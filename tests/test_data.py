@@ -389,3 +389,21 @@ def test_a_recipe_batch_follows_every_field_of_the_training_config(top_half_frac
     contexts = batch.mask.flatten(1).sum(dim=1)
     assert (contexts == (32 if top_half_fraction else 5)).all()  # the top half of 8x8, else exactly 5 pixels
     assert not batch.observed[:, 7:].any()  # fine points lie between pixel centres: never context
+
+
+def test_hflip_mirrors_about_half_the_images_and_their_fine_versions_alike():
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 3, 4, 6), dtype=torch.uint8, generator=generator)
+    fine = images.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)  # the same images at 2x, exactly
+    batches = ShuffledBatches(num_images=64, batch_size=64, seed=0)
+    train = TrainConfig(min_context=5, max_context=5, hflip=True)
+    batch = data.recipe_batch(train, images, batches, step=0, fine_images=fine)
+    plain = to_model_space(images[batches.indices(0)])
+    mirrored = (batch.image == plain.flip(-1)).flatten(1).all(dim=1)
+    assert ((batch.image == plain).flatten(1).all(dim=1) | mirrored).all()  # each image as it is, or mirrored
+    assert 16 < mirrored.sum() < 48  # about half
+    fine_batch = data.training_batch(
+        fine, batches, step=0, min_context=5, max_context=5, hflip=True
+    ).image  # the same draw at 2x: the fine image of a mirrored image is mirrored too
+    assert torch.equal(fine_batch[:, :, ::2, ::2], batch.image)
+    assert torch.equal(data.recipe_batch(train, images, batches, step=0).image, batch.image)  # from (seed, step)

@@ -19,6 +19,7 @@ import math
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -149,6 +150,7 @@ def train(
     batches = ShuffledBatches(len(images.train), config.train.batch_size, seed=config.train.seed, device=device)
     autocast, watch = precision(config.train, device), FiniteWatch(device)
     shard = slice(rank * (config.train.batch_size // world), (rank + 1) * (config.train.batch_size // world))
+    throughput = Throughput(config.train.batch_size, step)
     while step < config.train.max_steps:
         batch = recipe_batch(config.train, images.train, batches, step, fine_images=images.fine, shard=shard)
         for group in optimizer.param_groups:  # a function of the step, so a resumed run continues the schedule
@@ -173,10 +175,25 @@ def train(
         if run.write and logged:
             scalars = {"loss": loss.item(), "grad_norm": grad_norm.item()}
             scalars |= {name: value.item() for name, value in terms.items()}
-            log(run, writer, progress, step, scalars | {"lr": optimizer.param_groups[0]["lr"]})  # the step's rate
+            scalars |= {"lr": optimizer.param_groups[0]["lr"], "images_per_second": throughput.images_per_second(step)}
+            log(run, writer, progress, step, scalars)
         if run.write and imaged:
             log_held_out(model, images.eval, writer, step)
         run.stepped(step, model, optimizer, config)
+
+
+class Throughput:
+    """Training images per second between two log steps: the whole loop's rate (batches, logs, checkpoints,
+    held-out images), measured where the loop has just read from the device, so the time is the device's too."""
+
+    def __init__(self, batch_size: int, step: int):
+        self.batch_size, self.step, self.time = batch_size, step, time.perf_counter()
+
+    def images_per_second(self, step: int) -> float:
+        now = time.perf_counter()
+        rate = self.batch_size * (step - self.step) / max(now - self.time, 1e-9)
+        self.step, self.time = step, now
+        return rate
 
 
 def stop_if_diverged(run: RunFolder, watch: FiniteWatch, config: RunConfig, progress: tqdm) -> None:

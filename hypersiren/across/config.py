@@ -42,6 +42,7 @@ class TrainConfig:
     lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decays to 0 at max_steps
     query_points: int = 0  # per image, pixels rendered for the loss, the missing ones first (0: all; data.query_pixels)
     fine_points: int = 0  # per image, points of the 2x-resolution image also supervised (data.fine_grid_points)
+    hflip: bool = False  # mirror half of each batch left-right: twice the images to learn from (faces, scenes)
     loss: Literal["mse", "log_mse"] = "mse"  # log_mse: objective.missing_log_mse, the PSNR scale
     latent_weight: float = 0.1
     params_weight: float = 100.0  # of the generated SIREN parameters' L2 (objective.weight_l2)

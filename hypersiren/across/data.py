@@ -69,7 +69,7 @@ def load_images(config: DataConfig, split: str, limit: int | None = None) -> Ten
         images = _load_torchvision_cifar10(root, split, config.download)[:limit]
         _check_memory(len(images), config.image_size)
     else:
-        files = {"celeba": _celeba_files, "cifar10": _cifar10_folder_files, "folder": _folder_files}[config.dataset](
+        files = {"celeba": celeba_files, "cifar10": _cifar10_folder_files, "folder": _folder_files}[config.dataset](
             root, split
         )
         if config.cache:
@@ -152,6 +152,7 @@ def training_batch(
     query_points: int = 0,
     fine_images: Tensor | None = None,
     fine_points: int = 0,
+    hflip: bool = False,
     shard: slice = slice(None),
 ) -> Batch:
     """Training step ``step``'s batch, a pure function of (seed, step): a resumed run replays it exactly.
@@ -159,7 +160,8 @@ def training_batch(
     ``images`` is a uint8 split from ``load_images`` on ``batches.device``, where every draw is made: the
     batch is assembled without a copy from the host or a wait on the device. The query points are every
     pixel, or ``query_points`` of them per image (``query_pixels``), plus ``fine_points`` points of
-    ``fine_images`` (the same split at twice the size, ``fine_grid_points``). Everything is drawn
+    ``fine_images`` (the same split at twice the size, ``fine_grid_points``); ``hflip`` mirrors half the
+    images (and their fine versions) left-right. Everything is drawn
     for the whole batch, then ``shard`` (this process's share under DDP) is kept, so that the draws
     do not depend on the number of processes.
     """
@@ -175,6 +177,9 @@ def training_batch(
         generator=batches.generator(batches.seed * 1_000_003 + step),
     )
     image = to_model_space(images[batches.indices(step)])
+    mirrored = _mirrored_rows(batches, step) if hflip else None
+    if hflip:
+        image = torch.where(mirrored, image.flip(-1), image)
     coords = pixel_grid(height, width, images.device).expand(batches.batch_size, -1, -1)
     target, observed = rearrange(image, "b c h w -> b (h w) c"), rearrange(masks, "b 1 h w -> b (h w)")
     if query_points:
@@ -183,6 +188,8 @@ def training_batch(
         observed = observed.gather(1, index)
     if fine_points:
         fine = to_model_space(fine_images[batches.indices(step)])
+        if hflip:
+            fine = torch.where(mirrored, fine.flip(-1), fine)
         fine_coords, fine_target = fine_grid_points(
             fine, num_points=fine_points, generator=batches.generator(batches.seed * 7_919 + step)
         )
@@ -211,8 +218,17 @@ def recipe_batch(
         query_points=train.query_points,
         fine_images=fine_images,
         fine_points=train.fine_points,
+        hflip=train.hflip,
         shard=shard,
     )
+
+
+def _mirrored_rows(batches: ShuffledBatches, step: int) -> Tensor:
+    """``(B, 1, 1, 1)`` bool: which images of step ``step`` are mirrored left-right (half of them, drawn from
+    (seed, step) on the device). A mirrored face is another plausible face: on 4,560 faces seen hundreds of times
+    each (the GPU presets), it doubles the faces there are to learn from."""
+    generator = batches.generator(batches.seed * 31_337 + step)
+    return (torch.rand(batches.batch_size, generator=generator, device=batches.device) < 0.5).view(-1, 1, 1, 1)
 
 
 def query_pixels(observed: Tensor, count: int, generator: torch.Generator | None = None) -> Tensor:
@@ -232,7 +248,7 @@ def _take(points: Tensor, index: Tensor) -> Tensor:
     return points.gather(1, index.unsqueeze(-1).expand(-1, -1, points.shape[-1]))
 
 
-def _celeba_files(root: Path, split: str) -> list[Path]:
+def celeba_files(root: Path, split: str) -> list[Path]:
     partition, folder = root / "list_eval_partition.txt", root / "img_align_celeba"
     if not partition.is_file() or not folder.is_dir():
         raise DatasetError(
