@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 def run(program: str, *options: str) -> subprocess.CompletedProcess:
     command = [sys.executable, str(REPO / program), "--device", "cpu", *options]
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=600, env={"OMP_NUM_THREADS": "1", "PATH": ""}
+        command, capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"}
     )
 
 
