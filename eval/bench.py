@@ -5,7 +5,7 @@
   weights so that both compute the same function; the benchmark asserts equal loss and
   encoder gradients first. Both share hypersiren's encoder: the ratio is the hypernetwork
   and the rendering, not end to end.
-- Ablations: every speed trick of the rendering is switched off
+- Ablations: every speed trick of the rendering (and the U-Net's upsampling on CUDA) is switched off
   in turn (each computes the same numbers, also asserted), so each row is what that trick
   alone buys on the training step; a trick that buys under 5% has no place in the code.
 - Sizes: the whole training step of the 32x32 default, celeba64 and celeba128 presets (batch
@@ -40,10 +40,12 @@ from typing import Any, NamedTuple
 from unittest import mock
 
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from hypersiren.across import encoders as encoders_module
 from hypersiren.across.config import RunConfig
 from hypersiren.across.context import training_context_mask
 from hypersiren.across.data import ShuffledBatches, recipe_batch
@@ -69,10 +71,15 @@ def _plain_sine_layer(hidden: Tensor, weight: Tensor, bias: Tensor, omega: float
     return torch.sin(torch.baddbmm(bias, hidden, weight, beta=omega, alpha=omega))
 
 
+def _plain_upsample(features: Tensor, size: tuple[int, int]) -> Tensor:
+    return F.interpolate(features, size=tuple(size), mode="bilinear", align_corners=False)
+
+
 TRICKS: dict[str, tuple[object, str, object]] = {  # name: (module, attribute, what stands in for it when off)
     "custom sine layer": (render_module, "_SineLayer", SimpleNamespace(apply=_plain_sine_layer)),
     "chunked in-place cos": (render_module, "_mul_cos_", lambda grad, pre: grad * torch.cos(pre)),
     "omega inside the GEMM": (render_module, "_scaled_bmm", lambda left, right, scale: scale * left @ right),
+    "2x upsampling by slices (CUDA)": (encoders_module, "upsample", _plain_upsample),
 }
 
 

@@ -7,7 +7,8 @@
 In order:
 1. Bench rows (``eval/bench.py``'s ``bench_modes``): the training step of the default, celeba64 and
    paper presets at batch 32 and at the GPU batch, eager / compiled / bf16, as images/s and as a
-   share of this device's measured fp32 GEMM rate.
+   share of this device's measured fp32 GEMM rate; then each speed trick of the default step switched
+   off in turn (``bench_training``), so a trick that does not pay on the GPU shows it.
 2. Each GPU preset (``train/gpu/*.toml``) trained by ``train/train.py`` on the packed copy (resumed
    if its run folder exists), its real-loop rate read from the run's history.
 3. Its held-out table: the GPU model, the CPU preset's pretrained model (``pretrained/celeba32``,
@@ -35,6 +36,7 @@ from hypersiren.across.config import RunConfig
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import evaluate_inpainting
+from hypersiren.across.model import HyperSiren
 from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.results import markdown_table, write_json
 
@@ -75,6 +77,9 @@ def main() -> None:
     if not args.skip_bench:
         report["bench"] = bench_rows(device, args.rounds, rate)
         sections.append(f"## Training step\n\n{bench.mode_table(report['bench'])}")
+        report["tricks"] = trick_rows(device, args.rounds)
+        tricks = bench.markdown_table(bench.formatted(report["tricks"]))
+        sections.append(f"## Each speed trick, default preset, batch {GPU_BATCH}\n\n{tricks}")
     report["presets"] = {}
     for name in args.presets:
         run = Path(args.out) / name
@@ -102,6 +107,15 @@ def bench_rows(device: str, rounds: int, gemm_rate: float) -> list[dict[str, Any
             configs, device, batch_size=batch, rounds=rounds, gemm_rate=gemm_rate, modes=batch_modes
         )
     ]
+
+
+def trick_rows(device: str, rounds: int) -> list[dict[str, Any]]:
+    """``bench.bench_training``'s rows for the default model at ``GPU_BATCH``: eager, each trick switched off."""
+    config = RunConfig.load(bench.PRESETS / "default.toml")
+    torch.manual_seed(0)
+    model = HyperSiren(config.model).to(device)
+    batch = bench.make_batch(config.model, batch_size=GPU_BATCH, size=config.data.image_size, device=device)
+    return bench.bench_training(model, batch, device=device, rounds=rounds, reference=None)
 
 
 def train(preset: Path, run: Path, data_root: str, device: str, options: list[str]) -> None:

@@ -1,7 +1,8 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from hypersiren.across.encoders import ConvEncoder, SetEncoder, UNetEncoder, pull_push_fill
+from hypersiren.across.encoders import ConvEncoder, SetEncoder, UNetEncoder, doubled, pull_push_fill, upsample
 from hypersiren.core.pixels import pixel_grid
 
 LATENT_DIM = 12
@@ -147,3 +148,24 @@ def test_set_encoder_takes_an_image_and_mask_and_pools_its_observed_pixels(set_e
         points = (pixel_grid(4, 5)[observed], image[index].flatten(1).T[observed])
         expected = set_encoder.pool(*(t[None] for t in points), torch.ones(1, int(observed.sum()), dtype=torch.bool))
         torch.testing.assert_close(latent[index], expected[0])
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5, 7), (1, 4, 1, 1), (2, 2, 8, 8)])
+def test_doubling_by_slices_is_bilinear_upsampling_values_and_gradients(shape):
+    features = torch.randn(shape, requires_grad=True)
+    size = (2 * shape[-2], 2 * shape[-1])
+    sliced = doubled(doubled(features, dim=-2), dim=-1)
+    expected = F.interpolate(features, size=size, mode="bilinear", align_corners=False)
+    torch.testing.assert_close(sliced, expected)
+    upstream = torch.randn(sliced.shape)
+    (gradient,) = torch.autograd.grad(sliced, features, upstream)
+    (expected_gradient,) = torch.autograd.grad(expected, features, upstream)
+    torch.testing.assert_close(gradient, expected_gradient)
+
+
+def test_upsampling_on_the_cpu_is_interpolate_bit_for_bit():
+    """CPU runs keep their exact numbers: the sliced path is CUDA's, where interpolate's backward is slow."""
+    features = torch.randn(2, 3, 4, 4)
+    for size in [(8, 8), (7, 8)]:
+        expected = F.interpolate(features, size=size, mode="bilinear", align_corners=False)
+        assert torch.equal(upsample(features, size=size), expected)

@@ -184,6 +184,28 @@ class UNetEncoder(nn.Module):
             skips.append(features)
         latent = self.to_latent(features.mean(dim=(2, 3)))
         for stage, skip in zip(reversed(self.up), reversed(skips[:-1])):
-            features = F.interpolate(features, size=skip.shape[-2:], mode="bilinear", align_corners=False)
-            features = stage(torch.cat([features, skip], dim=1))
+            features = stage(torch.cat([upsample(features, size=skip.shape[-2:]), skip], dim=1))
         return Latents(latent, torch.cat([self.to_local(features), fills[-1][:, :-1]], dim=1))
+
+
+def upsample(features: Tensor, size: tuple[int, int]) -> Tensor:
+    """``features (B, F, h, w)`` bilinearly resized to ``size`` (``align_corners=False``).
+
+    On CUDA, to exactly twice the size (every U-Net stage of a power-of-two image) it is ``doubled``:
+    the same numbers up to rounding, with a backward of dense adds, where ``F.interpolate``'s backward
+    scatters with atomics (57% of the default step's device time on an H200). Elsewhere, and on the CPU,
+    ``F.interpolate``, so CPU runs keep their exact numbers.
+    """
+    if features.device.type == "cuda" and tuple(size) == (2 * features.shape[-2], 2 * features.shape[-1]):
+        return doubled(doubled(features, dim=-2), dim=-1)
+    return F.interpolate(features, size=tuple(size), mode="bilinear", align_corners=False)
+
+
+def doubled(features: Tensor, dim: int) -> Tensor:
+    """Twice the samples along ``dim`` (-2 or -1), as bilinear ``align_corners=False`` upsampling places them:
+    each new sample is 3/4 of its source plus 1/4 of the neighbour on its side, the border sample repeating."""
+    count = features.shape[dim]
+    before = torch.cat([features.narrow(dim, 0, 1), features.narrow(dim, 0, count - 1)], dim=dim)
+    after = torch.cat([features.narrow(dim, 1, count - 1), features.narrow(dim, count - 1, 1)], dim=dim)
+    pairs = torch.stack([0.75 * features + 0.25 * before, 0.75 * features + 0.25 * after], dim=dim)
+    return pairs.flatten(dim - 1, dim)
