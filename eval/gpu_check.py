@@ -85,7 +85,7 @@ def main() -> None:
         run = Path(args.out) / name
         started = time.perf_counter()
         train(GPU_PRESETS[name], run, args.data_root, device, args.train_option)
-        result = {"wall_seconds": time.perf_counter() - started} | loop_rate(run, rate)
+        result = {"wall_seconds": time.perf_counter() - started} | loop_rate(run, device, rate)
         result["held_out"] = held_out(name, run, args.data_root, args.eval_images or EVAL_IMAGES[name])
         report["presets"][name] = result
         sections.append(preset_section(name, result))
@@ -127,14 +127,15 @@ def train(preset: Path, run: Path, data_root: str, device: str, options: list[st
         raise RuntimeError(f"training {preset.name} failed (exit {result.returncode}): see its message above")
 
 
-def loop_rate(run: Path, gemm_rate: float) -> dict[str, float]:
-    """The real loop's images/s (median over its log intervals, so start-up and compilation do not count) and
-    the share of the fp32 GEMM rate that is."""
+def loop_rate(run: Path, device: str, gemm_rate: float) -> dict[str, float]:
+    """The real loop's images/s over every log interval but the first (which holds start-up and compilation):
+    checkpoint and held-out image steps included, as ``steps x batch / seconds`` (the intervals' harmonic mean),
+    and the share of the fp32 GEMM rate that is."""
     config = RunConfig.load(run / "config.json")
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     rates = [entry["images_per_second"] for entry in history if "images_per_second" in entry][1:] or [float("nan")]
-    images_per_second = statistics.median(rates)
-    flops = bench.preset_flops(config, "cuda" if torch.cuda.is_available() else "cpu", batch_size=8) / 8
+    images_per_second = statistics.harmonic_mean(rates)
+    flops = bench.preset_flops(config, device, batch_size=8) / 8
     return {
         "images_per_second": images_per_second,
         "gemm_percent": 100 * flops * images_per_second / gemm_rate,
