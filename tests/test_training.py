@@ -100,6 +100,23 @@ def test_an_optimizer_that_cannot_skip_on_the_device_is_refused(config):
         skip_if_failed(torch.optim.Adam(model.parameters()), torch.zeros(()))
 
 
+def test_steps_between_logs_read_no_value_back_to_the_host(config, monkeypatch):
+    """The CPU stand-in for CUDA's sync check below: every way Python reads a tensor's value is refused."""
+    model, optimizer, batch_of = setup(config)
+    watch = FiniteWatch(torch.device("cpu"))
+    take_step(model, optimizer, batch_of(0), config, watch, step=0)  # lazy optimizer state made
+
+    def refuse(tensor, *args, **kwargs):
+        raise AssertionError(f"a training step read a {tuple(tensor.shape)} tensor back to the host")
+
+    with monkeypatch.context() as patched:
+        for reader in ("item", "tolist", "numpy", "__bool__", "__float__", "__int__", "__index__"):
+            patched.setattr(torch.Tensor, reader, refuse)
+        for step in range(1, 2 * BATCH):  # across an epoch boundary: a new permutation is drawn
+            take_step(model, optimizer, batch_of(step), config, watch, step=step)
+    assert watch.first_failure() is None  # read at a log step
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device: the host-sync check runs on a GPU only")
 def test_steps_between_logs_never_wait_on_the_gpu(config):
     model, optimizer, batch_of = setup(config, device="cuda")
