@@ -191,6 +191,9 @@ def bench_modes(
     images/s, the share of the fp32 GEMM rate its matmul and convolution FLOPs reach, and the speed-up on eager
     fp32 of the same config."""
     rows = []
+    # Each contender is another model to compile, and each batch size another shape: past dynamo's default of 8
+    # recompilations of one forward, later "compiled" contenders would silently run eager.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     for name, config in configs.items():
         variants = {
             mode: copy.deepcopy(config).update({f"train.{k}": v for k, v in MODES[mode].items()}) for mode in modes

@@ -1,8 +1,12 @@
 """The device check: one command on a GPU machine that measures the training step and trains the GPU presets.
 
     python datasets/pack.py                   # where ../shared is: CelebA packed into datasets/packed (~16 MB)
-    python eval/gpu_check.py                  # on the GPU: bench rows, then train/gpu/celeba32 and celeba64
+    python eval/gpu_check.py --presets        # on the GPU: the bench rows only (compiling takes most of it)
+    python eval/gpu_check.py --skip-bench     # train/gpu/celeba32 and celeba64, trained and scored
     python eval/gpu_check.py --skip-bench --presets celeba128
+
+Without options it does all of that but celeba128 in one call. Each call adds its sections to the device's
+JSON report, so split calls make one report.
 
 In order:
 1. Bench rows (``eval/bench.py``'s ``bench_modes``): the training step of the default, celeba64 and
@@ -48,7 +52,11 @@ GPU_PRESETS = {name: REPO / "train" / "gpu" / f"{name}.toml" for name in ("celeb
 PACKED = REPO / "datasets" / "packed" / "celeba128"
 EVAL_IMAGES = {"celeba32": 256, "celeba64": 256, "celeba128": 64}  # biharmonic at 128x128 takes ~0.25 s an image
 GPU_BATCH = 256
-BENCH_MODES = {32: ("eager, fp32", "compiled, bf16 autocast"), GPU_BATCH: tuple(bench.MODES)[:5]}
+# Compiling takes about a minute a contender: compiled rows at the GPU batch only.
+BENCH_MODES = {
+    32: ("eager, fp32",),
+    GPU_BATCH: ("eager, fp32", "eager, bf16 autocast", "eager, TF32", "compiled, fp32", "compiled, bf16 autocast"),
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -71,7 +79,11 @@ def main() -> None:
         raise FileNotFoundError(f"no packed data at {args.data_root}: run python datasets/pack.py where ../shared is")
     device = args.device
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 in the GEMM rate and in every eager fp32 row
-    report: dict[str, Any] = {"device": bench.device_name(device), "torch": torch.__version__}
+    path = Path(args.json or REPO / "eval" / "results" / f"bench_{device.split(':')[0]}.json")
+    report: dict[str, Any] = {"device": bench.device_name(device), "torch": torch.__version__, "presets": {}}
+    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    if earlier.get("device") == report["device"] and "presets" in earlier:  # another part of the same check
+        report = earlier | report | {"presets": earlier["presets"]}
     report["gemm_flops_per_second"] = rate = bench.gemm_flops_per_second(device, 4096 if "cuda" in device else 1024)
     sections = [f"# GPU check: {report['device']}, torch {report['torch']}", f"fp32 GEMM: {rate / 1e12:.1f} TFLOP/s"]
     if not args.skip_bench:
@@ -80,7 +92,6 @@ def main() -> None:
         report["tricks"] = trick_rows(device, args.rounds)
         tricks = bench.markdown_table(bench.formatted(report["tricks"]))
         sections.append(f"## Each speed trick, default preset, batch {GPU_BATCH}\n\n{tricks}")
-    report["presets"] = {}
     for name in args.presets:
         run = Path(args.out) / name
         started = time.perf_counter()
@@ -91,9 +102,7 @@ def main() -> None:
         sections.append(preset_section(name, result))
     text = "\n\n".join(sections)
     print(text)
-    write_json(
-        report | {"markdown": text}, args.json or REPO / "eval" / "results" / f"bench_{device.split(':')[0]}.json"
-    )
+    write_json(report | {"markdown": text}, path)
 
 
 def bench_rows(device: str, rounds: int, gemm_rate: float) -> list[dict[str, Any]]:
