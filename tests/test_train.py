@@ -1,6 +1,7 @@
 """End to end on real images: train/train.py, eval/evaluate.py and eval/inpaint.py as users run them."""
 
 import copy
+import io
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import pytest
 import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tqdm import tqdm
 
 from hypersiren.across.checkpoint import load_checkpoint, load_run, save_checkpoint
 from hypersiren.across.context import protocol_settings
@@ -423,8 +425,18 @@ def test_help_shows_what_the_preset_in_use_will_run(preset, expected, program, m
     assert exit_info.value.code == 0
     help_text, shown = capsys.readouterr().out, "train/paper.toml" if preset else "train/default.toml"
     for field, value in expected.items():
-        option = rf"\n  --train\.{field} \w+\s+default from {shown}: {re.escape(value)}\n"
+        option = rf"\n  --train\.{field} \w+\s+\w[^\n]* \(default from {shown}: {re.escape(value)}\)\n"
         assert re.search(option, help_text), help_text
+
+
+def test_the_progress_bar_shows_the_batchs_psnr_in_db(program):
+    class Sink:  # the run folder and TensorBoard, which this test does not read
+        def log(self, *args) -> None: ...
+        def add_scalar(self, *args) -> None: ...
+
+    bar = tqdm(total=10, file=io.StringIO())
+    program.log(Sink(), Sink(), bar, 5, {"loss": -2.77, "image_mse": 0.04, "lr": 1e-3})  # MSE on [-1, 1]
+    assert bar.postfix == "psnr=20.00 dB"  # 0.04 / 4 = 0.01 on [0, 1]: 20 dB
 
 
 def test_two_process_ddp_matches_one_process(tmp_path, celeba_root):

@@ -41,7 +41,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--photo", default="camera", choices=PHOTOS, help="bundled skimage.data photo")
     size = int_in(1, MAX_FIT_SIZE)
     parser.add_argument("--size", type=size, default=256, help="fit the photo resized to size x size")
-    parser.add_argument("--activations", nargs="+", default=list(ACTIVATIONS), choices=ACTIVATIONS)
+    parser.add_argument(
+        "--activations",
+        nargs="+",
+        default=list(ACTIVATIONS),
+        choices=ACTIVATIONS,
+        help="the networks fitted side by side: relu, tanh, relu_pe (ReLU on a positional encoding), siren",
+    )
     parser.add_argument("--render-size", type=size, default=1024, help="side of the zoom and extrapolation renders")
     return parser.parse_args()
 
