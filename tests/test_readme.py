@@ -1,13 +1,17 @@
 """The README's Python blocks run as written, so they cannot rot."""
 
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from hypersiren.cli import config_overrides
+
 REPO = Path(__file__).resolve().parents[1]
+TRAININGS = re.findall(r"python train/train\.py ([^&\n]*)", (REPO / "README.md").read_text())
 BLOCKS = re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(), flags=re.DOTALL)
 
 
@@ -27,3 +31,16 @@ def test_each_python_block_runs(index, celeba_root):
         check=False,
     )
     assert result.returncode == 0, f"README block {index}:\n{BLOCKS[index]}\n{result.stderr[-3000:]}"
+
+
+def test_the_readme_has_training_commands():
+    assert len(TRAININGS) >= 2  # the default preset and CIFAR-10
+
+
+@pytest.mark.parametrize("arguments", TRAININGS)
+def test_each_training_command_is_a_valid_config(arguments, load_program, monkeypatch):
+    """What train.py checks before it decodes or writes anything: a README line that fails there fails here."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.setattr(sys, "argv", ["train/train.py", *shlex.split(arguments)])
+    args, preset = load_program("train/train.py").parse_args()
+    preset.update(config_overrides(args)).validate()

@@ -61,8 +61,7 @@ def main() -> None:
 
     nets, curves, rows = {}, {}, []
     for activation in args.activations:
-        torch.manual_seed(args.seed)  # every network starts from the same random stream
-        net = coordinate_mlp(
+        net = coordinate_mlp(  # every network's weights from the same seed
             activation,
             in_features=2,
             hidden_features=args.hidden,
@@ -70,6 +69,7 @@ def main() -> None:
             out_features=1,
             num_frequencies=nyquist_frequencies(args.size),
             omega=args.omega,
+            seed=args.seed,
         ).to(args.device)
         result = fit_values(net, image, config, progress=LABELS[activation])
         nets[activation], curves[LABELS[activation]] = net, result.psnr

@@ -8,6 +8,7 @@ ZeroDivisionError mid-run, a silent no-op, or a config.json that no longer works
 import argparse
 import dataclasses
 import json
+import math
 import tomllib
 import typing
 from collections.abc import Callable
@@ -103,6 +104,13 @@ class TrainConfig:
     image_every: int = 500
     checkpoint_every: int = 500
     eval_images: int = 256  # held-out images used for the PSNR logged during training
+
+
+def learning_rate(train: TrainConfig, step: int) -> float:
+    """The learning rate of step ``step`` (0-based) under ``train.lr_schedule``."""
+    if train.lr_schedule == "cosine":
+        return train.lr * 0.5 * (1.0 + math.cos(math.pi * step / train.max_steps))
+    return train.lr
 
 
 @dataclass
