@@ -25,11 +25,11 @@ from torch import nn
 
 from hypersiren.across.checkpoint import checkpoint_config, require_resumable, save_checkpoint
 from hypersiren.across.config import ConfigError, RunConfig, learning_rate, require_same_model
+from hypersiren.across.data import REPO_ROOT
 from hypersiren.files import append_line, remove_stale_temporaries, write_text
 from hypersiren.results import write_json
 
 LOCK = "train.lock"
-REPO = Path(__file__).resolve().parents[2]
 
 
 class RunFolder:
@@ -220,7 +220,7 @@ def resume_message(path: Path, step: int, saved: RunConfig, config: RunConfig) -
 def program_command(script: str, *arguments: str) -> str:
     """A command to paste into this shell: the Python that is running now (a bare ``python`` may be another,
     without torch), and the repository's ``script`` (``"eval/evaluate.py"``) as seen from the working directory."""
-    return shlex.join([_shown(sys.executable), _shown(str(REPO / script)), *arguments])
+    return shlex.join([_shown(sys.executable), _shown(str(REPO_ROOT / script)), *arguments])
 
 
 def _shown(path: str) -> str:
