@@ -40,7 +40,7 @@ from hypersiren.across.context import protocol_settings, random_context_mask, to
 from hypersiren.across.data import IMAGE_SUFFIXES, DatasetError, decode_image, load_images, square_resize
 from hypersiren.across.evaluation import seeded_masks
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.user_images import keep_observed, observed_at
+from hypersiren.across.user_images import complete_photo
 from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.figures import MISSING_LEGEND, context_image, save_labeled_grid, save_png
@@ -103,30 +103,23 @@ def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> N
     """Complete each ``--image`` and write it with its comparison figure; every input is read before any write."""
     photos = [decode_image(path) for path in args.image]
     targets = output_paths(args.image, args.out)
-    image = to_model_space(torch.stack([square_resize(photo, size) for photo in photos])).to(args.device)
     mask = observed_pixels(args, count=len(photos), size=size).to(args.device)
-    biharmonic = classical_fill("biharmonic", image, mask)
     for index, (photo, target) in enumerate(zip(photos, targets)):
         side = args.size or min(*photo.shape[-2:], DEFAULT_RENDER_CAP)
-        one_image, one_mask = image[index : index + 1], mask[index : index + 1]
-        original = to_model_space(square_resize(photo, side))[None].to(args.device)
-        rendered = model.inpaint(one_image, one_mask, size=(side, side))
-        completed = to_unit_range(keep_observed(rendered, original, one_mask))
+        one_mask = mask[index : index + 1]
+        completion = complete_photo(model, photo, one_mask, side=side)
+        completed = to_unit_range(completion.hypersiren)
         save_png(completed, target)
         num_observed = int(one_mask.sum())
         print(
             f"wrote {target}: {side}x{side} completion from {num_observed} of {size * size} pixels, "
             f"observed pixels kept (yours, at {side}x{side}; the model saw {size}x{size})"
         )
-        # Every method's column at the output size, made the same way: the classical fill brought to it
-        # by bicubic resampling, as a user would enlarge it, and its observed pixels kept as HyperSiren's are.
-        enlarged = F.interpolate(biharmonic[index : index + 1], size=(side, side), mode="bicubic", antialias=True)
-        classical = to_unit_range(keep_observed(enlarged, original, one_mask))
-        observed = context_image(to_unit_range(original), observed_at(one_mask, (side, side)))
+        original = to_unit_range(completion.original)
         labels = [f"observed ({num_observed} px)", "HyperSiren", "biharmonic (bicubic to size)", "original"]
+        columns = [context_image(original, completion.observed), completed, to_unit_range(completion.biharmonic)]
         comparison = target.with_name(f"{target.stem}_comparison.png")
-        columns = [observed, completed, classical, to_unit_range(original)]
-        write_figure(columns, labels, comparison, tile_inches=COMPARISON_TILE_INCHES)
+        write_figure([*columns, original], labels, comparison, tile_inches=COMPARISON_TILE_INCHES)
         print(f"wrote {comparison}: {' | '.join(labels)}, {side}x{side} tiles, missing pixels in magenta")
 
 

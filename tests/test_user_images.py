@@ -6,7 +6,8 @@ import torch
 from PIL import Image
 
 from hypersiren.across.data import decode_image, square_resize
-from hypersiren.across.user_images import keep_observed, observed_at, read_photo
+from hypersiren.across.model import HyperSiren
+from hypersiren.across.user_images import complete_photo, keep_observed, observed_at, read_photo
 from hypersiren.core.pixels import to_model_space
 
 
@@ -48,3 +49,21 @@ def test_read_photo_decodes_like_the_datasets(tmp_path):
     Image.fromarray(np.full((9, 9), 200, dtype=np.uint8)).save(tmp_path / "gray.png")  # grayscale: expanded to RGB
     expected = to_model_space(square_resize(decode_image(tmp_path / "gray.png"), 3))
     assert torch.equal(read_photo(tmp_path / "gray.png", size=3)[0], expected)
+
+
+def test_both_completions_keep_the_photos_pixels_at_the_output_size(tiny_model_config):
+    torch.manual_seed(0)
+    model = HyperSiren(tiny_model_config()).eval()
+    photo = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 50, 60), dtype=np.uint8))
+    mask = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)) < 0.3
+    completion = complete_photo(model, photo, mask, side=64)
+    assert completion.original.shape == completion.hypersiren.shape == completion.biharmonic.shape == (1, 3, 64, 64)
+    assert torch.equal(completion.original, read_photo_of(photo, 64))
+    kept = completion.observed.expand(-1, 3, -1, -1)
+    assert torch.equal(completion.hypersiren[kept], completion.original[kept])
+    assert torch.equal(completion.biharmonic[kept], completion.original[kept])
+    assert not torch.equal(completion.hypersiren[~kept], completion.original[~kept])
+
+
+def read_photo_of(photo: torch.Tensor, size: int) -> torch.Tensor:
+    return to_model_space(square_resize(photo, size))[None]

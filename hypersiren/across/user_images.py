@@ -7,12 +7,15 @@ kept" holds at every size, not only at the model's.
 """
 
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.data import decode_image, square_resize
+from hypersiren.across.model import HyperSiren
 from hypersiren.core.pixels import to_model_space
 
 
@@ -44,3 +47,34 @@ def keep_observed(completion: Tensor, photo: Tensor, mask: Tensor) -> Tensor:
     if photo.shape != completion.shape:
         raise ValueError(f"photo {tuple(photo.shape)} must have the completion's shape {tuple(completion.shape)}")
     return torch.where(observed_at(mask, completion.shape[-2:]), photo, completion)
+
+
+class PhotoCompletion(NamedTuple):
+    """One photo completed at the output size ``N``, each ``(1, C, N, N)`` in [-1, 1] but ``observed``."""
+
+    original: Tensor  # the photo at N x N: what the completions keep where observed
+    observed: Tensor  # (1, 1, N, N) bool: the observed pixels at N x N (observed_at)
+    hypersiren: Tensor  # the model's rendering at N x N, your pixels kept
+    biharmonic: Tensor  # scikit-image's fill at the model's size, bicubic to N x N, your pixels kept
+
+
+@torch.no_grad()
+def complete_photo(model: HyperSiren, photo: Tensor, mask: Tensor, side: int) -> PhotoCompletion:
+    """Complete ``photo`` (uint8 ``(C, H, W)``, any size) from the observed pixels ``mask (1, 1, S, S)`` at the
+    model's size ``S``, at ``side x side``, beside the classical fill: what eval/inpaint.py and eval/demo.py show.
+
+    Both completions are made the same way at the output size, so that they compare: each method fills the
+    model's S x S input, the classical one is enlarged by bicubic resampling (as a user would enlarge it; the
+    model renders at any size itself), and both keep your photo's own pixels where observed (``keep_observed``).
+    """
+    size, device = mask.shape[-1], mask.device
+    image = to_model_space(square_resize(photo, size))[None].to(device)
+    original = to_model_space(square_resize(photo, side))[None].to(device)
+    rendered = model.inpaint(image, mask, size=(side, side))
+    filled = F.interpolate(classical_fill("biharmonic", image, mask), size=(side, side), mode="bicubic")
+    return PhotoCompletion(
+        original=original,
+        observed=observed_at(mask, (side, side)),
+        hypersiren=keep_observed(rendered, original, mask),
+        biharmonic=keep_observed(filled.clamp(-1.0, 1.0), original, mask),
+    )
