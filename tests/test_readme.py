@@ -1,5 +1,6 @@
-"""The README's Python blocks run as written, so they cannot rot."""
+"""The README's Python blocks and training commands run as written, and the results it links are the runs' own."""
 
+import json
 import re
 import shlex
 import subprocess
@@ -46,3 +47,13 @@ def test_each_training_command_is_a_valid_config(arguments, load_program, monkey
     monkeypatch.setattr(sys, "argv", ["train/train.py", *shlex.split(arguments)])
     args, preset = load_program("train/train.py").parse_args()
     preset.update(config_overrides(args)).validate()
+
+
+def test_the_results_behind_the_readmes_link_are_the_pretrained_runs_numbers():
+    assert "[docs/results.md](docs/results.md)" in (REPO / "README.md").read_text()
+    results = json.loads((REPO / "pretrained" / "celeba32" / "eval" / "metrics.json").read_text())["results"]
+    lines = (REPO / "docs" / "results.md").read_text().splitlines()
+    for method, label in [("hypersiren", "HyperSiren (raw rendering)"), ("hypersiren_pasted", "HyperSiren, observed")]:
+        row = next(line for line in lines if line.startswith(f"| {label}"))  # the first table: CelebA 32x32
+        shown = [cell.strip(" *") for cell in row.split("|")[2:6]]
+        assert shown == [f"{results[setting][method]['psnr']:.2f}" for setting in ("10", "100", "1000", "top_half")]
