@@ -230,9 +230,10 @@ def add_config_options(
 
 
 def field_help(key: str, hint: Any) -> str:
-    """What the config field ``key`` does (``config.FIELD_HELP``), and a ``Literal`` field's choices."""
+    """What the config field ``key`` does (``config.FIELD_HELP``; a field added without one still parses, and a
+    test names it), and a ``Literal`` field's choices."""
     choices = typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
-    return FIELD_HELP[key] + (f"; one of: {', '.join(choices)}" if choices else "")
+    return FIELD_HELP.get(key, key) + (f"; one of: {', '.join(choices)}" if choices else "")
 
 
 def _shown_path(path: str) -> str:

@@ -210,10 +210,10 @@ def resume_message(path: Path, step: int, saved: RunConfig, config: RunConfig) -
     if saved.train.max_steps == config.train.max_steps and saved.train.lr == config.train.lr:
         return f"{message}; the cosine schedule goes on where it stopped"
     lr_at, was = f"{learning_rate(config.train, step):.3g}", f"{learning_rate(saved.train, step):.3g}"
+    before = f"{saved.train.lr:g} over {saved.train.max_steps}" if saved.train.lr_schedule == "cosine" else "constant"
     return (
         f"{message}; the cosine schedule now decays from {config.train.lr:g} to 0 over {config.train.max_steps} steps "
-        f"(it was {saved.train.lr:g} over {saved.train.max_steps}), so the learning rate at step {step} is {lr_at} "
-        f"instead of {was}"
+        f"(it was {before}), so the learning rate at step {step} is {lr_at} instead of {was}"
     )
 
 
