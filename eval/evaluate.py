@@ -32,7 +32,7 @@ from hypersiren.across.evaluation import (
 from hypersiren.across.model import HyperSiren
 from hypersiren.cli import add_run_options, exits_cleanly, float_in, int_in, program
 from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.figures import context_image, plot_psnr_vs_context, save_labeled_grid
+from hypersiren.figures import MISSING_LEGEND, context_image, plot_psnr_vs_context, save_labeled_grid
 from hypersiren.results import write_results
 
 SCALES = (2.0, 2.5, 3.0, 4.0)
@@ -162,7 +162,7 @@ def save_scales_figure(
     labels = [f"input {height}×{width}", "bicubic (100 px:\nof biharmonic fill)"]
     labels += ["pixel U-Net + bicubic"] if ablation is not None else []
     labels += [f"HyperSiren at {size[0]}×{size[1]}", f"truth {size[0]}×{size[1]}"]
-    save_labeled_grid(tiles, path, column_labels=labels, row_labels=row_labels)
+    save_labeled_grid(tiles, path, column_labels=labels, row_labels=row_labels, legend=MISSING_LEGEND)
 
 
 def reading_from(config: DataConfig, root: str | None) -> DataConfig:

@@ -11,14 +11,16 @@ Its observed pixels are a --mask (a PNG of any size, cropped and resized like th
 neighbour: white = observed, black = missing, i.e. luminance > 127; transparent counts as white),
 --context N random pixels, --context P% of them (a new draw per image, from --seed), or
 --top-half; by default --context 10%. The completion is rendered at --size N (NxN), by default
-at the crop's own side, at most 1024: at the model's own size the observed pixels are kept
-exactly, at any other size the PNG is the rendered function. --out is a PNG (one image) or a
-folder that gets <name>.png per input (default: ./completed); beside each, <name>_comparison.png:
-observed (N px) | HyperSiren | biharmonic (scikit-image's classical fill), the first and last at
-the model's size, enlarged (nearest) to the render's.
+at the crop's own side, at most 1024, and keeps your observed pixels at every size: an output pixel
+lying in an observed model pixel is your photo's own pixel at that size (resized like the input), so
+above the model's size the observed areas keep their detail and only the missing ones are the model's.
+--out is a PNG (one image) or a folder that gets <name>.png per input (default: ./completed); beside
+each, <name>_comparison.png: observed (missing pixels magenta, see its legend) | HyperSiren |
+biharmonic (scikit-image's classical fill at the model's size, bicubic to N, your observed pixels
+kept the same way) | original (your photo at N), every tile NxN.
 
 Held-out figures (without --image), in RUN_DIR/figures, one row per held-out image:
-    inpaint_<setting>.png   observed (N px) | HyperSiren (observed pixels kept) | truth, per context setting
+    inpaint_<setting>.png   observed (N px, missing magenta) | HyperSiren (observed pixels kept) | truth, per setting
     inpaint_overview.png    observed | HyperSiren | biharmonic for 10, 100 and 1000 pixels, then truth
     superres_<factor>x.png  input (nearest) | HyperSiren rendered at factor x from every pixel
 """
@@ -38,9 +40,10 @@ from hypersiren.across.context import protocol_settings, random_context_mask, to
 from hypersiren.across.data import IMAGE_SUFFIXES, DatasetError, decode_image, load_images, square_resize
 from hypersiren.across.evaluation import seeded_masks
 from hypersiren.across.model import HyperSiren
+from hypersiren.across.user_images import complete_photo
 from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.figures import context_image, save_labeled_grid, save_png
+from hypersiren.figures import MISSING_LEGEND, context_image, save_labeled_grid, save_png
 
 DEFAULT_CONTEXT = 0.1  # of the pixels, when no --mask, --context or --top-half is given
 DEFAULT_RENDER_CAP = 1024  # the default render size: the crop's own side, at most this
@@ -77,7 +80,8 @@ def main() -> None:
     own.add_argument(
         "--size",
         type=int_in(1, MAX_RENDER_SIZE),
-        help=f"render side in pixels (default: the crop's own, at most {DEFAULT_RENDER_CAP})",
+        help=f"output side in pixels, your observed pixels kept at it (default: the crop's own, at most "
+        f"{DEFAULT_RENDER_CAP})",
     )
     own.add_argument("--out", type=Path, help="a PNG (one image) or a folder (default: ./completed)")
     held_out = parser.add_argument_group("held-out figures (without --image)")
@@ -99,24 +103,24 @@ def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> N
     """Complete each ``--image`` and write it with its comparison figure; every input is read before any write."""
     photos = [decode_image(path) for path in args.image]
     targets = output_paths(args.image, args.out)
-    image = to_model_space(torch.stack([square_resize(photo, size) for photo in photos])).to(args.device)
     mask = observed_pixels(args, count=len(photos), size=size).to(args.device)
-    biharmonic = to_unit_range(classical_fill("biharmonic", image, mask))
     for index, (photo, target) in enumerate(zip(photos, targets)):
         side = args.size or min(*photo.shape[-2:], DEFAULT_RENDER_CAP)
-        one_image, one_mask = image[index : index + 1], mask[index : index + 1]
-        completed = to_unit_range(model.inpaint(one_image, one_mask, size=(side, side)))
+        one_mask = mask[index : index + 1]
+        completion = complete_photo(model, photo, one_mask, side=side)
+        completed = to_unit_range(completion.hypersiren)
         save_png(completed, target)
         num_observed = int(one_mask.sum())
-        kept = "observed pixels kept" if side == size else f"rendered function (input {size}x{size})"
-        print(f"wrote {target}: {side}x{side} completion from {num_observed} of {size * size} pixels, {kept}")
-        observed = context_image(to_unit_range(one_image), one_mask)
-        labels = [f"observed ({num_observed} px)", "HyperSiren", "biharmonic"]
+        print(
+            f"wrote {target}: {side}x{side} completion from {num_observed} of {size * size} pixels, "
+            f"observed pixels kept (yours, at {side}x{side}; the model saw {size}x{size})"
+        )
+        original = to_unit_range(completion.original)
+        labels = [f"observed ({num_observed} px)", "HyperSiren", "biharmonic (bicubic to size)", "original"]
+        columns = [context_image(original, completion.observed), completed, to_unit_range(completion.biharmonic)]
         comparison = target.with_name(f"{target.stem}_comparison.png")
-        tiles = (observed, completed, biharmonic[index : index + 1])
-        columns = [F.interpolate(tile, size=(side, side), mode="nearest") for tile in tiles]
-        write_figure(columns, labels, comparison, tile_inches=COMPARISON_TILE_INCHES)
-        print(f"wrote {comparison}: {' | '.join(labels)}, {side}x{side} tiles")
+        write_figure([*columns, original], labels, comparison, tile_inches=COMPARISON_TILE_INCHES)
+        print(f"wrote {comparison}: {' | '.join(labels)}, {side}x{side} tiles, missing pixels in magenta")
 
 
 def output_paths(images: list[Path], out: Path | None) -> list[Path]:
@@ -193,12 +197,13 @@ def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.
 
 
 def write_figure(columns: list[Tensor], labels: list[str], path: Path, **grid_options: float) -> Path:
-    """Columns of tiles, each ``(B, C, H, W)`` in [0, 1], as a PNG with one labelled row per image; returns ``path``.
+    """Columns of tiles, each ``(B, 3, H, W)`` in [0, 1], as a PNG with one labelled row per image and the legend
+    of the missing pixels' colour; returns ``path``.
 
     ``grid_options`` go to ``save_labeled_grid`` (``pixel_scale``, ``tile_inches``).
     """
     tiles = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: one image per row
-    save_labeled_grid(tiles, path, column_labels=labels, **grid_options)
+    save_labeled_grid(tiles, path, column_labels=labels, legend=MISSING_LEGEND, **grid_options)
     return path
 
 

@@ -21,15 +21,16 @@ import dataclasses
 import errno
 import math
 import sys
+import typing
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import torch
 
 from hypersiren.across.checkpoint import CheckpointError
-from hypersiren.across.config import RunConfig, option_type
+from hypersiren.across.config import FIELD_HELP, RunConfig, option_type
 from hypersiren.across.data import DatasetError
 from hypersiren.across.memory import MemoryLimitError
 from hypersiren.across.rules import MAX_SEED, ConfigError
@@ -201,7 +202,10 @@ def add_config_options(
     ``--help`` shows each field's value in the preset that will run rather than the dataclass's.
     Only the fields given become overrides (``config_overrides``): the preset's value is not a default.
     """
-    preset_option = {"default": str(default_preset), "help": "TOML preset (ignored when resuming)"}
+    preset_option = {
+        "default": str(default_preset),
+        "help": "TOML preset: the values of every field below (ignored when resuming)",
+    }
     preset_parser = _OneLineErrors(add_help=False)
     preset_parser.add_argument("--config", **preset_option)
     path = preset_parser.parse_known_args(argv)[0].config
@@ -217,9 +221,19 @@ def add_config_options(
                 type=option_type(key, preset.field_type(key)),
                 default=argparse.SUPPRESS,
                 metavar=type(getattr(getattr(blank, section.name), field.name)).__name__.upper(),
-                help=f"default from {shown_path}: {value!r}".replace("%", "%%"),  # argparse formats help with %
+                help=f"{field_help(key, preset.field_type(key))} (default from {shown_path}: {value!r})".replace(
+                    "%",
+                    "%%",  # argparse formats help with %
+                ),
             )
     return preset
+
+
+def field_help(key: str, hint: Any) -> str:
+    """What the config field ``key`` does (``config.FIELD_HELP``; a field added without one still parses, and a
+    test names it), and a ``Literal`` field's choices."""
+    choices = typing.get_args(hint) if typing.get_origin(hint) is Literal else ()
+    return FIELD_HELP.get(key, key) + (f"; one of: {', '.join(choices)}" if choices else "")
 
 
 def _shown_path(path: str) -> str:

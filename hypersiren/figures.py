@@ -18,20 +18,26 @@ from hypersiren.files import write_atomically
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-UNOBSERVED_GRAY = 0.5
+# Missing pixels are drawn magenta, not grey: a grey pixel can be an observed one (all of a grayscale photo's
+# are), and faces and photos seldom hold pure magenta. Figures say so in a legend (MISSING_LEGEND).
+MISSING_COLOUR = (1.0, 0.0, 1.0)
+MISSING_LEGEND = {"missing pixel (not observed)": MISSING_COLOUR}
 DPI = 150  # PNG pixels per figure inch
 
 
 def context_image(image: Tensor, mask: Tensor) -> Tensor:
-    """Observed pixels of ``image (B, C, H, W)`` in [0, 1], the rest gray."""
-    return torch.where(mask, image, torch.full_like(image, UNOBSERVED_GRAY))
+    """Observed pixels of ``image (B, C, H, W)`` in [0, 1] (C = 1 or 3) as RGB ``(B, 3, H, W)``, the missing
+    ones ``MISSING_COLOUR``."""
+    missing = torch.tensor(MISSING_COLOUR, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return torch.where(mask, image.expand(-1, 3, -1, -1), missing)
 
 
 def comparison_grid(image: Tensor, mask: Tensor, prediction: Tensor, padding: int = 2) -> Tensor:
     """One row per image: context | prediction | truth. All inputs in [0, 1]; returns ``(C, H', W')``."""
     if prediction.shape[-2:] != image.shape[-2:]:
         raise ValueError(f"prediction {tuple(prediction.shape)} must match image {tuple(image.shape)}")
-    triples = torch.stack([context_image(image, mask), prediction, image], dim=1)  # (B, 3, C, H, W)
+    columns = [context_image(image, mask), prediction.expand(-1, 3, -1, -1), image.expand(-1, 3, -1, -1)]
+    triples = torch.stack(columns, dim=1)  # (B, 3, 3, H, W): RGB, as the context's missing pixels are
     return make_grid(triples.flatten(0, 1), nrow=3, padding=padding, pad_value=1.0)
 
 
@@ -42,12 +48,14 @@ def save_labeled_grid(
     row_labels: list[str] | None = None,
     tile_inches: float = 1.4,
     pixel_scale: float = 0.0,
+    legend: dict[str, tuple[float, float, float]] | None = None,
 ) -> None:
     """Tiles ``(rows * columns, C, H, W)`` in [0, 1], row-major, as one PNG with a label over each column.
 
     Pixels are drawn as blocks (nearest neighbour), so a 32×32 image stays legible as pixels.
     ``pixel_scale`` enlarges the tiles beyond ``tile_inches``, to about that many PNG pixels per tile
-    pixel; the labels keep their size.
+    pixel; the labels keep their size. ``legend`` maps a label to the RGB colour it explains
+    (``MISSING_LEGEND``), drawn under the tiles.
     """
     tile_inches = max(tile_inches, pixel_scale * max(tiles.shape[-2:]) / DPI)
     columns = len(column_labels)
@@ -68,6 +76,11 @@ def save_labeled_grid(
             axis.set_title(column_labels[index], fontsize="small")
         if row_labels is not None and index % columns == 0:
             axis.set_ylabel(row_labels[index // columns], fontsize="small")
+    if legend:
+        from matplotlib.patches import Patch
+
+        handles = [Patch(facecolor=colour, edgecolor="black", label=label) for label, colour in legend.items()]
+        figure.legend(handles=handles, loc="outside lower center", fontsize="small", frameon=False)
     _save(figure, path)
 
 

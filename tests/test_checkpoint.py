@@ -1,10 +1,14 @@
 import errno
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from hypersiren.across.checkpoint import (
+    PRETRAINED,
     CheckpointError,
     export_run,
     load_checkpoint,
@@ -16,6 +20,8 @@ from hypersiren.across.config import RunConfig
 from hypersiren.across.model import HyperSiren
 from hypersiren.core.siren import Siren
 from hypersiren.files import remove_stale_temporaries, write_text
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -76,6 +82,25 @@ def test_failed_save_leaves_the_old_checkpoint_intact(tmp_path, monkeypatch):
 def test_missing_checkpoint_raises_with_the_path(tmp_path):
     with pytest.raises(CheckpointError, match=r"no checkpoint at .*missing\.pt.*fix the path"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_a_run_folder_that_is_not_there_is_a_path_problem_not_a_run_to_train(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # away from the repository, as a user's script runs
+    message = rf"no run folder at runs/mine \(relative to the working directory {tmp_path}\): check the path"
+    with pytest.raises(CheckpointError, match=message):
+        load_run("runs/mine")
+    message = rf"no run folder at pretrained/celeba32 .*the repository's is {PRETRAINED / 'celeba32'}: check the path"
+    with pytest.raises(CheckpointError, match=message):
+        load_run("pretrained/celeba32")
+    assert load_run(PRETRAINED / "celeba32")[0].data.image_size == 32  # from any working directory
+
+
+def test_the_clone_in_the_working_directory_does_not_break_imports_and_is_named(tmp_path):
+    (tmp_path / "hypersiren").symlink_to(REPO)  # a clone named like the package, seen from the folder above it
+    command = [sys.executable, "-c", "from hypersiren import random_context_mask; print(random_context_mask)"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"'import hypersiren' found the clone {tmp_path / 'hypersiren'} in the working directory" in result.stderr
 
 
 def test_truncated_checkpoint_raises_checkpoint_error(tmp_path):

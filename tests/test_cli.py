@@ -1,3 +1,4 @@
+import ast
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,7 @@ from hypersiren.across.memory import MemoryLimitError
 from hypersiren.cli import add_config_options, add_fit_options, config_overrides, exits_cleanly, program, seeded_siren
 
 PRESETS = Path(__file__).resolve().parents[1] / "train"
+PROGRAMS = [*PRESETS.glob("*.py"), *(PRESETS.parent / "eval").glob("*.py"), PRESETS.parent / "hypersiren" / "cli.py"]
 
 
 def test_every_config_field_is_an_option_and_only_given_ones_override():
@@ -52,7 +54,29 @@ def test_help_shows_the_values_of_the_preset_in_use(preset, lr, monkeypatch):
     parser = program("test")
     add_config_options(parser, default_preset=PRESETS / "default.toml", argv=["--config", str(PRESETS / preset)])
     (line,) = [line for line in parser.format_help().splitlines() if line.strip().startswith("--train.lr ")]
-    assert line.endswith(f"default from train/{preset}: {lr}"), line
+    assert line.endswith(f"(default from train/{preset}: {lr})"), line
+
+
+def test_every_config_field_says_what_it_does_and_lists_its_choices():
+    parser = program("test")
+    add_config_options(parser, default_preset=PRESETS / "default.toml", argv=[])
+    helps = {action.dest: action.help for action in parser._actions}
+    for key in RunConfig().keys():
+        meaning = helps[key].partition("(default from")[0]
+        assert len(meaning.split()) >= 3, f"--{key} has no help: {helps[key]}"
+    assert "one of: unet, conv, set" in helps["model.encoder"] and "one of: siren, pixel" in helps["model.decoder"]
+    assert "one of: celeba, cifar10, folder" in helps["data.dataset"]
+    assert "one of: mse, log_mse" in helps["train.loss"] and "one of: constant, cosine" in helps["train.lr_schedule"]
+
+
+@pytest.mark.parametrize("path", sorted(str(path) for path in PROGRAMS), ids=lambda path: Path(path).name)
+def test_every_option_of_every_program_says_what_it_does(path):
+    calls = [node for node in ast.walk(ast.parse(Path(path).read_text())) if isinstance(node, ast.Call)]
+    options = [call for call in calls if getattr(call.func, "attr", "") == "add_argument"]
+    undocumented = [
+        ast.unparse(call)[:80] for call in options if not {"help", "**"} & {k.arg or "**" for k in call.keywords}
+    ]
+    assert not undocumented
 
 
 def test_help_shows_every_default_and_no_none(monkeypatch):

@@ -55,3 +55,15 @@ def test_nyquist_frequencies_follow_the_paper_rule():
 def test_unknown_activation_is_refused():
     with pytest.raises(ValueError, match="gelu"):
         coordinate_mlp("gelu")
+
+
+@pytest.mark.parametrize("activation", ["siren", "relu_pe"])
+def test_the_same_call_gives_the_same_weights_and_leaves_torchs_generator_alone(activation):
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    first, second = coordinate_mlp(activation, hidden_features=8), coordinate_mlp(activation, hidden_features=8)
+    assert torch.rand(1) == before  # the global stream was not consumed
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    other = coordinate_mlp(activation, hidden_features=8, seed=1)
+    assert not torch.equal(next(iter(first.parameters())), next(iter(other.parameters())))

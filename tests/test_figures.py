@@ -3,6 +3,9 @@ import pytest
 import torch
 
 from hypersiren.figures import (
+    MISSING_COLOUR,
+    MISSING_LEGEND,
+    context_image,
     display_scale,
     magnitude_for_display,
     plot_curves,
@@ -56,3 +59,20 @@ def test_signed_distance_picture_marks_the_zero_level_and_the_sides():
     assert picture[:, :, 32].abs().max() == 0  # the zero level set is black
     assert picture[0, :, 60].mean() > picture[2, :, 60].mean()  # outside: orange (red > blue)
     assert picture[2, :, 4].mean() > picture[0, :, 4].mean()  # inside: blue
+
+
+def test_missing_pixels_are_coloured_so_no_grey_pixel_passes_for_one():
+    gray = torch.full((1, 1, 2, 2), 0.5)  # a grayscale image: every observed pixel is grey
+    mask = torch.tensor([[True, False], [False, True]]).view(1, 1, 2, 2)
+    shown = context_image(gray, mask)
+    assert shown.shape == (1, 3, 2, 2)
+    assert (shown[0, :, 0, 0] == 0.5).all() and shown[0, :, 0, 1].tolist() == list(MISSING_COLOUR)
+
+
+def test_a_legend_is_drawn_under_the_tiles(tmp_path):
+    tiles = torch.rand(2, 3, 8, 8)
+    save_labeled_grid(tiles, tmp_path / "plain.png", column_labels=["a", "b"])
+    save_labeled_grid(tiles, tmp_path / "legend.png", column_labels=["a", "b"], legend=MISSING_LEGEND)
+    plain, legend = matplotlib.image.imread(tmp_path / "plain.png"), matplotlib.image.imread(tmp_path / "legend.png")
+    magenta = (legend[..., 0] > 0.8) & (legend[..., 1] < 0.2) & (legend[..., 2] > 0.8)
+    assert magenta.sum() > 20 and plain.shape == legend.shape  # the legend's patch, in the same figure size

@@ -72,6 +72,41 @@ def test_a_mask_file_of_another_size_keeps_the_observed_pixels(run_dir, photos, 
     assert result.stdout.count("wrote ") == 2
 
 
+@pytest.mark.parametrize("side", [64, 48, 512])  # above the model's size: twice it, a ratio not whole, the default
+def test_the_observed_pixels_are_kept_at_every_output_size(run_dir, photos, tmp_path, side):
+    observed = np.random.default_rng(1).random((MODEL_SIZE, MODEL_SIZE)) < 0.2
+    Image.fromarray(observed.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    size_option = [] if side == 512 else ["--size", str(side)]  # 512: the camera photo's own side, by default
+    out = tmp_path / "camera_completed.png"
+    options = ["--mask", str(tmp_path / "mask.png"), *size_option, "--out", str(out)]
+    result = inpaint(run_dir, "--image", str(photos["camera.png"]), *options, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    completed, own = decode_image(out), square_resize(decode_image(photos["camera.png"]), side)
+    # The output pixel at the centre of each observed model pixel is the photo's own pixel at the output size.
+    centres = ((np.arange(MODEL_SIZE) + 0.5) * side / MODEL_SIZE).astype(int)
+    rows, cols = np.nonzero(observed)
+    assert torch.equal(completed[:, centres[rows], centres[cols]], own[:, centres[rows], centres[cols]])
+    missing_rows, missing_cols = np.nonzero(~observed)
+    differs = (
+        completed[:, centres[missing_rows], centres[missing_cols]]
+        != own[:, centres[missing_rows], centres[missing_cols]]
+    )
+    assert differs.any()  # the missing pixels are the model's, not the photo
+
+
+def test_the_comparison_shows_the_original_and_marks_missing_pixels_in_colour(run_dir, photos, tmp_path):
+    out = tmp_path / "camera.png"
+    options = ["--context", "10%", "--size", "64", "--out", str(out)]
+    result = inpaint(run_dir, "--image", str(photos["camera.png"]), *options, cwd=tmp_path)  # a grayscale photo
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "observed (102 px) | HyperSiren | biharmonic (bicubic to size) | original" in result.stdout
+    width, height = png_size(tmp_path / "camera_comparison.png")
+    assert width > 3 * height * 0.8  # four tiles side by side
+    figure = np.asarray(Image.open(tmp_path / "camera_comparison.png").convert("RGB")).astype(int)
+    magenta = (figure[..., 0] > 200) & (figure[..., 1] < 60) & (figure[..., 2] > 200)
+    assert magenta.sum() > 1000  # the missing pixels of a grayscale photo cannot pass for observed grey ones
+
+
 @pytest.mark.parametrize(
     ("options", "side", "num_observed"),
     [

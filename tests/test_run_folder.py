@@ -1,12 +1,17 @@
 """A training run's folder: its lock, resume, history, deferred checkpoints and the messages of a stopped run."""
 
+import os
+import shlex
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
 from hypersiren.across.checkpoint import load_checkpoint
 from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.run_folder import RunFolder, checkpoint_state, logged_until
+from hypersiren.across.run_folder import RunFolder, checkpoint_state, logged_until, program_command, resume_message
 
 
 @pytest.fixture
@@ -134,3 +139,25 @@ def test_a_finished_run_says_how_to_go_on(tmp_path, capsys):
     assert not run.finished(None, max_steps=5) and not run.finished({"step": 4}, max_steps=5)
     assert run.finished({"step": 5}, max_steps=5)
     assert "--train.max_steps 10" in capsys.readouterr().out
+
+
+def test_a_resume_says_what_becomes_of_the_schedule(tmp_path):
+    saved, same = RunConfig(), RunConfig()
+    saved.train.lr_schedule = same.train.lr_schedule = "cosine"
+    assert resume_message(tmp_path, 1000, saved, same).endswith(
+        "from step 1000 of 2000 (its checkpoint); the cosine schedule goes on where it stopped"
+    )
+    longer = RunConfig()
+    longer.train.lr_schedule, longer.train.max_steps = "cosine", 4000
+    assert resume_message(tmp_path, 1000, saved, longer).endswith(
+        "the cosine schedule now decays from 0.0001 to 0 over 4000 steps (it was 0.0001 over 2000), so the learning "
+        "rate at step 1000 is 8.54e-05 instead of 5e-05"
+    )
+    assert resume_message(tmp_path, 10, RunConfig(), RunConfig()).endswith("learning rate 0.0001, constant")
+
+
+def test_a_printed_command_runs_this_python_on_the_repositorys_script(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # another folder: the script's path must still reach it
+    python, script, *arguments = shlex.split(program_command("eval/evaluate.py", "--run", "my run"))
+    assert os.path.samefile(python, sys.executable) and arguments == ["--run", "my run"]
+    assert Path(script).resolve() == Path(__file__).resolve().parents[1] / "eval" / "evaluate.py"

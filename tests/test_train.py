@@ -1,10 +1,13 @@
 """End to end on real images: train/train.py, eval/evaluate.py and eval/inpaint.py as users run them."""
 
 import copy
+import io
 import json
 import math
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +18,7 @@ import pytest
 import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tqdm import tqdm
 
 from hypersiren.across.checkpoint import load_checkpoint, load_run, save_checkpoint
 from hypersiren.across.context import protocol_settings
@@ -50,6 +54,11 @@ def train(run_dir: Path, data_root: Path, *overrides: str, launcher: tuple[str, 
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+
+
+def names_this_python(word: str) -> bool:
+    """Whether a printed command's first word, run from here, is the interpreter running the tests."""
+    return Path(word).is_file() and os.path.samefile(word, sys.executable)
 
 
 def history(run_dir: Path) -> dict[int, dict[str, float]]:
@@ -295,7 +304,8 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_resume(tmp_path, celeba_ro
     assert re.match(
         rf"interrupted at step \d+ of 100000; {re.escape(str(tmp_path))}/checkpoint.pt holds step {saved}\.", message
     )
-    assert f"Resume from it with the same command: python {REPO / 'train' / 'train.py'} --out {tmp_path}" in message
+    command = shlex.split(message.partition("Resume from it with the same command: ")[2])
+    assert names_this_python(command[0]) and command[1:4] == [str(REPO / "train" / "train.py"), "--out", str(tmp_path)]
 
 
 @pytest.mark.slow
@@ -364,13 +374,15 @@ def test_a_training_ends_with_its_held_out_table_and_the_next_commands(finished_
     assert re.fullmatch(rf"\| HyperSiren, observed pixels pasted( \| {number}){{4}} \|", lines[header + 2])
     assert re.fullmatch(rf"\| best classical fill( \| {best_fill}){{4}} \|", lines[header + 3])
     assert "8 val images" in lines[header - 1]
-    assert lines[-5:] == [
-        f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}",
-        "next:",
-        f"  python eval/evaluate.py --run {run_dir}    # the full held-out table",
-        f"  python eval/inpaint.py --run {run_dir}     # figures",
-        f"  python eval/inpaint.py --run {run_dir} --image YOUR_PHOTO.jpg",
+    assert lines[-5:-3] == [f"TensorBoard: tensorboard --logdir {run_dir / 'tensorboard'}", "next:"]
+    commands = [shlex.split(line.partition("#")[0]) for line in lines[-3:]]  # the interpreter that ran, not `python`
+    assert all(names_this_python(command[0]) for command in commands)
+    scripts = [Path(command[1]).resolve() for command in commands]
+    assert scripts == [REPO / "eval" / "evaluate.py", REPO / "eval" / "inpaint.py", REPO / "eval" / "inpaint.py"]
+    assert [command[2:] for command in commands] == [["--run", str(run_dir)]] * 2 + [
+        ["--run", str(run_dir), "--image", "YOUR_PHOTO.jpg"]
     ]
+    assert "Scoring 8 held-out images" in result.stdout and "evaluating" in result.stderr  # no minute of silence
     assert f"checkpoint: {run_dir / 'checkpoint.pt'} (step 2)" in lines
 
 
@@ -401,8 +413,33 @@ def test_rerunning_a_finished_run_says_so_before_decoding_anything(finished_run,
     assert "decoding" not in again.stderr  # no dataset read for nothing
     message = again.stdout.strip().splitlines()[-1]
     assert f"{run_dir} has already finished: its checkpoint is at step 2, train.max_steps=2" in message
-    assert "rerun with a higher --train.max_steps" in message and f"python eval/evaluate.py --run {run_dir}" in message
+    assert "rerun with a higher --train.max_steps" in message
+    command = shlex.split(message.partition("to evaluate it: ")[2])
+    assert names_this_python(command[0]) and command[1:] == ["eval/evaluate.py", "--run", str(run_dir)]
     assert {name: (run_dir / name).read_bytes() for name in files} == files
+
+
+def test_resuming_says_so_and_what_a_longer_run_does_to_the_schedule(finished_run, celeba_root, tmp_path):
+    run_dir = shutil.copytree(finished_run[0], tmp_path / "run")  # the finished run stays at step 2 for other tests
+    longer = train(run_dir, celeba_root, "--train.max_steps", "4", "--train.eval_images=8")
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert (
+        f"resuming {run_dir} from step 2 of 4 (its checkpoint); the cosine schedule now decays from 0.001 to 0 over "
+        "4 steps (it was 0.001 over 2), so the learning rate at step 2 is 0.0005 instead of 0"
+    ) in longer.stdout
+
+
+def test_a_folder_smaller_than_the_batch_gets_a_batch_size_that_fits(tmp_path):
+    (tmp_path / "images").mkdir()
+    for index in range(16):  # every 10th image is held out: 15 train the model
+        Image.new("RGB", (40, 40), (index * 10, 0, 0)).save(tmp_path / "images" / f"{index:02d}.png")
+    folder = ["--data.dataset", "folder", "--data.cache", "", "--train.max_steps", "1"]  # batch_size: 32 in TINY
+    result = train(tmp_path / "run", tmp_path / "images", *folder)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "train.batch_size=32 exceeds the 15 training images: give --train.batch_size 15" in result.stderr
+    assert "decoding 15 train images at 32x32" in result.stderr  # the bar says what it decodes
+    fits = train(tmp_path / "run", tmp_path / "images", *folder, "--train.batch_size", "15")
+    assert fits.returncode == 0, fits.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -423,8 +460,18 @@ def test_help_shows_what_the_preset_in_use_will_run(preset, expected, program, m
     assert exit_info.value.code == 0
     help_text, shown = capsys.readouterr().out, "train/paper.toml" if preset else "train/default.toml"
     for field, value in expected.items():
-        option = rf"\n  --train\.{field} \w+\s+default from {shown}: {re.escape(value)}\n"
+        option = rf"\n  --train\.{field} \w+\s+\w[^\n]* \(default from {shown}: {re.escape(value)}\)\n"
         assert re.search(option, help_text), help_text
+
+
+def test_the_progress_bar_shows_the_batchs_psnr_in_db(program):
+    class Sink:  # the run folder and TensorBoard, which this test does not read
+        def log(self, *args) -> None: ...
+        def add_scalar(self, *args) -> None: ...
+
+    bar = tqdm(total=10, file=io.StringIO())
+    program.log(Sink(), Sink(), bar, 5, {"loss": -2.77, "image_mse": 0.04, "lr": 1e-3})  # MSE on [-1, 1]
+    assert bar.postfix == "psnr=20.00 dB"  # 0.04 / 4 = 0.01 on [0, 1]: 20 dB
 
 
 def test_two_process_ddp_matches_one_process(tmp_path, celeba_root):

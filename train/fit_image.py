@@ -41,7 +41,13 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--photo", default="camera", choices=PHOTOS, help="bundled skimage.data photo")
     size = int_in(1, MAX_FIT_SIZE)
     parser.add_argument("--size", type=size, default=256, help="fit the photo resized to size x size")
-    parser.add_argument("--activations", nargs="+", default=list(ACTIVATIONS), choices=ACTIVATIONS)
+    parser.add_argument(
+        "--activations",
+        nargs="+",
+        default=list(ACTIVATIONS),
+        choices=ACTIVATIONS,
+        help="the networks fitted side by side: relu, tanh, relu_pe (ReLU on a positional encoding), siren",
+    )
     parser.add_argument("--render-size", type=size, default=1024, help="side of the zoom and extrapolation renders")
     return parser.parse_args()
 
@@ -55,8 +61,7 @@ def main() -> None:
 
     nets, curves, rows = {}, {}, []
     for activation in args.activations:
-        torch.manual_seed(args.seed)  # every network starts from the same random stream
-        net = coordinate_mlp(
+        net = coordinate_mlp(  # every network's weights from the same seed
             activation,
             in_features=2,
             hidden_features=args.hidden,
@@ -64,6 +69,7 @@ def main() -> None:
             out_features=1,
             num_frequencies=nyquist_frequencies(args.size),
             omega=args.omega,
+            seed=args.seed,
         ).to(args.device)
         result = fit_values(net, image, config, progress=LABELS[activation])
         nets[activation], curves[LABELS[activation]] = net, result.psnr

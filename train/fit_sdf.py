@@ -43,7 +43,9 @@ SHAPES = {"torus": Torus(major_radius=0.5, minor_radius=0.2), "sphere": Sphere(r
 def parse_args() -> argparse.Namespace:
     parser = program(__doc__)
     add_fit_options(parser, steps=5000)  # the paper's lr 1e-4; 1e-3 converges in fewer steps
-    parser.add_argument("--shape", choices=list(SHAPES), default="torus")
+    parser.add_argument(
+        "--shape", choices=list(SHAPES), default="torus", help="the analytic surface whose point cloud is fitted"
+    )
     points = int_in(1, MAX_POINTS)
     parser.add_argument("--cloud-size", type=points, default=100_000, help="points in the oriented point cloud")
     parser.add_argument("--batch-size", type=points, default=4096, help="surface points per step (as many off-surface)")

@@ -31,14 +31,14 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS
-from hypersiren.across.checkpoint import load_checkpoint, run_model
-from hypersiren.across.config import ConfigError, RunConfig, TrainConfig, parameter_count
+from hypersiren.across.checkpoint import checkpoint_config, load_checkpoint, run_model
+from hypersiren.across.config import ConfigError, RunConfig, learning_rate, parameter_count
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import ShuffledBatches, load_images, recipe_batch
 from hypersiren.across.evaluation import METHODS, evaluate_inpainting, seeded_masks
 from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.run_folder import RunFolder
+from hypersiren.across.run_folder import RunFolder, program_command, resume_message
 from hypersiren.across.training import FiniteWatch, compiled, compute_gradients, precision, set_tf32, skip_if_failed
 from hypersiren.cli import (
     EXIT_CODE,
@@ -87,6 +87,8 @@ def main() -> None:
     model = run_model(config).to(device)  # its held-out table is evaluate.py's
     optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)
     step = run.restore(model, optimizer, state, lr=config.train.lr) if state else 0
+    if state and run.write:
+        print(resume_message(run.path, step, saved=checkpoint_config(state, run.checkpoint), config=config))
     del state  # its tensors are in the model and optimizer now: no second copy for the whole run
     run.start(config, step)
     writer = SummaryWriter(run.path / "tensorboard") if run.write else None
@@ -103,6 +105,7 @@ def main() -> None:
         dist.destroy_process_group()
     if run.write:
         writer.close()
+        print(f"\nScoring {len(images.eval)} held-out images at each context setting, beside the classical fills:")
         print(end_summary(model, eval_images=images.eval, run_dir=run.path, config=config))
         run.release()
 
@@ -117,8 +120,11 @@ def load_training_images(config: RunConfig, device: torch.device) -> TrainingIma
     """The training images (and their 2x versions for ``train.fine_points``) and the held-out ones, on ``device``."""
     limit = config.data.train_limit or None
     train_images = load_images(config.data, "train", limit=limit).to(device)
-    if config.train.batch_size > len(train_images):
-        raise ConfigError(f"train.batch_size={config.train.batch_size} exceeds the {len(train_images)} training images")
+    if config.train.batch_size > len(train_images):  # a small folder: say which batch fits rather than shrink it
+        raise ConfigError(
+            f"train.batch_size={config.train.batch_size} exceeds the {len(train_images)} training images: "
+            f"give --train.batch_size {len(train_images)} (or fewer), or more images"
+        )
     eval_images = load_images(config.data, config.data.eval_split, limit=config.train.eval_images).to(device)
     fine_images = None
     if config.train.fine_points:
@@ -207,18 +213,16 @@ def stop_if_diverged(run: RunFolder, watch: FiniteWatch, config: RunConfig, prog
 
 
 def log(run: RunFolder, writer: SummaryWriter, progress: tqdm, step: int, scalars: dict[str, float]) -> None:
-    """``scalars`` of ``step`` to the history, TensorBoard and the progress bar."""
-    progress.set_postfix(loss=f"{scalars['loss']:.4f}")
+    """``scalars`` of ``step`` to the history, TensorBoard and the progress bar.
+
+    The bar shows the batch's PSNR, a number to read beside the held-out tables: that of its rendered
+    points' MSE (observed ones included) on [0, 1], where model space's [-1, 1] makes the MSE 4x larger. The
+    loss itself is negative under ``train.loss = "log_mse"`` (a log of MSEs below 1): see the README.
+    """
+    progress.set_postfix(psnr=f"{10 * math.log10(4 / max(scalars['image_mse'], 1e-10)):.2f} dB")
     for name, value in scalars.items():
         writer.add_scalar(f"train/{name}", value, step)
     run.log(step, scalars)
-
-
-def learning_rate(train: TrainConfig, step: int) -> float:
-    """The learning rate of step ``step`` (0-based) under ``train.lr_schedule``."""
-    if train.lr_schedule == "cosine":
-        return train.lr * 0.5 * (1.0 + math.cos(math.pi * step / train.max_steps))
-    return train.lr
 
 
 def require_training_memory(config: RunConfig, device: str, processes: int) -> None:
@@ -263,13 +267,13 @@ def end_summary(model: HyperSiren, eval_images: torch.Tensor, run_dir: Path, con
     """
     model.eval()
     settings = protocol_settings(*eval_images.shape[-2:])[:-1]  # "full" has nothing to fill
-    results = evaluate_inpainting(model=model, images=eval_images, mean_image=None, settings=settings)
+    results = evaluate_inpainting(model=model, images=eval_images, mean_image=None, settings=settings, progress=True)
     ours, classical = {"PSNR (dB)": METHODS["hypersiren_pasted"]}, {"PSNR (dB)": "best classical fill"}
     for setting, scores in results.items():  # scores: {method: {"psnr": mean dB, ...}}
         best = max(CLASSICAL_FILLS, key=lambda fill: scores[fill]["psnr"])
         ours[setting] = f"{scores['hypersiren_pasted']['psnr']:.2f}"
         classical[setting] = f"{scores[best]['psnr']:.2f} ({best})"
-    run = shlex.quote(str(run_dir))
+    run = str(run_dir)
     return "\n".join(
         [
             f"\nHeld-out inpainting of {len(eval_images)} {config.data.eval_split} images (eval/evaluate.py's masks):",
@@ -277,9 +281,9 @@ def end_summary(model: HyperSiren, eval_images: torch.Tensor, run_dir: Path, con
             f"\ncheckpoint: {run_dir / 'checkpoint.pt'} (step {config.train.max_steps})",
             f"TensorBoard: tensorboard --logdir {shlex.quote(str(run_dir / 'tensorboard'))}",
             "next:",
-            f"  python eval/evaluate.py --run {run}    # the full held-out table",
-            f"  python eval/inpaint.py --run {run}     # figures",
-            f"  python eval/inpaint.py --run {run} --image YOUR_PHOTO.jpg",
+            f"  {program_command('eval/evaluate.py', '--run', run)}    # the full held-out table",
+            f"  {program_command('eval/inpaint.py', '--run', run)}     # figures",
+            f"  {program_command('eval/inpaint.py', '--run', run, '--image', 'YOUR_PHOTO.jpg')}",
         ]
     )
 

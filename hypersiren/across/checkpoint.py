@@ -8,9 +8,12 @@ import torch
 from torch import nn
 
 from hypersiren.across.config import ConfigError, RunConfig
-from hypersiren.across.data import command_line_root
+from hypersiren.across.data import REPO_ROOT, command_line_root
 from hypersiren.across.model import HyperSiren
 from hypersiren.files import write_atomically
+
+# The trained runs that come with the repository: load_run(PRETRAINED / "celeba32") from any working directory.
+PRETRAINED = REPO_ROOT / "pretrained"
 
 
 class CheckpointError(RuntimeError):
@@ -82,7 +85,10 @@ def load_run(
     that moved since training. The weights' shapes are compared with the config's model, built on
     the meta device, before the model is allocated.
     """
-    path = Path(run_dir) / "checkpoint.pt"
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():  # a path problem, not a run to train first
+        raise CheckpointError(f"no run folder at {run_dir}{_from_where(run_dir)}: check the path")
+    path = run_dir / "checkpoint.pt"
     state = load_checkpoint(path)
     config = checkpoint_config(state, path)
     if data_root:
@@ -91,6 +97,15 @@ def load_run(
     model = run_model(config).to(device)
     model.load_state_dict(state["model"])
     return config, model.eval()
+
+
+def _from_where(path: Path) -> str:
+    """Where a relative ``path`` was looked for, and the repository's folder of that name if it has one."""
+    if path.is_absolute():
+        return ""
+    in_repository = REPO_ROOT / path
+    found = f"; the repository's is {in_repository}" if in_repository.is_dir() else ""
+    return f" (relative to the working directory {Path.cwd()}){found}"
 
 
 def run_model(config: RunConfig) -> HyperSiren:

@@ -8,6 +8,7 @@ ZeroDivisionError mid-run, a silent no-op, or a config.json that no longer works
 import argparse
 import dataclasses
 import json
+import math
 import tomllib
 import typing
 from collections.abc import Callable
@@ -28,6 +29,60 @@ MAX_PARAMETERS = 2**30
 # Fields renamed since runs were saved, so that their config.json and checkpoints still load.
 RENAMED = {"train.weight_weight": "train.params_weight"}
 EVAL_SPLITS = {"celeba": ("train", "val", "test"), "cifar10": ("train", "test", "val"), "folder": ("train", "val")}
+
+# What each field does, for --help (add_config_options), where a TOML preset's user reads it; a Literal field's
+# choices are added there from its type. Every field has one (tested).
+FIELD_HELP = {
+    "model.image_channels": "colour channels of the images (3: RGB)",
+    "model.latent_dim": "size of each image's global code, from which the hypernetwork makes its SIREN's weights",
+    "model.encoder": "what reads the observed pixels: unet (global code + a grid of local codes, the default "
+    "design), conv or set (the paper's global code only)",
+    "model.encoder_widths": "channels of the encoder's stages, one per halving of the image, e.g. [32,64,96,128]",
+    "model.local_features": "channels of the local code grid (unet only); its last image_channels are a colour guess",
+    "model.decoder": "siren: hypernetwork -> SIREN, rendered at any coordinates; pixel: the ablation, a 1x1-conv "
+    "pixel head on the same unet encoder, pixel grid only",
+    "model.siren_hidden_features": "width of each generated SIREN's hidden layers",
+    "model.siren_hidden_layers": "hidden layers of each generated SIREN",
+    "model.omega": "the SIREN's frequency scale ω₀ (sin(ω₀·Wx + b)); 30 is the paper's",
+    "model.hyper_hidden_features": "width of the hypernetwork's hidden layers",
+    "model.hyper_hidden_layers": "hidden layers of the hypernetwork",
+    "data.dataset": "the layout of data.root: celeba (img_align_celeba + list_eval_partition.txt), cifar10, or a "
+    "folder of images (train/ and val/ subfolders); see datasets/README.md",
+    "data.root": "the dataset's folder (relative: from the repository in a preset, from here on the command line)",
+    "data.image_size": "side in pixels the images are cropped and resized to: the model's input and output grid",
+    "data.eval_split": "the held-out split scored during and after training",
+    "data.download": "CIFAR-10 only: download torchvision's copy into data.root when online",
+    "data.train_limit": "train on the first N images only (0: all); for quick experiments and tests",
+    "data.cache": 'folder of decoded splits, memory-mapped, so a second run starts in a second ("": decode every time)',
+    "train.max_steps": "optimizer steps in all; on resume the step to train to (the cosine schedule then stretches "
+    "to it)",
+    "train.batch_size": "images per step (at most the training images; divisible by the processes under torchrun)",
+    "train.lr": "Adam's learning rate (the peak, under lr_schedule cosine)",
+    "train.min_context": "fewest observed (context) pixels of a training image",
+    "train.max_context": "most observed (context) pixels of a training image",
+    "train.log_uniform_context": "draw the context size log-uniformly, so small contexts are trained as often as "
+    "large ones (false: uniformly)",
+    "train.top_half_fraction": "share of training images that observe their top half instead of random pixels",
+    "train.lr_schedule": "cosine: decays from train.lr to 0 at train.max_steps; constant: train.lr throughout",
+    "train.query_points": "pixels per image rendered for the loss, the missing ones first (0: every pixel); fewer "
+    "is a cheaper step",
+    "train.fine_points": "points per image of the 2x-resolution image also supervised, between pixel centres (0: "
+    "none; must be 0 for CIFAR-10, whose originals are 32x32, and for model.decoder pixel)",
+    "train.loss": "mse: mean squared error of every point; log_mse: log of each image's missing-pixel MSE (the "
+    "PSNR scale, so negative) plus the observed pixels' MSE",
+    "train.latent_weight": "weight of the global codes' L2 penalty in the loss (the paper's 0.1)",
+    "train.params_weight": "weight of the generated SIREN parameters' L2 penalty in the loss (the paper's 100)",
+    "train.grad_clip": "clip the gradient's global norm to this",
+    "train.seed": "seed of the weights, batches and training masks: the same seed gives the same run",
+    "train.amp": "bf16 autocast for encoder and hypernetwork on CUDA (the SIREN stays fp32); ignored on CPU",
+    "train.compile": "torch.compile mode of the model on any device (reduce-overhead: with CUDA graphs; off: eager)",
+    "train.tf32": "TF32 matmuls on CUDA (its 10-bit mantissa also reaches the SIREN's sin(30x)); ignored on CPU",
+    "train.hflip": "mirror half of each batch left-right, drawn from (seed, step): twice the images to learn from",
+    "train.log_every": "steps between logged losses (history.jsonl, TensorBoard, the progress bar's PSNR)",
+    "train.image_every": "steps between held-out PSNR and image grids in TensorBoard",
+    "train.checkpoint_every": "steps between checkpoints (a killed run resumes from the last one)",
+    "train.eval_images": "held-out images scored in TensorBoard and in the table printed at the end",
+}
 
 
 @dataclass
@@ -55,6 +110,13 @@ class TrainConfig:
     image_every: int = 500
     checkpoint_every: int = 500
     eval_images: int = 256  # held-out images used for the PSNR logged during training
+
+
+def learning_rate(train: TrainConfig, step: int) -> float:
+    """The learning rate of step ``step`` (0-based) under ``train.lr_schedule``."""
+    if train.lr_schedule == "cosine":
+        return train.lr * 0.5 * (1.0 + math.cos(math.pi * step / train.max_steps))
+    return train.lr
 
 
 @dataclass

@@ -73,10 +73,10 @@ def load_images(config: DataConfig, split: str, limit: int | None = None) -> Ten
             root, split
         )
         if config.cache:
-            images = decoded_split(files[:limit], config.image_size, _from_repository(config.cache))
+            images = decoded_split(files[:limit], config.image_size, _from_repository(config.cache), label=split)
         else:
             _check_memory(len(files[:limit]), config.image_size)
-            images = _decode(files[:limit], config.image_size)
+            images = _decode(files[:limit], config.image_size, label=split)
     if images.shape[-1] != config.image_size:
         images = square_resize(images, config.image_size)
     return images
@@ -339,14 +339,15 @@ def _check_memory(count: int, size: int) -> None:
         )
 
 
-def decoded_split(files: list[Path], size: int, cache: Path) -> Tensor:
+def decoded_split(files: list[Path], size: int, cache: Path, label: str = "") -> Tensor:
     """``files`` decoded at ``size`` (``_decode``), from a memory-mapped file under ``cache``, written the first time.
 
     The file is named by a hash of every file's path, byte size and modification time and of
     ``size``, so adding, removing or changing an image (or another crop size) decodes again; a
     stale file is never read. Pages are read on demand and shared between programs, so a split
     larger than memory trains from disk. When the cache cannot be written (a full disk, no
-    permission) the split is decoded into memory with a one-line warning: nothing is lost.
+    permission) the split is decoded into memory with a one-line warning: nothing is lost. ``label`` (the
+    split's name) tells the progress bar's reader which split is being decoded.
     """
     listing = [(str(file.resolve()), *_size_and_time(file)) for file in files]
     key = hashlib.sha256(json.dumps([size, listing]).encode()).hexdigest()[:24]
@@ -357,12 +358,12 @@ def decoded_split(files: list[Path], size: int, cache: Path) -> Tensor:
     except (OSError, ValueError):
         pass  # absent, or damaged since it was written whole: decode it (again)
     try:
-        _write_decoded(files, size, path)
+        _write_decoded(files, size, path, label)
         return torch.from_numpy(_cached_array(path, shape))
     except OSError as error:
         print(f"warning: cannot cache decoded images in {cache} ({error}); decoding into memory", file=sys.stderr)
         _check_memory(len(files), size)
-        return _decode(files, size)
+        return _decode(files, size, label)
 
 
 def _size_and_time(file: Path) -> tuple[int, int]:
@@ -378,7 +379,7 @@ def _cached_array(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     return array
 
 
-def _write_decoded(files: list[Path], size: int, path: Path) -> None:
+def _write_decoded(files: list[Path], size: int, path: Path, label: str) -> None:
     """Decode ``files`` chunk by chunk into a .npy at ``path`` (bounded memory), written atomically (``files``)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     needed, free = len(files) * 3 * size * size, shutil.disk_usage(path.parent).free
@@ -388,24 +389,25 @@ def _write_decoded(files: list[Path], size: int, path: Path) -> None:
     def write(file: IO[bytes]) -> None:
         header = {"descr": "|u1", "fortran_order": False, "shape": (len(files), 3, size, size)}
         np.lib.format.write_array_header_2_0(file, header)
-        for _, chunk in _decoded_chunks(files, size):
+        for _, chunk in _decoded_chunks(files, size, label):
             file.write(chunk.numpy().tobytes())
 
     write_atomically(path, write)
 
 
-def _decode(files: list[Path], size: int) -> Tensor:
+def _decode(files: list[Path], size: int, label: str = "") -> Tensor:
     """Decode ``files`` into memory, one chunk of decoded images held at a time besides the result."""
     images = torch.empty(len(files), 3, size, size, dtype=torch.uint8)
-    for start, chunk in _decoded_chunks(files, size):
+    for start, chunk in _decoded_chunks(files, size, label):
         images[start : start + len(chunk)] = chunk
     return images
 
 
-def _decoded_chunks(files: list[Path], size: int, chunk: int = 2048) -> Iterator[tuple[int, Tensor]]:
+def _decoded_chunks(files: list[Path], size: int, label: str, chunk: int = 2048) -> Iterator[tuple[int, Tensor]]:
     """``(start, uint8 (n, 3, size, size))`` chunks of ``files``: decoded, centre-cropped to a square and resized
     with antialiasing."""
-    for start in tqdm(range(0, len(files), chunk), desc=f"decoding {len(files)} images", unit="chunk", leave=False):
+    desc = f"decoding {len(files)} {label} images at {size}x{size}".replace("  ", " ")  # no label: no double space
+    for start in tqdm(range(0, len(files), chunk), desc=desc, unit="chunk", leave=False):
         yield start, torch.stack([square_resize(decode_image(file), size) for file in files[start : start + chunk]])
 
 

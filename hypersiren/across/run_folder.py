@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from hypersiren.across.checkpoint import checkpoint_config, require_resumable, save_checkpoint
-from hypersiren.across.config import ConfigError, RunConfig, require_same_model
+from hypersiren.across.config import ConfigError, RunConfig, learning_rate, require_same_model
+from hypersiren.across.data import REPO_ROOT
 from hypersiren.files import append_line, remove_stale_temporaries, write_text
 from hypersiren.results import write_json
 
@@ -84,7 +85,7 @@ class RunFolder:
             print(
                 f"{self.path} has already finished: its checkpoint is at step {step}, train.max_steps={max_steps}. "
                 f"To train on, rerun with a higher --train.max_steps (e.g. --train.max_steps {2 * step}); "
-                f"to evaluate it: python eval/evaluate.py --run {shlex.quote(str(self.path))}"
+                f"to evaluate it: {program_command('eval/evaluate.py', '--run', str(self.path))}"
             )
         return True
 
@@ -187,8 +188,8 @@ class RunFolder:
 
     def interrupted_message(self, step: int, config: RunConfig) -> str:
         """What Ctrl-C stopped, what is on disk, and the command that goes on from it."""
-        launcher = f"torchrun --nproc-per-node {os.environ['WORLD_SIZE']}" if "WORLD_SIZE" in os.environ else "python"
-        command = f"{launcher} {shlex.join(sys.argv)}"
+        launcher = f"torchrun --nproc-per-node {os.environ['WORLD_SIZE']}" if "WORLD_SIZE" in os.environ else None
+        command = f"{launcher} {shlex.join(sys.argv)}" if launcher else shlex.join([_shown(sys.executable), *sys.argv])
         if self.saved_step is None:
             return (
                 f"interrupted at step {step} of {config.train.max_steps}, before any checkpoint (one is saved every "
@@ -198,6 +199,37 @@ class RunFolder:
             f"interrupted at step {step} of {config.train.max_steps}; {self.checkpoint} holds step "
             f"{self.saved_step}. Resume from it with the same command: {command}"
         )
+
+
+def resume_message(path: Path, step: int, saved: RunConfig, config: RunConfig) -> str:
+    """What a resumed training does: the step it goes on from, and what becomes of the learning-rate schedule,
+    which a new ``train.max_steps`` stretches (cosine) from this step on; ``saved``: the checkpoint's config."""
+    message = f"resuming {path} from step {step} of {config.train.max_steps} (its checkpoint)"
+    if config.train.lr_schedule != "cosine":
+        return f"{message}; learning rate {config.train.lr:g}, constant"
+    if saved.train.max_steps == config.train.max_steps and saved.train.lr == config.train.lr:
+        return f"{message}; the cosine schedule goes on where it stopped"
+    lr_at, was = f"{learning_rate(config.train, step):.3g}", f"{learning_rate(saved.train, step):.3g}"
+    before = f"{saved.train.lr:g} over {saved.train.max_steps}" if saved.train.lr_schedule == "cosine" else "constant"
+    return (
+        f"{message}; the cosine schedule now decays from {config.train.lr:g} to 0 over {config.train.max_steps} steps "
+        f"(it was {before}), so the learning rate at step {step} is {lr_at} instead of {was}"
+    )
+
+
+def program_command(script: str, *arguments: str) -> str:
+    """A command to paste into this shell: the Python that is running now (a bare ``python`` may be another,
+    without torch), and the repository's ``script`` (``"eval/evaluate.py"``) as seen from the working directory."""
+    return shlex.join([_shown(sys.executable), _shown(str(REPO_ROOT / script)), *arguments])
+
+
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory where it lies under it (``./python`` for a bare name)."""
+    try:
+        relative = Path(path).relative_to(Path.cwd())
+    except ValueError:
+        return path
+    return str(relative) if len(relative.parts) > 1 else f"./{relative}"
 
 
 def checkpoint_state(

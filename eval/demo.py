@@ -1,0 +1,144 @@
+"""A local web page to try a trained run on: drop a photo, paint the pixels you keep or pick a density, pick an
+output size, and see HyperSiren's completion beside the classical biharmonic fill.
+
+    python eval/demo.py --run pretrained/celeba32          # then open http://127.0.0.1:7860
+    python eval/demo.py --run runs/celeba32 --port 8000
+
+Needs the demo extra (pip install -e ".[demo]": Gradio). The page is eval/inpaint.py --image with a brush:
+the photo is centre-cropped to a square and resized to the run's image size, the model's input. Pixels
+you paint (any colour) are the observed ones: a model pixel counts as observed when at least half of it
+is painted. Paint nothing, and that density of random pixels is observed instead (a new draw each time,
+from --seed). Both completions keep your own pixels where observed, at the output size (see
+eval/inpaint.py). The page is served on 127.0.0.1 only, and sends nothing anywhere.
+"""
+
+import os
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
+
+from hypersiren.across.checkpoint import load_run
+from hypersiren.across.context import random_context_mask
+from hypersiren.across.model import HyperSiren
+from hypersiren.across.user_images import complete_photo
+from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
+from hypersiren.core.pixels import to_unit_range
+from hypersiren.figures import context_image
+
+MAX_SIDE = 1024  # the page's largest output: a second or two per completion on a CPU
+HOST = "127.0.0.1"  # this machine only: the page runs the user's own photos through a model
+
+
+@exits_cleanly()
+def main() -> None:
+    parser = program(__doc__)
+    add_run_options(parser)
+    parser.add_argument("--port", type=int_in(1024, 65535), default=7860, help="port of the page on 127.0.0.1")
+    args = parser.parse_args()
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before Gradio is imported: a local page stays local
+    try:
+        import gradio
+    except ImportError:
+        parser.error('the demo page needs Gradio: install the demo extra, pip install -e ".[demo]"')
+    config, model = load_run(args.run, device=args.device, data_root=args.data_root)
+    page = build_page(gradio, model, size=config.data.image_size, seed=args.seed)
+    print(f"serving {args.run} on http://{HOST}:{args.port} (Ctrl-C stops it)", flush=True)
+    theme = gradio.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no web fonts
+    page.launch(server_name=HOST, server_port=args.port, theme=theme, quiet=True)
+
+
+def build_page(gradio: ModuleType, model: HyperSiren, size: int, seed: int) -> Any:
+    """The page (a ``gradio.Blocks``) for ``model``, whose input is ``size x size``: a photo to paint on, a density
+    and an output size in; observed | HyperSiren | biharmonic out. ``gradio`` is the module, imported by ``main``
+    once it is known to be installed."""
+    generator = torch.Generator().manual_seed(seed)
+
+    def complete(editor: dict | None, percent: float, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+        if editor is None or editor.get("background") is None:
+            raise gradio.Error("Drop a photo on the left first.")
+        photo = photo_tensor(editor["background"])
+        mask = painted_mask(editor.get("layers") or [], photo_shape=photo.shape[-2:], size=size)
+        how = "painted"
+        if mask is None:
+            count = max(1, round(percent / 100 * size * size))
+            mask, how = random_context_mask(1, size, size, count, generator=generator), f"{percent:g}% random"
+        device = next(model.parameters()).device
+        completion = complete_photo(model, photo, mask.to(device), side=int(side))
+        observed = context_image(to_unit_range(completion.original), completion.observed)
+        tiles = [observed, to_unit_range(completion.hypersiren), to_unit_range(completion.biharmonic)]
+        summary = (
+            f"{int(mask.sum())} of {size * size} pixels observed ({how}) at the model's {size}x{size}; "
+            f"completions at {int(side)}x{int(side)}, your pixels kept where observed; missing pixels magenta"
+        )
+        return (*[as_picture(tile) for tile in tiles], summary)
+
+    with gradio.Blocks(title="hypersiren") as page:
+        gradio.Markdown(
+            "## HyperSiren: complete a photo from some of its pixels\n"
+            f"Drop a photo, then paint the pixels to keep (or paint nothing and pick a density). The model sees "
+            f"the photo's centre square at {size}x{size}."
+        )
+        with gradio.Row():
+            editor = gradio.ImageEditor(
+                label="your photo: paint the pixels to keep",
+                type="numpy",
+                image_mode="RGBA",
+                transforms=(),
+                layers=False,
+                brush=gradio.Brush(colors=["#ff00ff"], color_mode="fixed"),
+                elem_id="photo",
+            )
+            with gradio.Column():
+                percent = gradio.Slider(1, 100, value=10, step=1, label="density when nothing is painted (%)")
+                side = gradio.Slider(16, MAX_SIDE, value=256, step=16, label="output size (px)", elem_id="side")
+                button = gradio.Button("Complete", variant="primary", elem_id="complete")
+        summary = gradio.Markdown(elem_id="summary")
+        with gradio.Row():
+            outputs = [
+                gradio.Image(label=label, type="numpy", format="png", elem_id=elem_id)
+                for label, elem_id in [
+                    ("observed (missing: magenta)", "observed"),
+                    ("HyperSiren", "hypersiren"),
+                    ("biharmonic (bicubic to size)", "biharmonic"),
+                ]
+            ]
+        button.click(complete, inputs=[editor, percent, side], outputs=[*outputs, summary])
+    return page
+
+
+def photo_tensor(background: np.ndarray) -> Tensor:
+    """The editor's background, ``(H, W, 3 or 4)`` uint8, as uint8 ``(3, H, W)``: transparent pixels composited
+    on white, as eval/inpaint.py reads a file (``data.decode_image``)."""
+    pixels = torch.from_numpy(np.ascontiguousarray(background)).permute(2, 0, 1)
+    if pixels.shape[0] == 4:
+        alpha = pixels[3:].float() / 255
+        pixels = (pixels[:3].float() * alpha + 255 * (1 - alpha)).round().to(torch.uint8)
+    return pixels
+
+
+def painted_mask(layers: list[np.ndarray], photo_shape: tuple[int, int], size: int) -> Tensor | None:
+    """The observed pixels ``(1, 1, size, size)`` that the brush ``layers`` (``(H, W, 4)`` RGBA) paint over the
+    photo, cropped and resized like it; a model pixel is observed when at least half of its area is painted.
+    None when nothing is painted."""
+    painted = np.zeros(tuple(photo_shape), dtype=bool)
+    for layer in layers:
+        painted |= layer[..., 3] > 0
+    if not painted.any():
+        return None
+    side = min(painted.shape)
+    square = TF.center_crop(torch.from_numpy(painted)[None, None].float(), [side, side])  # as data.square_resize
+    return F.interpolate(square, size=(size, size), mode="area") >= 0.5  # the painted share of each model pixel
+
+
+def as_picture(tile: Tensor) -> np.ndarray:
+    """``(1, 3, H, W)`` in [0, 1] as the page's uint8 ``(H, W, 3)``."""
+    return (tile[0].permute(1, 2, 0) * 255).round().to(torch.uint8).cpu().numpy()
+
+
+if __name__ == "__main__":
+    main()
