@@ -61,7 +61,13 @@ BENCH_MODES = {
 
 def parse_args() -> argparse.Namespace:
     parser = program(__doc__)
-    parser.add_argument("--presets", nargs="*", choices=sorted(GPU_PRESETS), default=["celeba32", "celeba64"])
+    parser.add_argument(
+        "--presets",
+        nargs="*",
+        choices=sorted(GPU_PRESETS),
+        default=["celeba32", "celeba64"],
+        help="GPU presets to train and score (none: the bench rows only)",
+    )
     parser.add_argument("--data-root", default=str(PACKED), help="CelebA layout to train and score on")
     parser.add_argument("--out", default=str(REPO / "runs" / "gpu_check"), help="folder of the GPU presets' runs")
     parser.add_argument("--skip-bench", action="store_true", help="train and score only")
