@@ -97,8 +97,8 @@ def main() -> None:
 
 def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> None:
     """Complete each ``--image`` and write it with its comparison figure; every input is read before any write."""
+    targets = output_paths(args.image, args.out, inputs=[*args.image, *([args.mask] if args.mask else [])])
     photos = [decode_image(path) for path in args.image]
-    targets = output_paths(args.image, args.out)
     image = to_model_space(torch.stack([square_resize(photo, size) for photo in photos])).to(args.device)
     mask = observed_pixels(args, count=len(photos), size=size).to(args.device)
     biharmonic = to_unit_range(classical_fill("biharmonic", image, mask))
@@ -112,27 +112,58 @@ def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> N
         print(f"wrote {target}: {side}x{side} completion from {num_observed} of {size * size} pixels, {kept}")
         observed = context_image(to_unit_range(one_image), one_mask)
         labels = [f"observed ({num_observed} px)", "HyperSiren", "biharmonic"]
-        comparison = target.with_name(f"{target.stem}_comparison.png")
+        comparison = comparison_path(target)
         tiles = (observed, completed, biharmonic[index : index + 1])
         columns = [F.interpolate(tile, size=(side, side), mode="nearest") for tile in tiles]
         write_figure(columns, labels, comparison, tile_inches=COMPARISON_TILE_INCHES)
         print(f"wrote {comparison}: {' | '.join(labels)}, {side}x{side} tiles")
 
 
-def output_paths(images: list[Path], out: Path | None) -> list[Path]:
-    """Where each completion goes: ``out`` itself if it is a PNG (one image only), else ``out/<name>.png``."""
+def output_paths(images: list[Path], out: Path | None, inputs: list[Path]) -> list[Path]:
+    """Where each completion goes: ``out`` itself if it is a PNG (one image only), else ``out/<name>.png``.
+
+    Refused before anything is read or written: a folder ``out`` that is a file, and any completion or
+    comparison (``comparison_path``) that would replace one of the ``inputs`` or another output.
+    """
     out = out or Path("completed")
     if out.suffix.lower() in IMAGE_SUFFIXES and out.suffix.lower() != ".png":
         raise ConfigError(f"--out {out}: completions are PNGs, lossless so observed pixels stay exact: name it .png")
     if out.suffix.lower() == ".png":
         if len(images) > 1:
             raise ConfigError(f"--out {out} is one PNG for {len(images)} images: give a folder")
-        return [out]
-    names = [image.stem for image in images]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ConfigError(f"several --image files are named {repeated[0]}: rename them or complete them one by one")
-    return [out / f"{name}.png" for name in names]
+        targets = [out]
+    else:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file, not a folder: name a folder, or a .png for one image")
+        names = [image.stem for image in images]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"several --image files are named {repeated[0]}: rename them or complete them one by one")
+        targets = [out / f"{name}.png" for name in names]
+    _require_distinct([path for target in targets for path in (target, comparison_path(target))], inputs)
+    return targets
+
+
+def comparison_path(target: Path) -> Path:
+    """The comparison figure written beside the completion ``target``."""
+    return target.with_name(f"{target.stem}_comparison.png")
+
+
+def _require_distinct(outputs: list[Path], inputs: list[Path]) -> None:
+    """``ConfigError`` if two ``outputs`` are one file, or an output is one of the ``inputs`` (a user's photo or mask
+    is never replaced by a completion); paths are compared resolved, and as files where both exist (hard links)."""
+    seen: dict[Path, Path] = {}
+    for output in outputs:
+        resolved = output.resolve()
+        if resolved in seen:
+            raise ConfigError(
+                f"{output} would be written twice (the inputs' outputs collide): rename an --image or complete "
+                "them one by one"
+            )
+        seen[resolved] = output
+        for given in inputs:
+            if resolved == given.resolve() or (output.exists() and given.exists() and output.samefile(given)):
+                raise ConfigError(f"--out would write {output} over the input {given}: choose another --out")
 
 
 def observed_pixels(args: argparse.Namespace, count: int, size: int) -> Tensor:

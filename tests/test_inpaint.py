@@ -147,3 +147,28 @@ def test_mistakes_are_one_line(run_dir, photos, tmp_path, options, phrase):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], lines
     assert not (run_dir / "figures").exists() and not (tmp_path / "completed").exists()  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("options", "phrase"),
+    [
+        (["--image", "{tmp}/photo.png", "--out", "{tmp}/photo.png"], "over the input"),
+        (["--image", "{tmp}/photo.png", "--out", "{tmp}"], "over the input"),  # {tmp}/photo.png
+        (["--image", "{tmp}/photo.png", "--out", "{tmp}/linked.png"], "over the input"),  # a hard link of it
+        (["--image", "{tmp}/a_comparison.png", "--out", "{tmp}/a.png"], "over the input"),  # the comparison's name
+        (["--image", "{photo}", "--mask", "{tmp}/photo.png", "--out", "{tmp}/photo.png"], "over the input"),
+        (["--image", "{tmp}/photo.png", "{tmp}/photo_comparison.png", "--out", "out"], "would be written twice"),
+        (["--image", "{tmp}/photo.png", "--out", "{tmp}/file"], "is a file, not a folder"),
+    ],
+)
+def test_no_output_replaces_an_input_or_another_output(run_dir, photos, tmp_path, options, phrase):
+    for name in ("photo.png", "a_comparison.png", "photo_comparison.png"):
+        shutil.copy(photos["camera.png"], tmp_path / name)
+    os.link(tmp_path / "photo.png", tmp_path / "linked.png")
+    (tmp_path / "file").write_text("a file where a folder would go")
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    options = [option.format(tmp=tmp_path, photo=photos["astronaut.jpg"]) for option in options]
+    result = inpaint(run_dir, *options, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and phrase in lines[0], result.stderr[-3000:]
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before  # nothing written or replaced
