@@ -12,7 +12,7 @@ from hypersiren.across.checkpoint import (
     require_resumable,
     save_checkpoint,
 )
-from hypersiren.across.config import RunConfig
+from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.model import HyperSiren
 from hypersiren.core.siren import Siren
 from hypersiren.files import remove_stale_temporaries, write_text
@@ -246,3 +246,23 @@ def test_a_run_taught_between_pixel_centres_renders_pixels_as_area_means(tmp_pat
     state = {"model": HyperSiren(config.model).state_dict(), "step": 1, "config": config.to_dict()}
     save_checkpoint(state, tmp_path / "checkpoint.pt")
     assert load_run(tmp_path)[1].supersample == supersample
+
+
+def test_an_export_never_replaces_its_run_and_replaces_another_only_when_asked(tmp_path, small):
+    config = small().validate()
+    save_checkpoint(training_state(config), tmp_path / "run" / "checkpoint.pt")
+    (tmp_path / "other").mkdir()
+    save_checkpoint(training_state(config, step=9), tmp_path / "other" / "checkpoint.pt")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    for out, replace, message in [
+        (tmp_path / "run", False, "is the run itself"),
+        (tmp_path / "run" / ".." / "run", True, "is the run itself"),  # asked or not
+        (tmp_path / "other", False, "already holds checkpoint.pt .* pass --replace"),
+        (tmp_path / "run" / "checkpoint.pt", False, "is a file, not a folder"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            export_run(tmp_path / "run", out, replace=replace)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+    export_run(tmp_path / "run", tmp_path / "other", replace=True)
+    assert "optimizer" not in load_checkpoint(tmp_path / "other" / "checkpoint.pt")
+    assert "optimizer" in load_checkpoint(tmp_path / "run" / "checkpoint.pt")

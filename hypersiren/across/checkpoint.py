@@ -138,23 +138,44 @@ def require_resumable(state: dict[str, Any], config: RunConfig, path: str | Path
         )
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, data_root: str | None = None) -> Path:
+def export_run(run_dir: str | Path, out_dir: str | Path, data_root: str | None = None, replace: bool = False) -> Path:
     """A trained run as a run folder to share: its weights, step and config, without the optimizer state.
 
     A third of the checkpoint's size (Adam keeps two moments per weight), and every eval
     program reads it as it reads the run (``load_run``); training does not resume from it.
     ``data_root`` replaces the saved dataset folder, e.g. with one relative to the repository
     as presets name it, so the export works on other machines. Returns the checkpoint's path.
+
+    An export into the run itself would drop the optimizer state it resumes from, so it is refused;
+    a folder that already holds a checkpoint or config (another run, an earlier export) is replaced
+    only if ``replace``. Both are checked before the run is read.
     """
-    source = Path(run_dir) / "checkpoint.pt"
+    source, exported = Path(run_dir) / "checkpoint.pt", Path(out_dir) / "checkpoint.pt"
+    _require_export_target(Path(run_dir), Path(out_dir), replace)
     state = load_checkpoint(source)
     config = checkpoint_config(state, source)
     if data_root is not None:
         config.data.root = data_root
-    exported = Path(out_dir) / "checkpoint.pt"
     save_checkpoint({"model": state["model"], "step": state.get("step"), "config": config.to_dict()}, exported)
     RunConfig.from_dict(config.to_dict()).save(exported.parent / "config.json")
     return exported
+
+
+def _require_export_target(run_dir: Path, out_dir: Path, replace: bool) -> None:
+    """``ConfigError`` unless ``out_dir`` may receive an export of ``run_dir`` (see ``export_run``)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file, not a folder: choose a new folder for the export")
+    if out_dir.resolve() == run_dir.resolve() or (run_dir.is_dir() and out_dir.is_dir() and out_dir.samefile(run_dir)):
+        raise ConfigError(
+            f"--out {out_dir} is the run itself: exporting there would drop its optimizer state, so it could never "
+            "resume; choose a new folder"
+        )
+    held = [name for name in ("checkpoint.pt", "config.json") if (out_dir / name).exists()]
+    if held and not replace:
+        raise ConfigError(
+            f"--out {out_dir} already holds {' and '.join(held)} (another run or an earlier export): choose a new "
+            "folder, or pass --replace to overwrite it"
+        )
 
 
 def _optimizer_problem(optimizer_state: Any, parameters: list[nn.Parameter]) -> str | None:
