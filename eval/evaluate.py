@@ -4,21 +4,28 @@
     python eval/evaluate.py --run runs/celeba32 --ablation runs/celeba32_pixel   # + the pixel-head rows
     python eval/evaluate.py --run runs/celeba32 --data.root ~/data/celeba_test --split test
 
-Prints the table, then writes RUN_DIR/eval/metrics.json and metrics.md. A partial evaluation
-(--limit, a split other than the run's, another --seed) writes its own files, e.g.
-metrics_val_limit8.json, and never replaces the full one.
+Prints the table, then writes RUN_DIR/eval/metrics.json and metrics.md, which record the data root,
+split and number of images measured. A partial or foreign evaluation (--limit, a split other than the
+run's, another --seed, another --data.root) writes its own files, e.g. metrics_val_limit8.json, and
+a result file that measured more (more images, another data root, an ablation or scales this run
+lacks) is replaced only with --replace.
 """
 
 import dataclasses
+import hashlib
+import json
+import re
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
+from hypersiren.across.config import ConfigError
 from hypersiren.across.context import protocol_settings
-from hypersiren.across.data import DataConfig, command_line_root, load_images
+from hypersiren.across.data import DataConfig, command_line_root, dataset_root, load_images
 from hypersiren.across.evaluation import (
     METHODS,
     METRICS,
@@ -67,6 +74,9 @@ def main() -> None:
         help="HyperSiren's pixels as the mean of supersample² points over their area (1: centre points; "
         "default: the run's, 2 where it was trained between pixel centres)",
     )
+    parser.add_argument(
+        "--replace", action="store_true", help="replace a result file even if it measured more than this evaluation"
+    )
     args = parser.parse_args()
 
     config, model = load_run(args.run, args.device)
@@ -75,7 +85,32 @@ def main() -> None:
     split = args.split or config.data.eval_split
     # The evaluated split may live apart from the training images (a separate test folder): one root each.
     mean_image = to_model_space(load_images(reading_from(config.data, args.train_data_root), "train")).mean(dim=0)
-    images = load_images(reading_from(config.data, args.data_root), split, limit=args.limit)
+    data = reading_from(config.data, args.data_root)
+    images = load_images(data, split, limit=args.limit)
+    scales = scales if config.data.dataset != "cifar10" else []  # CIFAR-10's originals are 32x32: no larger truth
+    out_dir = Path(args.out or Path(args.run) / "eval")
+    foreign_root = None if dataset_root(data) == dataset_root(config.data) else data.root
+    name = results_name(
+        split,
+        eval_split=config.data.eval_split,
+        limit=args.limit,
+        seed=args.seed,
+        supersample=args.supersample,
+        foreign_root=foreign_root,
+    )
+    measured = {
+        "dataset": config.data.dataset,
+        "data_root": data.root,
+        "train_data_root": reading_from(config.data, args.train_data_root).root,  # of the mean image
+        "split": split,
+        "num_images": len(images),
+        "image_size": config.data.image_size,
+        "seed": args.seed,
+        "ablation": args.ablation,
+        "supersample": args.supersample or model.supersample,
+    }
+    if not args.replace:  # before the minutes of evaluation
+        require_not_fuller(out_dir / f"{name}.json", measured, scales=[f"{scale:g}" for scale in scales])
     settings = protocol_settings(*images.shape[-2:])
     results = evaluate_inpainting(
         model,
@@ -88,23 +123,13 @@ def main() -> None:
         supersample=args.supersample,
     )
 
-    summary = {
-        "dataset": config.data.dataset,
-        "split": split,
-        "num_images": len(images),
-        "image_size": config.data.image_size,
-        "seed": args.seed,
-        "ablation": args.ablation,
-        "supersample": args.supersample or model.supersample,
-        "results": results,
-    }
+    summary = measured | {"results": results}
     title = f"{config.data.dataset} {split}, {len(images)} images, {config.data.image_size}x{config.data.image_size}"
     tables = f"### {title}\n\n" + "\n\n".join(inpainting_table(results, metric) for metric in METRICS) + "\n"
-    if config.data.dataset != "cifar10" and scales:  # CIFAR-10's originals are 32x32: no higher-resolution truth
-        high_data = reading_from(config.data, args.data_root)
+    if scales:
         size = config.data.image_size
         high = {
-            scale: load_images(dataclasses.replace(high_data, image_size=round(scale * size)), split, limit=args.limit)
+            scale: load_images(dataclasses.replace(data, image_size=round(scale * size)), split, limit=args.limit)
             for scale in scales
         }
         summary["scales"] = evaluate_scales(
@@ -120,10 +145,6 @@ def main() -> None:
         )
         figure_scale = max(scales)
     print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
-    out_dir = Path(args.out or Path(args.run) / "eval")
-    name = results_name(
-        split, eval_split=config.data.eval_split, limit=args.limit, seed=args.seed, supersample=args.supersample
-    )
     write_results(summary, tables, out_dir, name)
     written = [f"{name}.json", f"{name}.md", f"{name}_psnr_vs_context.png"]
     labels = {method: label for method, label in METHODS.items() if method in results[settings[0]]}
@@ -170,9 +191,17 @@ def reading_from(config: DataConfig, root: str | None) -> DataConfig:
     return dataclasses.replace(config, root=command_line_root(root)) if root else config
 
 
-def results_name(split: str, eval_split: str, limit: int | None, seed: int, supersample: int | None = None) -> str:
+def results_name(
+    split: str,
+    eval_split: str,
+    limit: int | None,
+    seed: int,
+    supersample: int | None = None,
+    foreign_root: str | None = None,
+) -> str:
     """``metrics`` for the full held-out evaluation; a partial one is named by what makes it partial,
-    e.g. ``metrics_val_limit8``, so it never replaces the full one."""
+    e.g. ``metrics_val_limit8``, and one of another data root (``foreign_root``) by that folder's name and
+    a digest of its path, e.g. ``metrics_root-celeba_test-1a2b3c``, so it never replaces the full one."""
     parts = ["metrics"]
     if split != eval_split or limit:
         parts.append(split)
@@ -182,7 +211,40 @@ def results_name(split: str, eval_split: str, limit: int | None, seed: int, supe
         parts.append(f"seed{seed}")
     if supersample is not None:
         parts.append(f"supersample{supersample}")
+    if foreign_root is not None:
+        folder = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(foreign_root).name).strip("-.") or "folder"
+        parts.append(f"root-{folder}-{hashlib.sha256(foreign_root.encode()).hexdigest()[:6]}")
     return "_".join(parts)
+
+
+def require_not_fuller(path: Path, measured: dict[str, Any], scales: list[str]) -> None:
+    """``ConfigError`` if the result file ``path`` measured what this evaluation (``measured``, ``scales``) would
+    lose: more images, another data root, an ablation or scales. An unreadable file is no result to keep."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(saved, dict):
+        return
+    lost = []
+    if isinstance(saved.get("num_images"), int) and saved["num_images"] > measured["num_images"]:
+        lost.append(f"{saved['num_images']} images, this one {measured['num_images']}")
+    if isinstance(saved.get("data_root"), str) and _resolved(saved["data_root"]) != _resolved(measured["data_root"]):
+        lost.append(f"data root {saved['data_root']}, this one {measured['data_root']}")
+    if saved.get("ablation") and Path(saved["ablation"]).resolve() != Path(measured["ablation"] or "").resolve():
+        lost.append(f"ablation {saved['ablation']}, this one {measured['ablation'] or 'none'}")
+    by_setting = saved.get("scales")
+    saved_scales = set(next(iter(by_setting.values()), {})) if isinstance(by_setting, dict) and by_setting else set()
+    if saved_scales - set(scales):
+        lost.append(f"scales {', '.join(sorted(saved_scales - set(scales)))}, this one {', '.join(scales) or 'none'}")
+    if lost:
+        raise ConfigError(
+            f"{path} holds a fuller evaluation ({'; '.join(lost)}): pass --replace to replace it, or --out elsewhere"
+        )
+
+
+def _resolved(root: str) -> Path:
+    return dataset_root(DataConfig(root=root))
 
 
 if __name__ == "__main__":
