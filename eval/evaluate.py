@@ -13,17 +13,14 @@ lacks) is replaced only with --replace.
 
 import dataclasses
 import hashlib
-import json
 import re
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
-from hypersiren.across.config import ConfigError
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import DataConfig, command_line_root, dataset_root, load_images
 from hypersiren.across.evaluation import (
@@ -32,6 +29,7 @@ from hypersiren.across.evaluation import (
     evaluate_inpainting,
     evaluate_scales,
     inpainting_table,
+    require_not_fuller,
     scale_settings,
     scales_table,
     seeded_masks,
@@ -215,36 +213,6 @@ def results_name(
         folder = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(foreign_root).name).strip("-.") or "folder"
         parts.append(f"root-{folder}-{hashlib.sha256(foreign_root.encode()).hexdigest()[:6]}")
     return "_".join(parts)
-
-
-def require_not_fuller(path: Path, measured: dict[str, Any], scales: list[str]) -> None:
-    """``ConfigError`` if the result file ``path`` measured what this evaluation (``measured``, ``scales``) would
-    lose: more images, another data root, an ablation or scales. An unreadable file is no result to keep."""
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    if not isinstance(saved, dict):
-        return
-    lost = []
-    if isinstance(saved.get("num_images"), int) and saved["num_images"] > measured["num_images"]:
-        lost.append(f"{saved['num_images']} images, this one {measured['num_images']}")
-    if isinstance(saved.get("data_root"), str) and _resolved(saved["data_root"]) != _resolved(measured["data_root"]):
-        lost.append(f"data root {saved['data_root']}, this one {measured['data_root']}")
-    if saved.get("ablation") and Path(saved["ablation"]).resolve() != Path(measured["ablation"] or "").resolve():
-        lost.append(f"ablation {saved['ablation']}, this one {measured['ablation'] or 'none'}")
-    by_setting = saved.get("scales")
-    saved_scales = set(next(iter(by_setting.values()), {})) if isinstance(by_setting, dict) and by_setting else set()
-    if saved_scales - set(scales):
-        lost.append(f"scales {', '.join(sorted(saved_scales - set(scales)))}, this one {', '.join(scales) or 'none'}")
-    if lost:
-        raise ConfigError(
-            f"{path} holds a fuller evaluation ({'; '.join(lost)}): pass --replace to replace it, or --out elsewhere"
-        )
-
-
-def _resolved(root: str) -> Path:
-    return dataset_root(DataConfig(root=root))
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ Choices are cumulative, from safest to most aggressive:
 
     python eval/precision.py --run runs/celeba32
 
-Prints the table, then writes RUN_DIR/eval/precision.json and precision.md.
+Prints the table, then writes RUN_DIR/eval/precision.json and precision.md, unless that file measured more
+(more images, another data root or seed) and --replace is not given.
 """
 
 from contextlib import nullcontext
@@ -31,7 +32,7 @@ from tqdm import tqdm
 from hypersiren.across.checkpoint import load_run
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import load_images
-from hypersiren.across.evaluation import seeded_masks
+from hypersiren.across.evaluation import require_not_fuller, seeded_masks
 from hypersiren.across.model import HyperSiren
 from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.metrics import psnr
@@ -156,18 +157,24 @@ def main() -> None:
     parser = program(__doc__)
     add_run_options(parser)
     parser.add_argument("--limit", type=int_in(1), default=256, help="held-out images to evaluate")
+    parser.add_argument(
+        "--replace", action="store_true", help="replace precision.json even if it measured more than this evaluation"
+    )
     args = parser.parse_args()
 
     config, model = load_run(args.run, device=args.device, data_root=args.data_root)
     images = load_images(config.data, config.data.eval_split, limit=args.limit)
+    split, out_dir = config.data.eval_split, Path(args.run) / "eval"
+    summary = {"dataset": config.data.dataset, "data_root": config.data.root, "split": split, "num_images": len(images)}
+    summary["seed"] = args.seed
+    if not args.replace:  # before the minutes of evaluation
+        require_not_fuller(out_dir / "precision.json", summary, scales=[])
     results = evaluate_precisions(model, images, seed=args.seed)
 
-    split = config.data.eval_split
-    summary = {"dataset": config.data.dataset, "split": split, "num_images": len(images), "seed": args.seed}
     tables = f"### {config.data.dataset} {split}, {len(images)} images, raw rendering\n\n{precision_tables(results)}\n"
     print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
-    write_results(summary | {"results": results}, tables, Path(args.run) / "eval", "precision")
-    print(f"wrote {Path(args.run) / 'eval' / 'precision'}.json and .md")
+    write_results(summary | {"results": results}, tables, out_dir, "precision")
+    print(f"wrote {out_dir / 'precision'}.json and .md")
 
 
 if __name__ == "__main__":

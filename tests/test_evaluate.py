@@ -11,6 +11,7 @@ import torch
 
 from hypersiren.across.checkpoint import save_checkpoint
 from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.evaluation import require_not_fuller
 from hypersiren.across.model import HyperSiren
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,19 +88,19 @@ def test_a_subset_of_the_held_out_split_never_replaces_the_full_evaluation(run_d
     assert json.loads(written.read_text())["num_images"] == 3
 
 
-def test_a_result_that_measured_more_is_replaced_only_when_asked(load_program, tmp_path):
-    evaluate_program = load_program("eval/evaluate.py")
-    measured = {"num_images": 8, "data_root": "../shared/data/celeba", "ablation": None}
-    saved = {"num_images": 8, "data_root": "../shared/data/celeba", "ablation": "runs/pixel", "scales": {"full": {}}}
+def test_a_result_that_measured_more_is_replaced_only_when_asked(tmp_path):
+    measured = {"num_images": 8, "data_root": "../shared/data/celeba", "seed": 0, "ablation": None}
+    saved = measured | {"ablation": "runs/pixel", "scales": {"full": {}}}
     path = tmp_path / "metrics.json"
     for earlier, lost in [
         (saved | {"num_images": 780}, "780 images, this one 8"),
         (saved | {"data_root": "/elsewhere"}, "data root /elsewhere"),
+        (saved | {"seed": 3}, "seed 3, this one 0"),
         (saved, "ablation runs/pixel, this one none"),
         (saved | {"ablation": None, "scales": {"full": {"2": {}, "4": {}}}}, "scales 4, this one 2"),
     ]:
         path.write_text(json.dumps(earlier))
         with pytest.raises(ConfigError, match=f"holds a fuller evaluation .*{lost}.*--replace"):
-            evaluate_program.require_not_fuller(path, measured, scales=["2"])
+            require_not_fuller(path, measured, scales=["2"])
     path.write_text(json.dumps(saved | {"ablation": None}))
-    evaluate_program.require_not_fuller(path, measured, scales=["2"])  # the same measurement: replaced
+    require_not_fuller(path, measured, scales=["2"])  # the same measurement: replaced

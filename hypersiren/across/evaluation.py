@@ -1,5 +1,9 @@
 """Held-out inpainting evaluation: HyperSiren and the classical fills on the same seeded masks."""
 
+import json
+from pathlib import Path
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -7,7 +11,9 @@ from tqdm import tqdm
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS, classical_fill, mean_image_fill
 from hypersiren.across.context import context_mask, protocol_settings
+from hypersiren.across.data import DataConfig, dataset_root
 from hypersiren.across.model import HyperSiren
+from hypersiren.across.rules import ConfigError
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.results import markdown_table
@@ -187,3 +193,37 @@ def scales_table(results: dict[str, dict[str, float]], low_size: int, setting: s
 def _cell(value: float | None, best: float | None) -> str | None:
     """A table cell: dB to two decimals, in bold when it is its column's best; None stays None ("—")."""
     return None if value is None else (f"**{value:.2f}**" if value == best else f"{value:.2f}")
+
+
+def require_not_fuller(path: Path, measured: dict[str, Any], scales: list[str]) -> None:
+    """``ConfigError`` if the result file ``path`` measured what an evaluation (``measured``: its ``num_images``,
+    ``data_root``, ``seed``, ``ablation``; ``scales``) would lose by replacing it: more images, another data root or
+    seed, an ablation or scales. An unreadable file is no result to keep. A run's results must not shrink or change
+    meaning because someone evaluated a subset, e.g. a tracked ``pretrained/*/eval/metrics.json``."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(saved, dict):
+        return
+    lost = []
+    if isinstance(saved.get("num_images"), int) and saved["num_images"] > measured["num_images"]:
+        lost.append(f"{saved['num_images']} images, this one {measured['num_images']}")
+    if isinstance(saved.get("data_root"), str) and _resolved(saved["data_root"]) != _resolved(measured["data_root"]):
+        lost.append(f"data root {saved['data_root']}, this one {measured['data_root']}")
+    if "seed" in saved and "seed" in measured and saved["seed"] != measured["seed"]:
+        lost.append(f"seed {saved['seed']}, this one {measured['seed']}")
+    if saved.get("ablation") and Path(saved["ablation"]).resolve() != Path(measured.get("ablation") or "").resolve():
+        lost.append(f"ablation {saved['ablation']}, this one {measured['ablation'] or 'none'}")
+    by_setting = saved.get("scales")
+    saved_scales = set(next(iter(by_setting.values()), {})) if isinstance(by_setting, dict) and by_setting else set()
+    if saved_scales - set(scales):
+        lost.append(f"scales {', '.join(sorted(saved_scales - set(scales)))}, this one {', '.join(scales) or 'none'}")
+    if lost:
+        raise ConfigError(
+            f"{path} holds a fuller evaluation ({'; '.join(lost)}): pass --replace to replace it, or --out elsewhere"
+        )
+
+
+def _resolved(root: str) -> Path:
+    return dataset_root(DataConfig(root=root))
