@@ -19,6 +19,7 @@ import argparse
 import copy
 import dataclasses
 import errno
+import json
 import math
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -27,14 +28,17 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import torch
+from tqdm import tqdm
 
 from hypersiren.across.checkpoint import CheckpointError
 from hypersiren.across.config import RunConfig, option_type
 from hypersiren.across.data import DatasetError
-from hypersiren.across.memory import MemoryLimitError
+from hypersiren.across.memory import MemoryLimitError, require_memory
 from hypersiren.across.rules import MAX_SEED, ConfigError
+from hypersiren.across.run_folder import LOCK
 from hypersiren.core.siren import Siren
 from hypersiren.results import write_json
+from hypersiren.single.fitting import FitDivergedError
 
 EXIT_CODE = 2  # as argparse uses for a bad command line
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a program stopped by Ctrl-C
@@ -63,12 +67,21 @@ def exits_cleanly() -> Iterator[None]:
     """
     try:
         yield
-    except (DatasetError, CheckpointError, ConfigError, MemoryLimitError, OSError) as error:
+    except (DatasetError, CheckpointError, ConfigError, MemoryLimitError, FitDivergedError, OSError) as error:
+        close_progress_bars()
         print(f"error: {describe(error)}", file=sys.stderr)
         raise SystemExit(EXIT_CODE) from None
     except KeyboardInterrupt:
+        close_progress_bars()
         print("interrupted", file=sys.stderr)
         raise SystemExit(INTERRUPTED_EXIT_CODE) from None
+
+
+def close_progress_bars() -> None:
+    """Close every open tqdm bar now, so that the line printed next is the last one on the terminal: a bar left
+    open closes when the traceback holding it is freed, after the message, and redraws itself below it."""
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def describe(error: BaseException) -> str:
@@ -270,8 +283,39 @@ def seeded_siren(args: argparse.Namespace, in_features: int) -> Siren:
     return siren.to(args.device)
 
 
-def start_run(args: argparse.Namespace) -> Path:
-    """Create the program's ``args.out`` folder and save its arguments there as ``config.json``."""
+def start_run(args: argparse.Namespace, program: str) -> Path:
+    """Create the program's ``args.out`` folder and save its arguments there as ``config.json``, naming ``program``.
+
+    A folder that holds anything else is refused before anything is written (``require_fit_folder``).
+    """
     out = Path(args.out)
-    write_json(vars(args), out / "config.json")
+    require_fit_folder(out, program)
+    write_json(vars(args) | {"program": program}, out / "config.json")
     return out
+
+
+def require_fit_folder(out: Path, program: str) -> None:
+    """``ConfigError`` unless ``out`` is a new or empty folder or an earlier output of the fit ``program``: a fit
+    writes config.json and its results there, which would replace a training run's or another program's files."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder: choose a new folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if any((out / name).exists() for name in ("checkpoint.pt", LOCK)):
+        raise ConfigError(
+            f"--out {out} holds a training run (checkpoint.pt or {LOCK}): a fit would replace its files; "
+            "choose another --out"
+        )
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        saved = None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"--out {out} is a non-empty folder that holds no fit's config.json: choose a new folder")
+    if saved.get("program", program) != program:
+        raise ConfigError(f"--out {out} holds the output of {saved['program']}: choose another --out")
+
+
+def require_fit_memory(needed: float, device: str, what: str) -> None:
+    """Refuse a fit whose estimated memory (``fitting.fit_bytes``) exceeds ``device``'s, before anything is written."""
+    require_memory(needed, device=device, what=what, fix="lower --size (or the point counts), --hidden or --layers")

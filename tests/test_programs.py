@@ -143,3 +143,55 @@ def test_expected_errors_become_one_line(capsys, error, line):
 def test_bugs_keep_their_traceback():
     with pytest.raises(ZeroDivisionError), exits_cleanly():
         print(1 / 0)
+
+
+def assert_last_line_error(result: subprocess.CompletedProcess, *phrases: str) -> None:
+    """Exit 2 and, whatever progress bars came before, ``error: ...`` as the last line."""
+    last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert last.startswith("error: ") and all(phrase in last for phrase in phrases), result.stderr[-3000:]
+
+
+TINY_FIT = ["--size", "8", "--hidden", "8", "--layers", "1", "--steps", "5", "--device", "cpu"]
+
+
+@pytest.mark.parametrize(
+    "program, arguments",
+    [
+        ("train/fit_image.py", [*TINY_FIT, "--activations", "siren"]),
+        ("train/fit_derivatives.py", TINY_FIT),
+        ("train/fit_sdf.py", ["--hidden", "8", "--layers", "1", "--steps", "5", "--batch-size", "64"]),
+    ],
+)
+def test_a_diverging_fit_stops_with_exit_2_and_reports_no_result(tmp_path, program, arguments):
+    result = run(program, "--out", str(tmp_path / "out"), "--lr", "1e30", *arguments)
+    assert_last_line_error(result, "diverged", "rerun at a lower learning rate (e.g. --lr 1e+29)")
+    assert "nan" not in result.stdout.lower() and "inf" not in result.stdout.lower()
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    "program, arguments",
+    [
+        ("train/fit_image.py", ["--size", "2048", "--hidden", "4096", "--layers", "8"]),
+        ("train/fit_derivatives.py", ["--size", "2048"]),
+        ("train/fit_sdf.py", ["--eval-points", "10000000"]),  # Chamfer distances in blocks of 2048 x 10 M
+        ("train/fit_sdf.py", ["--batch-size", "10000000", "--hidden", "4096"]),
+    ],
+)
+def test_a_fit_too_large_for_memory_is_refused_before_anything_is_written(tmp_path, program, arguments):
+    result = run(program, "--out", str(tmp_path / "out"), "--device", "cpu", *arguments)
+    assert_one_line_error(result, "needs about", "GiB", "lower --size")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_fit_never_writes_into_a_training_run_or_another_programs_output(tmp_path):
+    save_checkpoint({"model": {}, "step": 1, "config": {}}, tmp_path / "run" / "checkpoint.pt")
+    (tmp_path / "sdf").mkdir()
+    (tmp_path / "sdf" / "config.json").write_text('{"program": "fit_sdf"}')
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("someone's")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    for out, phrase in [("run", "holds a training run"), ("sdf", "holds the output of fit_sdf"), ("mine", "no fit's")]:
+        assert_one_line_error(run("train/fit_image.py", "--out", str(tmp_path / out), *TINY_FIT), phrase)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before

@@ -23,6 +23,7 @@ from hypersiren.cli import (
     float_in,
     int_in,
     program,
+    require_fit_memory,
     seeded_siren,
     start_run,
 )
@@ -32,7 +33,14 @@ from hypersiren.figures import display_scale, magnitude_for_display, plot_curves
 from hypersiren.results import write_curves_csv, write_json, write_table
 from hypersiren.single.field_images import derivative_images, render_image
 from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
-from hypersiren.single.fitting import FitConfig, fit_gradient, fit_laplacian, image_psnr, match_harmonic
+from hypersiren.single.fitting import (
+    FitConfig,
+    fit_bytes,
+    fit_gradient,
+    fit_laplacian,
+    image_psnr,
+    match_harmonic,
+)
 from hypersiren.single.photos import PHOTOS, load_photo
 
 HARMONIC_DEGREE = 2
@@ -55,7 +63,12 @@ def parse_args() -> argparse.Namespace:
 @exits_cleanly()
 def main() -> None:
     args = parse_args()
-    out = start_run(args)
+    require_fit_memory(  # the Laplacian fit's step, the largest
+        fit_bytes(points=args.size**2, hidden=args.hidden, layers=args.layers, derivative_order=2),
+        device=args.device,
+        what=f"a Laplacian fit of {args.size}x{args.size} pixels by a {args.layers}x{args.hidden} SIREN",
+    )
+    out = start_run(args, program="fit_derivatives")
     config = FitConfig(steps=args.steps, lr=args.lr)
     image = to_model_space(load_photo(args.photo, args.size)).to(args.device)  # (1, S, S) in [-1, 1]
     second = to_model_space(load_photo(args.second_photo, args.size)).to(args.device)

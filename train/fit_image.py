@@ -15,7 +15,15 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from hypersiren.cli import MAX_FIT_SIZE, add_fit_options, exits_cleanly, int_in, program, start_run
+from hypersiren.cli import (
+    MAX_FIT_SIZE,
+    add_fit_options,
+    exits_cleanly,
+    int_in,
+    program,
+    require_fit_memory,
+    start_run,
+)
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.figures import (
     display_scale,
@@ -29,7 +37,7 @@ from hypersiren.results import write_curves_csv, write_json, write_table
 from hypersiren.single.coordinate_mlps import ACTIVATIONS, coordinate_mlp, nyquist_frequencies
 from hypersiren.single.field_images import derivative_images, render_image
 from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
-from hypersiren.single.fitting import FitConfig, fit_values, image_psnr
+from hypersiren.single.fitting import FitConfig, fit_bytes, fit_values, image_psnr
 from hypersiren.single.photos import PHOTOS, load_photo
 
 LABELS = {"relu": "ReLU", "tanh": "tanh", "relu_pe": "ReLU + P.E.", "siren": "SIREN"}
@@ -49,7 +57,12 @@ def parse_args() -> argparse.Namespace:
 @exits_cleanly()
 def main() -> None:
     args = parse_args()
-    out = start_run(args)
+    require_fit_memory(
+        fit_bytes(points=args.size**2, hidden=args.hidden, layers=args.layers),
+        device=args.device,
+        what=f"a fit of {args.size}x{args.size} pixels by {args.layers}x{args.hidden} networks",
+    )
+    out = start_run(args, program="fit_image")
     image = to_model_space(load_photo(args.photo, args.size)).to(args.device)  # (1, S, S) in [-1, 1]
     config = FitConfig(steps=args.steps, lr=args.lr)
 

@@ -23,7 +23,9 @@ from torch import Tensor, nn
 
 from hypersiren.core.diffops import gradient
 from hypersiren.files import write_text
-from hypersiren.single.fitting import minimize
+from hypersiren.single.fitting import fit_bytes, minimize
+
+CHAMFER_CHUNK = 2048  # points whose distances to a whole point set are computed at once
 
 
 class Sphere(NamedTuple):
@@ -143,6 +145,14 @@ def fit_sdf(
     return minimize(net, step_loss, steps=config.steps, lr=config.lr, progress=progress)
 
 
+def sdf_bytes(config: SDFFitConfig, hidden: int, layers: int, resolution: int, eval_points: int) -> float:
+    """Estimated bytes of fitting, meshing and scoring an SDF: a fit step on ``2 * batch_size`` points supervised by
+    the gradient (``fit_bytes``), then, doubled as it errs high, the point cloud, the ``resolution``³ volume with
+    its coordinates, and the Chamfer distance's block of ``CHAMFER_CHUNK x eval_points`` distances."""
+    step = fit_bytes(2 * config.batch_size, hidden, layers, derivative_order=1, in_features=3)
+    return step + 2 * 4 * (6 * config.cloud_size + 4 * resolution**3 + 2 * CHAMFER_CHUNK * eval_points)
+
+
 @torch.no_grad()
 def sdf_volume(net: nn.Module, resolution: int, extent: float = 1.0, chunk: int = 65_536) -> Tensor:
     """Φ on the ``resolution``³ lattice over [-extent, extent]³ (corners included): ``(R, R, R)``, [x, y, z]."""
@@ -181,7 +191,7 @@ def sample_mesh(vertices: Tensor, faces: Tensor, count: int, generator: torch.Ge
     return triangle[:, 0] + u * (triangle[:, 1] - triangle[:, 0]) + v * (triangle[:, 2] - triangle[:, 0])
 
 
-def chamfer_distance(points_a: Tensor, points_b: Tensor, chunk: int = 2048) -> tuple[float, float, float]:
+def chamfer_distance(points_a: Tensor, points_b: Tensor, chunk: int = CHAMFER_CHUNK) -> tuple[float, float, float]:
     """Symmetric Chamfer distance of ``(N, 3)`` and ``(M, 3)``: (mean of both sides, a->b, b->a).
 
     a->b is the mean Euclidean distance from each point of a to its nearest point
