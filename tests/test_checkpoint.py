@@ -89,8 +89,23 @@ def test_truncated_checkpoint_raises_checkpoint_error(tmp_path):
 def test_loading_refuses_pickled_code(tmp_path):
     path = tmp_path / "checkpoint.pt"
     torch.save({"model": {}, "payload": NotAllowedOnLoad()}, path)
-    with pytest.raises(CheckpointError, match="corrupt or not a hypersiren checkpoint"):
+    with pytest.raises(CheckpointError, match="corrupt or not a hypersiren checkpoint") as refusal:
         load_checkpoint(path)
+    assert "weights_only" not in str(refusal.value) and "False" not in str(refusal.value)  # never advise unsafe loading
+    assert "\n" not in str(refusal.value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_checkpoint_with_a_non_finite_weight_is_refused_naming_it(tmp_path, value, small):
+    config = small().validate()
+    weights = HyperSiren(config.model).state_dict()
+    name = next(iter(weights))
+    weights[name].view(-1)[0] = value
+    torch.save(
+        {"model": weights, "step": 1, "config": config.to_dict()}, tmp_path / "checkpoint.pt"
+    )  # bypasses the save check
+    with pytest.raises(CheckpointError, match=rf"holds NaN or inf in state\['model'\]\['{name}'\].*intact checkpoint"):
+        load_run(tmp_path)
 
 
 def test_a_file_system_error_is_not_called_corruption(tmp_path, monkeypatch):

@@ -1,5 +1,6 @@
 """Checkpoints: written atomically, never with NaN or inf in them, read back with ``torch.load(weights_only=True)``."""
 
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
     Loaded on the CPU whatever device saved it, so the only errors left are the file's: a
     checkpoint saved on a GPU loads on a machine without one, and the caller moves the tensors.
-    A file-system error (permissions, I/O) or a lack of memory is raised as itself, not as corruption.
+    A file-system error (permissions, I/O) or a lack of memory is raised as itself, not as corruption;
+    a tensor holding NaN or inf is refused, naming it.
     """
     path = Path(path)
     if not path.is_file():
@@ -51,12 +53,27 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise CheckpointError(
-            f"checkpoint {path} is corrupt or not a hypersiren checkpoint ({type(error).__name__}: {error}); "
+            f"checkpoint {path} is corrupt or not a hypersiren checkpoint ({_load_failure(error)}); "
             "delete it to restart, or point to an intact one"
         ) from error
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise CheckpointError(f"{path} holds no 'model' entry: not a hypersiren checkpoint")
+    non_finite = _non_finite_tensors(state)  # save_checkpoint never writes one: the file was damaged or edited
+    if non_finite:
+        more = f" (and {len(non_finite) - 1} more tensors)" if len(non_finite) > 1 else ""
+        raise CheckpointError(
+            f"{path} holds NaN or inf in {non_finite[0]}{more}: it would render garbage; use an intact checkpoint"
+        )
     return state
+
+
+def _load_failure(error: Exception) -> str:
+    """Why torch refused a file, in one clause, without its advice to reload it with ``weights_only=False``: that
+    runs whatever code the file holds, which is never safe for a file that is not what it should be."""
+    if isinstance(error, pickle.UnpicklingError) or "weights_only" in str(error):
+        return "it holds Python objects other than tensors, numbers and strings, which a safe load refuses"
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
 
 
 def checkpoint_config(state: dict[str, Any], path: str | Path) -> RunConfig:
