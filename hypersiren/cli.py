@@ -37,7 +37,7 @@ from hypersiren.across.memory import MemoryLimitError, require_memory
 from hypersiren.across.rules import MAX_SEED, ConfigError
 from hypersiren.across.run_folder import LOCK
 from hypersiren.core.siren import Siren
-from hypersiren.results import write_json
+from hypersiren.results import NonFiniteResultError, write_json
 from hypersiren.single.fitting import FitDivergedError
 
 EXIT_CODE = 2  # as argparse uses for a bad command line
@@ -45,6 +45,9 @@ INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a program 
 # A fit's network beyond these is a typo (--hidden 25600), not an experiment: the paper's are 256 wide, 3-5 deep.
 MAX_FIT_WIDTH, MAX_FIT_LAYERS = 4096, 64
 MAX_FIT_SIZE = 2048  # px per side of a fitted photo or a render: 4 M points, each rendered every step
+# A smaller photo is scored perfect for nothing: 1 px is matched by its offset alone, 2 px by the harmonic match's 5
+# functions, and the Sobel and 5-point filters' 3x3 stencils see mostly the border.
+MIN_FIT_SIZE = 8
 
 _OS_FIXES = {
     errno.ENOSPC: "free space on that disk, or write elsewhere",
@@ -67,7 +70,15 @@ def exits_cleanly() -> Iterator[None]:
     """
     try:
         yield
-    except (DatasetError, CheckpointError, ConfigError, MemoryLimitError, FitDivergedError, OSError) as error:
+    except (
+        DatasetError,
+        CheckpointError,
+        ConfigError,
+        MemoryLimitError,
+        FitDivergedError,
+        NonFiniteResultError,
+        OSError,
+    ) as error:
         close_progress_bars()
         print(f"error: {describe(error)}", file=sys.stderr)
         raise SystemExit(EXIT_CODE) from None

@@ -78,7 +78,12 @@ def test_a_mistyped_option_is_one_line_naming_it(program):
 @pytest.mark.parametrize(
     "program, arguments, phrase",
     [
-        ("train/fit_image.py", ["--size", "0"], "argument --size: must be in [1, 2048], got 0"),
+        ("train/fit_image.py", ["--size", "0"], "argument --size: must be in [8, 2048], got 0"),
+        (
+            "train/fit_derivatives.py",
+            ["--size", "1"],
+            "argument --size: must be in [8, 2048], got 1",
+        ),  # 100 dB for nothing
         ("train/fit_image.py", ["--photo", "cameraman"], "argument --photo: invalid choice: 'cameraman'"),
         ("train/fit_image.py", ["--steps", "0"], "argument --steps: must be >= 1, got 0"),
         ("train/fit_derivatives.py", ["--blend-weight", "2"], "argument --blend-weight: must be in [0, 1], got 2"),

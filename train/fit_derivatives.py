@@ -18,6 +18,7 @@ import torch
 
 from hypersiren.cli import (
     MAX_FIT_SIZE,
+    MIN_FIT_SIZE,
     add_fit_options,
     exits_cleanly,
     float_in,
@@ -55,7 +56,10 @@ def parse_args() -> argparse.Namespace:
         "--blend-weight", type=float_in(0, 1), default=0.5, help="weight of --photo's gradient in the blend"
     )
     parser.add_argument(
-        "--size", type=int_in(1, MAX_FIT_SIZE), default=256, help="fit the photos resized to size x size (grayscale)"
+        "--size",
+        type=int_in(MIN_FIT_SIZE, MAX_FIT_SIZE),
+        default=256,
+        help="fit the photos resized to size x size (grayscale)",
     )
     return parser.parse_args()
 

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from hypersiren.cli import (
     MAX_FIT_SIZE,
+    MIN_FIT_SIZE,
     add_fit_options,
     exits_cleanly,
     int_in,
@@ -48,7 +49,9 @@ def parse_args() -> argparse.Namespace:
     add_fit_options(parser, steps=1000)
     parser.add_argument("--photo", default="camera", choices=PHOTOS, help="bundled skimage.data photo")
     size = int_in(1, MAX_FIT_SIZE)
-    parser.add_argument("--size", type=size, default=256, help="fit the photo resized to size x size")
+    parser.add_argument(
+        "--size", type=int_in(MIN_FIT_SIZE, MAX_FIT_SIZE), default=256, help="fit the photo resized to size x size"
+    )
     parser.add_argument("--activations", nargs="+", default=list(ACTIVATIONS), choices=ACTIVATIONS)
     parser.add_argument("--render-size", type=size, default=1024, help="side of the zoom and extrapolation renders")
     return parser.parse_args()
