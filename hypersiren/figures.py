@@ -14,6 +14,7 @@ from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
 from hypersiren.files import write_atomically
+from hypersiren.results import NonFiniteResultError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -49,6 +50,7 @@ def save_labeled_grid(
     ``pixel_scale`` enlarges the tiles beyond ``tile_inches``, to about that many PNG pixels per tile
     pixel; the labels keep their size.
     """
+    _require_finite(tiles, path)
     tile_inches = max(tile_inches, pixel_scale * max(tiles.shape[-2:]) / DPI)
     columns = len(column_labels)
     if tiles.shape[0] % columns:
@@ -130,7 +132,19 @@ def _save(figure: "Figure", path: str | Path) -> None:
 
 def save_png(images: Tensor, path: str | Path) -> None:
     """``images (B, C, H, W)`` or ``(C, H, W)`` in [0, 1] as one PNG (a grid if B > 1), written atomically."""
+    _require_finite(images, path)
     write_atomically(path, lambda file: save_image(images, file, format="png"))
+
+
+def _require_finite(images: Tensor, path: str | Path) -> None:
+    """``NonFiniteResultError`` for images holding NaN or inf: saved, they would be black pixels that look like a
+    result (a PNG has no NaN)."""
+    bad = int((~torch.isfinite(images)).sum())
+    if bad:
+        raise NonFiniteResultError(
+            f"refusing to write {path}: {bad} of its {images.numel()} values are NaN or inf (a diverged or damaged "
+            "model?)"
+        )
 
 
 def display_scale(values: Tensor, quantile: float = 0.99) -> float:

@@ -7,9 +7,11 @@ from hypersiren.figures import (
     magnitude_for_display,
     plot_curves,
     save_labeled_grid,
+    save_png,
     signed_distance_for_display,
     signed_for_display,
 )
+from hypersiren.results import NonFiniteResultError
 
 
 def test_plot_draws_each_curve_in_its_own_colour(tmp_path):
@@ -56,3 +58,13 @@ def test_signed_distance_picture_marks_the_zero_level_and_the_sides():
     assert picture[:, :, 32].abs().max() == 0  # the zero level set is black
     assert picture[0, :, 60].mean() > picture[2, :, 60].mean()  # outside: orange (red > blue)
     assert picture[2, :, 4].mean() > picture[0, :, 4].mean()  # inside: blue
+
+
+def test_an_image_holding_nan_or_inf_is_refused_not_drawn_black(tmp_path):
+    image = torch.rand(1, 3, 4, 4)
+    image[0, 1, 2, 3] = float("nan")
+    with pytest.raises(NonFiniteResultError, match="1 of its 48 values are NaN or inf"):
+        save_png(image, tmp_path / "completed.png")
+    with pytest.raises(NonFiniteResultError):
+        save_labeled_grid(image.clamp(max=float("inf")) / 0, tmp_path / "grid.png", column_labels=["a"])
+    assert list(tmp_path.iterdir()) == []
