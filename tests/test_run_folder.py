@@ -1,12 +1,15 @@
 """A training run's folder: its lock, resume, history, deferred checkpoints and the messages of a stopped run."""
 
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from hypersiren.across.checkpoint import load_checkpoint
 from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.run_folder import RunFolder, checkpoint_state, logged_until
+from hypersiren.across.run_folder import LOCK, RunFolder, checkpoint_state, logged_until
 
 
 @pytest.fixture
@@ -134,3 +137,22 @@ def test_a_finished_run_says_how_to_go_on(tmp_path, capsys):
     assert not run.finished(None, max_steps=5) and not run.finished({"step": 4}, max_steps=5)
     assert run.finished({"step": 5}, max_steps=5)
     assert "--train.max_steps 10" in capsys.readouterr().out
+
+
+def test_a_deleted_lock_file_lets_no_second_training_in(tmp_path):
+    holder = "from hypersiren.across.run_folder import RunFolder; import sys; RunFolder(sys.argv[1]).claim(stamp=None);"
+    holder += " print('claimed', flush=True); sys.stdin.read()"  # holds the lock until its stdin closes
+    first = subprocess.Popen(
+        [sys.executable, "-c", holder, str(tmp_path / "run")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert first.stdout.readline() == "claimed\n"
+        (tmp_path / "run" / LOCK).unlink()  # tidying what looks like a stale lock file
+        with pytest.raises(ConfigError, match="another training is running in"):
+            RunFolder(tmp_path / "run").claim(stamp=None)
+    finally:
+        first.communicate(timeout=60)  # closes its stdin: it ends, and its lock with it
+    second = RunFolder(tmp_path / "run")
+    second.claim(stamp=None)
+    assert (tmp_path / "run" / LOCK).is_file()  # the folder is marked as a run again
+    second.release()

@@ -3,7 +3,9 @@
     checkpoint.pt    weights, optimizer state, step and config: all a run resumes from
     config.json      a copy of the config for people and tools
     history.jsonl    one line per logged step; a resumed run rewrites what came after its checkpoint
-    train.lock       held (flock) while a training runs; its presence also marks the folder as a run
+    train.lock       marks the folder as a run (with checkpoint.pt); the lock a training holds is an flock on
+                     the folder itself, so deleting this file, as tidying a finished run would, lets no
+                     second training in
     tensorboard/     TensorBoard logs
 
 A checkpoint is written only once the next step shows that its weights give a finite loss and
@@ -18,7 +20,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -39,7 +41,7 @@ class RunFolder:
         self.checkpoint, self.history = self.path / "checkpoint.pt", self.path / "history.jsonl"
         self.saved_step: int | None = None  # the step of the checkpoint on disk, for the messages
         self.sound_step: int | None = None  # a checkpoint step, saved once the next step shows its weights finite
-        self._lock: IO[str] | None = None
+        self._lock: int | None = None  # the descriptor of the folder, flocked while this process trains
 
     def checkpoint_stamp(self) -> tuple[int, int] | None:
         """(inode, mtime) of the checkpoint, None if there is none: tells whether it was replaced meanwhile.
@@ -94,16 +96,19 @@ class RunFolder:
         checkpoint is no longer the one of ``stamp``. Remove the checkpoint temporaries that killed runs left:
         with the lock held, no one else is writing them."""
         self.path.mkdir(parents=True, exist_ok=True)
-        lock = (self.path / LOCK).open("a")
+        # The folder itself is locked, not a file in it: a file can be deleted while held, and a second training
+        # would then lock a new file of the same name. A folder cannot be removed and recreated while it is in use.
+        lock = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            lock.close()
+            os.close(lock)
             raise ConfigError(
-                f"another training is running in {self.path} (it holds {LOCK}): wait for it to end, "
+                f"another training is running in {self.path} (it holds the folder's lock): wait for it to end, "
                 "or choose another --out"
             ) from None
         self._lock = lock
+        (self.path / LOCK).touch()  # marks the folder as a run before anything else is written
         if self.checkpoint_stamp() != stamp:
             self.release()
             raise ConfigError(f"{self.checkpoint} changed while this run started (another training just ended?): rerun")
@@ -112,7 +117,7 @@ class RunFolder:
     def release(self) -> None:
         """Let another training use the folder."""
         if self._lock is not None:
-            self._lock.close()
+            os.close(self._lock)
             self._lock = None
 
     def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], lr: float) -> int:
