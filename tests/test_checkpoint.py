@@ -185,7 +185,7 @@ def test_a_tiny_checkpoint_asking_for_a_huge_model_is_refused_before_allocation(
     config = small()
     write_run(tmp_path, config)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    state["config"]["model"]["hyper_hidden_features"] = 40000  # ~1.6e9 parameters (6 GiB), were it built
+    state["config"]["model"] |= {"hyper_hidden_features": 30000, "siren_hidden_features": 256}  # ~6e9 parameters
     torch.save({"model": {}, "step": 1, "config": state["config"]}, tmp_path / "checkpoint.pt")
     assert (tmp_path / "checkpoint.pt").stat().st_size < 4096
     with pytest.raises(CheckpointError, match=r"config saved in .* not usable: the model would have [\d,]+ parameters"):
