@@ -200,3 +200,11 @@ def test_a_fit_never_writes_into_a_training_run_or_another_programs_output(tmp_p
     for out, phrase in [("run", "holds a training run"), ("sdf", "holds the output of fit_sdf"), ("mine", "no fit's")]:
         assert_one_line_error(run("train/fit_image.py", "--out", str(tmp_path / out), *TINY_FIT), phrase)
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_dataset_check_fails_when_a_split_it_checks_is_unusable(tmp_path, celeba_root):
+    empty = run("datasets/check.py", "--data.root", str(tmp_path))
+    assert_last_line_error(empty, "3 of 3 splits unusable (train, val, test): fix the root")
+    partial = run("datasets/check.py", "--data.root", str(celeba_root))  # the shared copy has no test split
+    assert_last_line_error(partial, "(test)", "--splits train val")
+    assert run("datasets/check.py", "--data.root", str(celeba_root), "--splits", "train", "val").returncode == 0
