@@ -281,3 +281,9 @@ def test_an_export_never_replaces_its_run_and_replaces_another_only_when_asked(t
     export_run(tmp_path / "run", tmp_path / "other", replace=True)
     assert "optimizer" not in load_checkpoint(tmp_path / "other" / "checkpoint.pt")
     assert "optimizer" in load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+
+
+def test_a_checkpoint_file_given_as_the_run_is_called_a_file(tmp_path):
+    save_checkpoint(make_state(1), tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="checkpoint.pt is a file, not a run folder: pass the folder that holds"):
+        load_run(tmp_path / "checkpoint.pt")

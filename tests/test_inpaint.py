@@ -118,6 +118,7 @@ def test_held_out_figures_are_labelled_and_counted(run_dir, tmp_path, celeba_roo
     ("options", "phrase"),
     [
         (["--image", "{tmp}/absent.jpg"], "no image file at"),
+        (["--image", "{tmp}"], "is a folder, not an image file"),
         (["--image", "{tmp}/text.png"], "text.png is corrupt or not an image"),
         (["--image", "{photo}", "--mask", "{tmp}/absent.png"], "no image file at"),
         (["--image", "{photo}", "--mask", "{tmp}/text.png"], "text.png is corrupt or not an image"),

@@ -99,6 +99,8 @@ def load_run(
     that moved since training. The weights' shapes are compared with the config's model, built on
     the meta device, before the model is allocated.
     """
+    if Path(run_dir).is_file():
+        raise CheckpointError(f"{run_dir} is a file, not a run folder: pass the folder that holds checkpoint.pt")
     path = Path(run_dir) / "checkpoint.pt"
     state = load_checkpoint(path)
     config = checkpoint_config(state, path)

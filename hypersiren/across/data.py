@@ -65,6 +65,8 @@ def load_images(config: DataConfig, split: str, limit: int | None = None) -> Ten
     a fixed 178 crop would fill most of such copies with black.
     """
     root = dataset_root(config)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"data.root {root} is a file, not a folder: pass the folder that holds the dataset")
     if config.dataset == "cifar10" and (config.download or (root / "cifar-10-batches-py").is_dir()):
         images = _load_torchvision_cifar10(root, split, config.download)[:limit]
         _check_memory(len(images), config.image_size)
@@ -274,6 +276,12 @@ def _folder_files(root: Path, split: str | None) -> list[Path]:
     if not root.is_dir():
         raise DatasetError(f"image folder {root} does not exist: pass --data.root with a folder of images")
     files = sorted(path for path in root.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
+    odd = [path for path in files if not path.is_file()]
+    if odd:  # caught here, in one line naming them, not as a missing file mid-decode
+        raise DatasetError(
+            f"{len(odd)} entries under {root} are named as images but are no readable file (a folder, a broken "
+            f"link or a special file; first: {odd[0]}): remove or rename them"
+        )
     if split is None:
         return files
     if not files:
@@ -394,6 +402,8 @@ def decode_image(path: str | Path) -> Tensor:
     fixed range (float, 32-bit integer) raise DatasetError naming the file and the fix.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path} is a folder, not an image file: name the image files in it")
     if not path.is_file():
         raise DatasetError(f"no image file at {path}: check the path")
     # Opened here, outside the handlers below, so that a file-system error (permissions) keeps its own message.
