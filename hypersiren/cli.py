@@ -56,8 +56,9 @@ _OS_FIXES = {
     errno.EPERM: "check its permissions, or write elsewhere",
     errno.EROFS: "the file system is read-only: write elsewhere",
     errno.ENOENT: "check the path",
-    errno.ENOTDIR: "check the path",
-    errno.EISDIR: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+    errno.EISDIR: "it is a folder, not a file: check the path",
+    errno.EEXIST: "a file is in the way where a folder is needed: move it, or choose another path",
 }
 
 

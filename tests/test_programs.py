@@ -135,6 +135,7 @@ def test_dataset_check_with_an_impossible_size(tmp_path):
         (OSError(errno.ENOSPC, "No space left on device"), "No space left on device (free space on that disk"),
         (PermissionError(errno.EACCES, "Permission denied", "/runs/a"), "Permission denied: /runs/a (check its perm"),
         (CheckpointError("checkpoint x is corrupt\n(details)"), "checkpoint x is corrupt (details)"),
+        (FileExistsError(errno.EEXIST, "File exists", "out"), "File exists: out (a file is in the way where a folder"),
     ],
 )
 def test_expected_errors_become_one_line(capsys, error, line):
