@@ -6,10 +6,11 @@ import sys
 import pytest
 import torch
 
-from hypersiren.across.checkpoint import load_checkpoint
+from hypersiren.across.checkpoint import load_checkpoint, load_run, save_checkpoint
 from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.run_folder import LOCK, RunFolder, checkpoint_state, logged_until
+from hypersiren.results import write_json
 
 
 @pytest.fixture
@@ -156,3 +157,19 @@ def test_a_deleted_lock_file_lets_no_second_training_in(tmp_path):
     second.claim(stamp=None)
     assert (tmp_path / "run" / LOCK).is_file()  # the folder is marked as a run again
     second.release()
+
+
+def test_a_hand_edit_to_config_json_is_named_rather_than_ignored(tmp_path, config, model_and_optimizer, capsys):
+    state = checkpoint_state(*model_and_optimizer, step=3, config=config)
+    save_checkpoint(state, tmp_path / "checkpoint.pt")
+    edited = config.to_dict()
+    edited["train"]["lr"], edited["data"]["root"] = 1e-3, "/data/celeba copy"
+    write_json(edited, tmp_path / "config.json")
+    RunFolder(tmp_path).config(RunConfig(), overrides={"data.root": "/data"}, state=state)  # a resumed training
+    warning = capsys.readouterr().err
+    assert "config.json differs from the checkpoint's config (--train.lr 0.001)" in warning  # data.root was given
+    load_run(tmp_path)  # an eval program
+    assert "(--data.root '/data/celeba copy', --train.lr 0.001)" in capsys.readouterr().err
+    write_json(config.to_dict(), tmp_path / "config.json")
+    load_run(tmp_path)
+    assert capsys.readouterr().err == ""  # a faithful copy: nothing to say

@@ -1,6 +1,9 @@
 """Checkpoints: written atomically, never with NaN or inf in them, read back with ``torch.load(weights_only=True)``."""
 
+import json
 import pickle
+import shlex
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -104,12 +107,48 @@ def load_run(
     path = Path(run_dir) / "checkpoint.pt"
     state = load_checkpoint(path)
     config = checkpoint_config(state, path)
+    warn_of_config_edits(run_dir, config, given={"data.root"} if data_root else set())
     if data_root:
         config.data.root = command_line_root(data_root)
     require_matching_weights(state, config, path)
     model = run_model(config).to(device)
     model.load_state_dict(state["model"])
     return config, model.eval()
+
+
+def warn_of_config_edits(run_dir: str | Path, saved: RunConfig, given: set[str] = frozenset()) -> list[str]:
+    """Warn (stderr) of the fields where ``run_dir/config.json`` differs from ``saved``, the checkpoint's own config,
+    other than those ``given`` on the command line; return them as ``--section.field value`` options.
+
+    config.json is a copy for people and tools: a hand edit to it changes nothing, which the user must hear
+    rather than find out from the results; the warning says how an edit is made (an option).
+    """
+    path = Path(run_dir) / "config.json"
+    try:
+        copy = RunConfig.from_dict(json.loads(path.read_text())).to_dict()
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError):  # ConfigError is a ValueError
+        print(f"warning: {path} is not a readable config; the checkpoint's config is used", file=sys.stderr)
+        return []
+    options = [
+        f"--{section}.{name} {_option_value(value)}"
+        for section, fields in copy.items()
+        for name, value in fields.items()
+        if value != getattr(getattr(saved, section), name) and f"{section}.{name}" not in given
+    ]
+    if options:
+        print(
+            f"warning: {path} differs from the checkpoint's config ({', '.join(options)}) and is only a copy of it: "
+            "the checkpoint's is used; to change a field, pass it as that option (model fields cannot change)",
+            file=sys.stderr,
+        )
+    return options
+
+
+def _option_value(value: Any) -> str:
+    """``value`` as its command-line word: ``true``, ``[16,32]``, a path quoted for a shell."""
+    return shlex.quote(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
 
 
 def run_model(config: RunConfig) -> HyperSiren:

@@ -25,7 +25,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from hypersiren.across.checkpoint import checkpoint_config, require_resumable, save_checkpoint
+from hypersiren.across.checkpoint import (
+    checkpoint_config,
+    require_resumable,
+    save_checkpoint,
+    warn_of_config_edits,
+)
 from hypersiren.across.config import ConfigError, RunConfig, require_same_model
 from hypersiren.files import append_line, remove_stale_temporaries, write_text
 from hypersiren.results import write_json
@@ -70,6 +75,8 @@ class RunFolder:
         saved = checkpoint_config(state, self.checkpoint) if state else None
         if saved:
             require_resumable(state, saved, self.checkpoint)  # before anything is decoded or built
+            if self.write:
+                warn_of_config_edits(self.path, saved, given=set(overrides))
         config = RunConfig.from_dict(saved.to_dict()) if saved else preset
         config.update(overrides)
         if saved:
