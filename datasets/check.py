@@ -6,6 +6,9 @@ python datasets/check.py --data.root ../shared/data/celeba --splits train val   
 python datasets/check.py --data.dataset cifar10 --data.root ~/data/cifar10 --data.download   # when online
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import time
 
 from hypersiren.across.config import validate_data_config

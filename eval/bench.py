@@ -22,6 +22,9 @@ ratios, so load from other processes lands on all of them alike.
     python eval/bench.py --device cuda --batch-size 100
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import copy
 import itertools
 import math

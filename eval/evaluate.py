@@ -11,6 +11,9 @@ a result file that measured more (more images, another data root, an ablation or
 lacks) is replaced only with --replace.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import dataclasses
 import hashlib
 import re

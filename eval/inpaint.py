@@ -23,6 +23,9 @@ Held-out figures (without --image), in RUN_DIR/figures, one row per held-out ima
     superres_<factor>x.png  input (nearest) | HyperSiren rendered at factor x from every pixel
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import argparse
 from pathlib import Path
 

@@ -20,6 +20,9 @@ Prints the table, then writes RUN_DIR/eval/precision.json and precision.md, unle
 (more images, another data root or seed) and --replace is not given.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path

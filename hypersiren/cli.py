@@ -21,6 +21,7 @@ import dataclasses
 import errno
 import json
 import math
+import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -67,8 +68,10 @@ def exits_cleanly() -> Iterator[None]:
     """Turn dataset, checkpoint, config, memory and file-system errors into ``error: <one line>`` and exit 2;
     Ctrl-C into ``interrupted`` and exit 130.
 
-    Use as ``@exits_cleanly()`` on a program's ``main``.
+    Use as ``@exits_cleanly()`` on a program's ``main``. Puts Python's own Ctrl-C handler back, in place of the one
+    ``hypersiren.start`` installs for the imports, so that a program can say what an interrupt stopped.
     """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     except (

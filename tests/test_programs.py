@@ -1,7 +1,9 @@
 """Every program turns an ordinary mistake into one line on stderr that names the fix: exit code 2, no traceback."""
 
+import ast
 import errno
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -209,3 +211,34 @@ def test_dataset_check_fails_when_a_split_it_checks_is_unusable(tmp_path, celeba
     partial = run("datasets/check.py", "--data.root", str(celeba_root))  # the shared copy has no test split
     assert_last_line_error(partial, "(test)", "--splits train val")
     assert run("datasets/check.py", "--data.root", str(celeba_root), "--splits", "train", "val").returncode == 0
+
+
+PROGRAMS = sorted(
+    str(path.relative_to(REPO)) for folder in ("train", "eval", "datasets") for path in (REPO / folder).glob("*.py")
+)
+
+
+def test_ctrl_c_while_a_program_imports_torch_is_one_line_and_exit_130():
+    interrupted_at_import = "import hypersiren.start, os, signal; os.kill(os.getpid(), signal.SIGINT); import torch"
+    environment = os.environ | {"OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", interrupted_at_import], capture_output=True, text=True, env=environment
+    )
+    assert (result.returncode, result.stderr) == (130, "interrupted\n")
+    assert len(PROGRAMS) == 10
+    for program in PROGRAMS:  # each imports it before anything that takes time
+        first = next(
+            node
+            for node in ast.parse((REPO / program).read_text()).body
+            if isinstance(node, ast.Import | ast.ImportFrom)
+        )
+        assert isinstance(first, ast.Import) and first.names[0].name == "hypersiren.start", program
+
+
+def test_once_main_runs_ctrl_c_is_a_keyboard_interrupt_again(capsys):
+    import hypersiren.start  # noqa: F401  (as a program imports it first)
+
+    with pytest.raises(SystemExit) as exit_info, exits_cleanly():
+        signal.raise_signal(signal.SIGINT)
+    assert exit_info.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

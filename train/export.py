@@ -7,6 +7,9 @@ training does not resume from it (no optimizer state): resume from the original 
 already holds a checkpoint is refused unless --replace is given; the run's own folder always is.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 from hypersiren.across.checkpoint import export_run
 from hypersiren.cli import exits_cleanly, program
 

@@ -11,6 +11,9 @@ after the best constant offset; for the Laplacian fit also after the best harmon
 polynomial of degree ≤ 2 (constants, ramps, x² − y², xy: functions its Laplacian ignores).
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import argparse
 from pathlib import Path
 

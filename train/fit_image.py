@@ -9,6 +9,9 @@ scored against the photo's own higher-resolution original.
 Writes PSNR curves (CSV + PNG), the comparison table (Markdown + JSON), figures and config.json.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import argparse
 from pathlib import Path
 

@@ -10,6 +10,9 @@ sampling alone gives), the exact distance of mesh points to the true surface, an
 (1 for a true distance function) on the surface, near it and in the whole cube.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import argparse
 import math
 
