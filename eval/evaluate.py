@@ -15,8 +15,6 @@ import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one l
 
 # isort: split
 import dataclasses
-import hashlib
-import re
 from pathlib import Path
 
 import torch
@@ -33,6 +31,7 @@ from hypersiren.across.evaluation import (
     evaluate_scales,
     inpainting_table,
     require_not_fuller,
+    root_tag,
     scale_settings,
     scales_table,
     seeded_masks,
@@ -90,14 +89,13 @@ def main() -> None:
     images = load_images(data, split, limit=args.limit)
     scales = scales if config.data.dataset != "cifar10" else []  # CIFAR-10's originals are 32x32: no larger truth
     out_dir = Path(args.out or Path(args.run) / "eval")
-    foreign_root = None if dataset_root(data) == dataset_root(config.data) else data.root
     name = results_name(
         split,
         eval_split=config.data.eval_split,
         limit=args.limit,
         seed=args.seed,
         supersample=args.supersample,
-        foreign_root=foreign_root,
+        root_tag=None if dataset_root(data) == dataset_root(config.data) else root_tag(data.root),
     )
     measured = {
         "dataset": config.data.dataset,
@@ -198,11 +196,11 @@ def results_name(
     limit: int | None,
     seed: int,
     supersample: int | None = None,
-    foreign_root: str | None = None,
+    root_tag: str | None = None,
 ) -> str:
     """``metrics`` for the full held-out evaluation; a partial one is named by what makes it partial,
-    e.g. ``metrics_val_limit8``, and one of another data root (``foreign_root``) by that folder's name and
-    a digest of its path, e.g. ``metrics_root-celeba_test-1a2b3c``, so it never replaces the full one."""
+    e.g. ``metrics_val_limit8``, and one of another data root by its ``root_tag`` (``evaluation.root_tag``),
+    e.g. ``metrics_root-celeba_test-1a2b3c``, so it never replaces the full one."""
     parts = ["metrics"]
     if split != eval_split or limit:
         parts.append(split)
@@ -212,9 +210,8 @@ def results_name(
         parts.append(f"seed{seed}")
     if supersample is not None:
         parts.append(f"supersample{supersample}")
-    if foreign_root is not None:
-        folder = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(foreign_root).name).strip("-.") or "folder"
-        parts.append(f"root-{folder}-{hashlib.sha256(foreign_root.encode()).hexdigest()[:6]}")
+    if root_tag is not None:
+        parts.append(root_tag)
     return "_".join(parts)
 
 

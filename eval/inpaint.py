@@ -17,7 +17,8 @@ folder that gets <name>.png per input (default: ./completed); beside each, <name
 observed (N px) | HyperSiren | biharmonic (scikit-image's classical fill), the first and last at
 the model's size, enlarged (nearest) to the render's.
 
-Held-out figures (without --image), in RUN_DIR/figures, one row per held-out image:
+Held-out figures (without --image), in RUN_DIR/figures, one row per held-out image (another --num-images,
+--seed or --data.root writes to a folder of its own, e.g. RUN_DIR/figures_2images, never over these):
     inpaint_<setting>.png   observed (N px) | HyperSiren (observed pixels kept) | truth, per context setting
     inpaint_overview.png    observed | HyperSiren | biharmonic for 10, 100 and 1000 pixels, then truth
     superres_<factor>x.png  input (nearest) | HyperSiren rendered at factor x from every pixel
@@ -38,13 +39,21 @@ from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
 from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.context import protocol_settings, random_context_mask, top_half_mask
-from hypersiren.across.data import IMAGE_SUFFIXES, DatasetError, decode_image, load_images, square_resize
-from hypersiren.across.evaluation import seeded_masks
+from hypersiren.across.data import (
+    IMAGE_SUFFIXES,
+    DatasetError,
+    command_line_root,
+    decode_image,
+    load_images,
+    square_resize,
+)
+from hypersiren.across.evaluation import root_tag, seeded_masks
 from hypersiren.across.model import HyperSiren
 from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.figures import context_image, save_labeled_grid, save_png
 
+DEFAULT_NUM_IMAGES = 8  # rows of the held-out figures in RUN_DIR/figures; other counts go to a folder of their own
 DEFAULT_CONTEXT = 0.1  # of the pixels, when no --mask, --context or --top-half is given
 DEFAULT_RENDER_CAP = 1024  # the default render size: the crop's own side, at most this
 MAX_RENDER_SIZE = 4096  # 16.8 M points per image: minutes on a CPU, and more than a screen shows
@@ -84,7 +93,7 @@ def main() -> None:
     )
     own.add_argument("--out", type=Path, help="a PNG (one image) or a folder (default: ./completed)")
     held_out = parser.add_argument_group("held-out figures (without --image)")
-    held_out.add_argument("--num-images", type=int_in(1, 64), default=8, help="rows of each figure")
+    held_out.add_argument("--num-images", type=int_in(1, 64), default=DEFAULT_NUM_IMAGES, help="rows of each figure")
     held_out.add_argument("--factor", type=int_in(1, 16), default=4, help="super-resolution factor of the render")
     held_out.add_argument("--display-scale", type=int_in(1, 32), default=4, help="PNG pixels per input pixel, at least")
     args = parser.parse_args()
@@ -197,7 +206,7 @@ def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.
     image = to_model_space(load_images(config.data, config.data.eval_split, limit=args.num_images)).to(args.device)
     count, _, height, width = image.shape
     truth = to_unit_range(image)
-    out_dir = Path(args.run) / "figures"
+    out_dir = Path(args.run) / figures_folder(args)
     written, overview_columns, overview_labels = [], [], []
     for setting in protocol_settings(height, width):
         mask = seeded_masks(setting, count=count, height=height, width=width, seed=args.seed).to(args.device)
@@ -224,6 +233,20 @@ def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.
         write_figure([upsampled, rendered], labels, path, pixel_scale=scale, tile_inches=SUPERRES_TILE_INCHES)
     )
     print(f"wrote {len(written)} figures to {out_dir}")
+
+
+def figures_folder(args: argparse.Namespace) -> str:
+    """``figures`` for the run's own held-out images at the default settings; figures of fewer or more images,
+    another --seed or another --data.root go to a folder named by what differs (``figures_2images_seed3``), so
+    that they never replace the run's own."""
+    parts = ["figures"]
+    if args.num_images != DEFAULT_NUM_IMAGES:
+        parts.append(f"{args.num_images}images")
+    if args.seed != 0:
+        parts.append(f"seed{args.seed}")
+    if args.data_root:
+        parts.append(root_tag(command_line_root(args.data_root)))
+    return "_".join(parts)
 
 
 def write_figure(columns: list[Tensor], labels: list[str], path: Path, **grid_options: float) -> Path:

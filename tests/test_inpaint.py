@@ -106,11 +106,13 @@ def test_held_out_figures_are_labelled_and_counted(run_dir, tmp_path, celeba_roo
     run_dir = shutil.copytree(run_dir, tmp_path / "run")  # the shared run keeps no figures: see the mistakes test
     result = inpaint(run_dir, "--data.root", str(celeba_root), "--num-images", "2", "--factor", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = sorted(path.name for path in (run_dir / "figures").iterdir())
+    (folder,) = run_dir.glob("figures_2images_root-celeba-*")  # 2 rows, not the run's own 8: a folder of their own
+    assert not (run_dir / "figures").exists()
+    figures = sorted(path.name for path in folder.iterdir())
     expected = [f"inpaint_{setting}.png" for setting in ("10", "100", "1000", "full", "overview", "top_half")]
     assert figures == sorted([*expected, "superres_2x.png"])
     assert f"wrote {len(figures)} figures" in result.stdout
-    width, height = png_size(run_dir / "figures" / "inpaint_100.png")  # 2 rows of 3 labelled tiles
+    width, height = png_size(folder / "inpaint_100.png")  # 2 rows of 3 labelled tiles
     assert 1.2 * height < width < 1.8 * height
 
 

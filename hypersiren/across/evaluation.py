@@ -1,6 +1,8 @@
 """Held-out inpainting evaluation: HyperSiren and the classical fills on the same seeded masks."""
 
+import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -227,3 +229,11 @@ def require_not_fuller(path: Path, measured: dict[str, Any], scales: list[str]) 
 
 def _resolved(root: str) -> Path:
     return dataset_root(DataConfig(root=root))
+
+
+def root_tag(root: str) -> str:
+    """A name part for results measured on the dataset folder ``root`` rather than the run's own, e.g.
+    ``root-celeba_test-1a2b3c``: the folder's name and a digest of its path, so that such results replace neither
+    the run's own nor those of another folder of the same name."""
+    folder = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(root).name).strip("-.") or "folder"
+    return f"root-{folder}-{hashlib.sha256(root.encode()).hexdigest()[:6]}"
