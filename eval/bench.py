@@ -27,6 +27,7 @@ import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one l
 # isort: split
 import copy
 import itertools
+import json
 import math
 import platform
 import statistics
@@ -44,7 +45,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from hypersiren.across.config import RunConfig
+from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.context import training_context_mask
 from hypersiren.across.data import ShuffledBatches, recipe_batch
 from hypersiren.across.model import HyperSiren, ModelConfig, Prediction
@@ -294,11 +295,19 @@ def main() -> None:
         "--gemm-size", type=int_in(1, 16384), default=2048, help="side of the fp32 GEMM that rates the machine"
     )
     parser.add_argument("--out", default=None, help="JSON file (default eval/results/bench_<device>.json)")
+    parser.add_argument(
+        "--replace", action="store_true", help="replace --out even if it holds a benchmark of another setup"
+    )
     args = parser.parse_args()
     device = args.device
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 on every side
 
-    report, tables = {"device": device_name(device), "threads": torch.get_num_threads(), "torch": torch.__version__}, []
+    out = Path(args.out) if args.out else RESULTS / f"bench_{torch.device(device).type}.json"
+    report = {"device": device_name(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    report |= {"batch_size": args.batch_size, "rounds": args.rounds, "gemm_size": args.gemm_size}
+    if not args.replace:  # before the minutes of timing
+        require_same_setup(out, report)
+    tables = []
     rate = report["gemm_flops_per_second"] = gemm_flops_per_second(device, args.gemm_size)
     for preset in ("paper", "default"):
         config = RunConfig.load(PRESETS / f"{preset}.toml")
@@ -334,7 +343,30 @@ def main() -> None:
         f"reference design {inference['reference design']:.1f}: {inference['ratio']:.2f}x"
     )
     print("\n\n".join([f"{report['device']}, {report['threads']} threads, torch {report['torch']}", *tables]))
-    write_json(report, args.out or RESULTS / f"bench_{torch.device(device).type}.json")
+    write_json(report, out)
+
+
+def require_same_setup(path: Path, report: dict[str, Any]) -> None:
+    """``ConfigError`` if ``path`` holds a benchmark of another machine, thread count, batch or GEMM size, or of more
+    rounds than ``report``'s: the tracked results (and the README's Speed figures) must not be replaced by a quick
+    or foreign run. A key an older file lacks is not compared; an unreadable file is no result to keep."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(saved, dict):
+        return
+    differ = [
+        f"{key} {saved[key]!r}, this one {report[key]!r}"
+        for key in ("device", "threads", "batch_size", "gemm_size")
+        if key in saved and saved[key] != report[key]
+    ]
+    if isinstance(saved.get("rounds"), int) and saved["rounds"] > report["rounds"]:
+        differ.append(f"{saved['rounds']} rounds, this one {report['rounds']}")
+    if differ:
+        raise ConfigError(
+            f"{path} holds a benchmark of another setup ({'; '.join(differ)}): pass --out elsewhere, or --replace"
+        )
 
 
 def formatted(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
