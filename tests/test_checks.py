@@ -6,6 +6,8 @@ import torch
 
 from hypersiren import HyperSiren, Siren, pixel_grid, psnr, random_context_mask
 from hypersiren.across.baseline_fill import classical_fill
+from hypersiren.across.data import DataConfig, load_images
+from hypersiren.across.evaluation import evaluate_inpainting
 from hypersiren.core.pixels import to_model_space
 
 IMAGE, MASK = torch.zeros(1, 3, 8, 8), torch.ones(1, 1, 8, 8, dtype=torch.bool)
@@ -24,11 +26,26 @@ IMAGE, MASK = torch.zeros(1, 3, 8, 8), torch.ones(1, 1, 8, 8, dtype=torch.bool)
         (lambda model: random_context_mask(2, 8, 8, num_context=True), r"num_context must be an integer, got True"),
         (lambda model: pixel_grid(8.5, 8), r"height must be an integer, got 8.5"),
         (lambda model: Siren(in_features=2, hidden_features=8.5), r"hidden_features must be an integer, got 8.5"),
+        (lambda model: load_images(DataConfig(), "val", limit=3.5), r"limit must be an integer, got 3.5"),
+        (lambda model: evaluate_inpainting(model, IMAGE, None), r"images must be uint8 images in \[0, 255\]"),
     ],
 )
 def test_a_numpy_array_or_a_fractional_count_is_refused_naming_it(call, message, tiny_model_config):
     with pytest.raises(TypeError, match=message):
         call(HyperSiren(tiny_model_config()))
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: load_images(DataConfig(), "val", limit=-1), r"limit must be >= 1, got -1"),  # was: all but the last
+        (lambda: random_context_mask(-1, 8, 8, num_context=1), r"batch_size must be >= 0, got -1"),
+        (lambda: pixel_grid(0, 8), r"height must be >= 1, got 0"),  # was: ZeroDivisionError
+    ],
+)
+def test_a_count_out_of_range_is_refused_not_wrapped_around(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
 
 
 def test_numpy_integers_are_counts():

@@ -57,7 +57,8 @@ def classical_fill(method: str, image: Tensor, mask: Tensor) -> Tensor:
     """One of ``CLASSICAL_FILLS`` image by image (scipy and scikit-image work on one image at a time)."""
     if method not in CLASSICAL_FILLS:
         raise ValueError(f"unknown classical fill {method!r}: choose one of {sorted(CLASSICAL_FILLS)}")
-    require_tensor(image, "image"), require_tensor(mask, "mask")
+    require_tensor(image, "image")
+    require_tensor(mask, "mask")
     pixels = torch.where(mask, image, 0.0).detach().permute(0, 2, 3, 1).cpu().double().numpy()  # (B, H, W, C)
     observed = mask.detach()[:, 0].cpu().numpy()
     filled = np.stack(

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from hypersiren.across import memory
 from hypersiren.across.context import training_context_mask
+from hypersiren.core.checks import require_count
 from hypersiren.core.pixels import pixel_grid, to_model_space
 from hypersiren.files import write_atomically
 
@@ -64,6 +65,8 @@ def load_images(config: DataConfig, split: str, limit: int | None = None) -> Ten
     framing, and a copy already cropped square (64x64) is used whole: nothing is ever padded, where
     a fixed 178 crop would fill most of such copies with black.
     """
+    if limit is not None:
+        require_count(limit, "limit", low=1)  # a slice would take -1 as all but the last image, and 3.5 not at all
     root = dataset_root(config)
     if root.exists() and not root.is_dir():
         raise DatasetError(f"data.root {root} is a file, not a folder: pass the folder that holds the dataset")

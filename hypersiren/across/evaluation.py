@@ -16,6 +16,7 @@ from hypersiren.across.context import context_mask, protocol_settings
 from hypersiren.across.data import DataConfig, dataset_root
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.rules import ConfigError
+from hypersiren.core.checks import require_tensor
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.results import markdown_table
@@ -62,6 +63,7 @@ def evaluate_inpainting(
     ``ablation`` (a model trained alike, e.g. ``decoder="pixel"``) is scored on the same masks;
     ``supersample`` is ``HyperSiren.inpaint``'s (None: the model's own).
     """
+    _require_uint8(images, "images")
     left_out = {*(ABLATION_METHODS if ablation is None else ()), *(("mean_image",) if mean_image is None else ())}
     listed = [method for method in METHODS if method not in left_out]
     device = next(model.parameters()).device
@@ -141,6 +143,8 @@ def evaluate_scales(
     a completion at ``low``'s size bicubically. ``settings`` default to all pixels and ``scale_settings``'s
     sparse one. Returns ``{setting: {scale: {method: psnr}}}``.
     """
+    for name, images in {"low": low, **{f"high[{scale}]": truths for scale, truths in high.items()}}.items():
+        _require_uint8(images, name)
     device = next(model.parameters()).device
     methods = [m for m in SCALE_METHODS if ablation is not None or m != "pixel_unet_bicubic"]
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -168,6 +172,13 @@ def evaluate_scales(
             for scale, by_method in sums.items()
         }
     return results
+
+
+def _require_uint8(images: Tensor, name: str) -> None:
+    """``TypeError`` unless ``images`` are uint8 in [0, 255], as ``load_images`` gives: model-space floats would be
+    mapped again and scored as a dark, flat image, a number that looks like a result."""
+    if require_tensor(images, name).dtype != torch.uint8:
+        raise TypeError(f"{name} must be uint8 images in [0, 255] (as load_images gives), got {images.dtype}")
 
 
 def scale_settings(height: int, width: int) -> tuple[str, str]:

@@ -265,7 +265,8 @@ class HyperSiren(nn.Module):
         return Latents(best[0], best[1] if len(best) > 1 else None)
 
     def _check_inputs(self, image: Tensor, mask: Tensor) -> None:
-        require_tensor(image, "image"), require_tensor(mask, "mask")
+        require_tensor(image, "image")
+        require_tensor(mask, "mask")
         channels = self.config.image_channels
         if image.dim() != 4 or image.shape[1] != channels:
             raise ValueError(f"image must be (B, {channels}, H, W), got shape {tuple(image.shape)}")

@@ -10,7 +10,8 @@ def mse(prediction: Tensor, target: Tensor, where: Tensor | None = None) -> Tens
     """Mean squared error per image: ``(B, ...) -> (B,)``.
 
     With a bool ``where`` (broadcastable), over those values only."""
-    require_tensor(prediction, "prediction"), require_tensor(target, "target")
+    require_tensor(prediction, "prediction")
+    require_tensor(target, "target")
     if prediction.shape != target.shape:
         raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape")
     error = (prediction.float() - target.float()).square()
