@@ -36,6 +36,7 @@ from hypersiren.across.checkpoint import load_run
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import require_not_fuller, seeded_masks
+from hypersiren.across.memory import inpaint_bytes, require_memory
 from hypersiren.across.model import HyperSiren
 from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.metrics import psnr
@@ -52,6 +53,7 @@ class Precision:
     bf16_sine: bool  # pre-activations rounded to bf16 before the sine
 
 
+BATCH_SIZE = 128  # images rendered at once, every pixel of each
 PRECISIONS = {
     "fp32": Precision("fp32 throughout", bf16_trunk=False, bf16_operands_from=None, bf16_sine=False),
     "bf16_trunk": Precision(
@@ -111,7 +113,7 @@ def evaluate_precisions(
     images: Tensor,
     settings: tuple[str, ...] | None = None,
     seed: int = 0,
-    batch_size: int = 128,
+    batch_size: int = BATCH_SIZE,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Mean PSNR (dB) per image on the evaluation's seeded masks: ``{metric: {precision: {setting: dB}}}``.
 
@@ -137,6 +139,19 @@ def evaluate_precisions(
         metric: {name: {setting: total / count for setting, total in row.items()} for name, row in rows.items()}
         for metric, rows in sums.items()
     }
+
+
+def require_precision_memory(model: HyperSiren, images: Tensor, device: str) -> None:
+    """Refuse an evaluation whose batch would not fit: ``inpaint_with`` renders every pixel of ``BATCH_SIZE`` images
+    at once (``memory.inpaint_bytes`` with the whole image as one chunk), before the minutes of evaluation."""
+    count, _, height, width = images.shape
+    batch = min(count, BATCH_SIZE)
+    require_memory(
+        inpaint_bytes(model.config, batch, height, width, size=(height, width), chunk_size=height * width),
+        device=device,
+        what=f"rendering {batch} images of {height}x{width} at once",
+        fix="evaluate a smaller model or on a larger device",
+    )
 
 
 def precision_tables(results: dict[str, dict[str, dict[str, float]]]) -> str:
@@ -172,6 +187,7 @@ def main() -> None:
     summary["seed"] = args.seed
     if not args.replace:  # before the minutes of evaluation
         require_not_fuller(out_dir / "precision.json", summary, scales=[])
+    require_precision_memory(model, images, device=args.device)
     results = evaluate_precisions(model, images, seed=args.seed)
 
     tables = f"### {config.data.dataset} {split}, {len(images)} images, raw rendering\n\n{precision_tables(results)}\n"
