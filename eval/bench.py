@@ -45,9 +45,10 @@ from einops import rearrange
 from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.config import ConfigError, RunConfig, parameter_count
 from hypersiren.across.context import training_context_mask
 from hypersiren.across.data import ShuffledBatches, recipe_batch
+from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.model import HyperSiren, ModelConfig, Prediction
 from hypersiren.across.objective import hypernetwork_loss, recipe_loss
 from hypersiren.cli import exits_cleanly, int_in, program
@@ -307,6 +308,7 @@ def main() -> None:
     report |= {"batch_size": args.batch_size, "rounds": args.rounds, "gemm_size": args.gemm_size}
     if not args.replace:  # before the minutes of timing
         require_same_setup(out, report)
+    require_bench_memory(device, batch_size=args.batch_size)
     tables = []
     rate = report["gemm_flops_per_second"] = gemm_flops_per_second(device, args.gemm_size)
     for preset in ("paper", "default"):
@@ -344,6 +346,23 @@ def main() -> None:
     )
     print("\n\n".join([f"{report['device']}, {report['threads']} threads, torch {report['torch']}", *tables]))
     write_json(report, out)
+
+
+def require_bench_memory(device: str, batch_size: int) -> None:
+    """Refuse a benchmark whose largest training step would not fit (``memory.training_bytes``, as train/train.py
+    checks a run): celeba64 with every pixel rendered, or the largest size preset, at ``batch_size``."""
+    presets = {name: RunConfig.load(PRESETS / f"{name}.toml") for name in ("paper", *SIZE_PRESETS)}
+    every_pixel = copy.deepcopy(presets["celeba64"])  # as bench_sizes times it
+    every_pixel.train.query_points = 0
+    for config in [*presets.values(), every_pixel]:
+        size = config.data.image_size
+        points = (config.train.query_points or size * size) + config.train.fine_points
+        require_memory(
+            training_bytes(config.model, batch_size, size, points, parameters=parameter_count(config.model)),
+            device=device,
+            what=f"a training step of {batch_size} images of {size}x{size} with {points} points each",
+            fix="lower --batch-size",
+        )
 
 
 def require_same_setup(path: Path, report: dict[str, Any]) -> None:

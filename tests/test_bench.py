@@ -7,7 +7,9 @@ import re
 import pytest
 import torch
 
+from hypersiren.across import memory
 from hypersiren.across.config import ConfigError
+from hypersiren.across.memory import MemoryLimitError
 from hypersiren.across.model import HyperSiren
 
 
@@ -134,3 +136,10 @@ def test_a_benchmark_of_another_setup_or_fewer_rounds_replaces_none_unless_asked
     bench.require_same_setup(path, saved | {"rounds": 20})  # more rounds of the same setup: replaced
     path.write_text(json.dumps({"device": "CPU (Xeon)", "threads": 2}))  # written before runs recorded their setup
     bench.require_same_setup(path, saved | {"batch_size": 8, "rounds": 1})
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_timing(bench, monkeypatch):
+    bench.require_bench_memory("cpu", batch_size=1)
+    monkeypatch.setattr(memory, "physical_memory", lambda: 2**30)
+    with pytest.raises(MemoryLimitError, match=r"a training step of 1024 images of \d+x\d+ .* lower --batch-size"):
+        bench.require_bench_memory("cpu", batch_size=1024)
