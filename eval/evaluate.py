@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
+from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import DataConfig, command_line_root, dataset_root, load_images
 from hypersiren.across.evaluation import (
@@ -81,7 +82,7 @@ def main() -> None:
 
     config, model = load_run(args.run, args.device)
     scales = args.scales or [scale for scale in SCALES if scale * config.data.image_size <= LARGEST_TRUTH]
-    ablation = load_run(args.ablation, args.device)[1] if args.ablation else None
+    ablation = load_ablation(args.ablation, config, args.device) if args.ablation else None
     split = args.split or config.data.eval_split
     # The evaluated split may live apart from the training images (a separate test folder): one root each.
     mean_image = to_model_space(load_images(reading_from(config.data, args.train_data_root), "train")).mean(dim=0)
@@ -152,6 +153,19 @@ def main() -> None:
         written.append(f"{name}_scale_{figure_scale:g}x.png")
         save_scales_figure(model, ablation, images[:3], high[figure_scale][:3], out_dir / written[-1], seed=args.seed)
     print(f"wrote {', '.join(written)} to {out_dir}")
+
+
+def load_ablation(run_dir: str, config: RunConfig, device: str) -> HyperSiren:
+    """The model of ``run_dir``, scored beside the run's: refused unless trained on the same dataset at the same
+    size, since a row beside the run's reads as a like-for-like comparison."""
+    ablation_config, model = load_run(run_dir, device)
+    theirs, ours = ablation_config.data, config.data
+    if (theirs.dataset, theirs.image_size) != (ours.dataset, ours.image_size):
+        raise ConfigError(
+            f"--ablation {run_dir} was trained on {theirs.dataset} {theirs.image_size}x{theirs.image_size}, the run on "
+            f"{ours.dataset} {ours.image_size}x{ours.image_size}: compare runs trained alike"
+        )
+    return model
 
 
 @torch.no_grad()

@@ -104,3 +104,13 @@ def test_a_result_that_measured_more_is_replaced_only_when_asked(tmp_path):
             require_not_fuller(path, measured, scales=["2"])
     path.write_text(json.dumps(saved | {"ablation": None}))
     require_not_fuller(path, measured, scales=["2"])  # the same measurement: replaced
+
+
+def test_an_ablation_trained_on_other_data_is_refused(run_dir, tmp_path, tiny_model_config):
+    other = RunConfig(model=tiny_model_config())
+    other.data.dataset, other.data.root = "cifar10", "../shared/data/cifar10"
+    state = {"model": HyperSiren(other.model).state_dict(), "step": 0, "config": other.to_dict()}
+    save_checkpoint(state, tmp_path / "cifar" / "checkpoint.pt")
+    result = evaluate(run_dir, "--ablation", str(tmp_path / "cifar"), "--limit", "2", cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and "was trained on cifar10 32x32, the run on celeba 32x32" in lines[-1], lines
