@@ -143,6 +143,8 @@ def output_paths(images: list[Path], out: Path | None, inputs: list[Path]) -> li
     if out.suffix.lower() == ".png":
         if len(images) > 1:
             raise ConfigError(f"--out {out} is one PNG for {len(images)} images: give a folder")
+        if out.is_dir():
+            raise ConfigError(f"--out {out} is a folder: name the PNG inside it, e.g. {out / 'completed.png'}")
         targets = [out]
     else:
         if out.exists() and not out.is_dir():

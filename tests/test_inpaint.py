@@ -162,6 +162,7 @@ def test_mistakes_are_one_line(run_dir, photos, tmp_path, options, phrase):
         (["--image", "{photo}", "--mask", "{tmp}/photo.png", "--out", "{tmp}/photo.png"], "over the input"),
         (["--image", "{tmp}/photo.png", "{tmp}/photo_comparison.png", "--out", "out"], "would be written twice"),
         (["--image", "{tmp}/photo.png", "--out", "{tmp}/file"], "is a file, not a folder"),
+        (["--image", "{tmp}/photo.png", "--out", "{tmp}/folder.png"], "is a folder: name the PNG inside it"),
     ],
 )
 def test_no_output_replaces_an_input_or_another_output(run_dir, photos, tmp_path, options, phrase):
@@ -169,9 +170,10 @@ def test_no_output_replaces_an_input_or_another_output(run_dir, photos, tmp_path
         shutil.copy(photos["camera.png"], tmp_path / name)
     os.link(tmp_path / "photo.png", tmp_path / "linked.png")
     (tmp_path / "file").write_text("a file where a folder would go")
-    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    (tmp_path / "folder.png").mkdir()
+    before = {path: path.read_bytes() if path.is_file() else None for path in tmp_path.rglob("*")}
     options = [option.format(tmp=tmp_path, photo=photos["astronaut.jpg"]) for option in options]
     result = inpaint(run_dir, *options, cwd=tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and phrase in lines[0], result.stderr[-3000:]
-    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before  # nothing written or replaced
+    assert {path: path.read_bytes() if path.is_file() else None for path in tmp_path.rglob("*")} == before
