@@ -35,7 +35,7 @@ from hypersiren.across.checkpoint import CheckpointError
 from hypersiren.across.config import RunConfig, option_type
 from hypersiren.across.data import DatasetError
 from hypersiren.across.memory import MemoryLimitError, require_memory
-from hypersiren.across.rules import MAX_SEED, ConfigError
+from hypersiren.across.rules import MAX_OMEGA, MAX_SEED, ConfigError
 from hypersiren.across.run_folder import LOCK
 from hypersiren.core.siren import Siren
 from hypersiren.results import NonFiniteResultError, write_json
@@ -183,6 +183,15 @@ def positive_float(text: str) -> float:
 seed = int_in(0, MAX_SEED)  # an argparse type: a seed both torch and numpy take
 
 
+def omega_value(text: str) -> float:
+    """An argparse type: a SIREN ω₀ in (0, MAX_OMEGA], the bound model.omega has (beyond it sin(ω₀x) in fp32 is
+    noise, and 1e308 overflows: a fit would then diverge and blame its learning rate)."""
+    value = positive_float(text)
+    if value > MAX_OMEGA:
+        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_OMEGA:g}], got {text}")
+    return value
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """The docstring as written (its examples keep their lines), and ``(default: …)`` after each option's help,
     an option without help included, except where there is no default to show: a required option, a
@@ -279,7 +288,7 @@ def add_fit_options(
     parser.add_argument("--hidden", type=width, default=hidden, help="hidden width of every network")
     parser.add_argument("--layers", type=depth, default=layers, help="hidden layers of every network")
     parser.add_argument(
-        "--omega", type=positive_float, default=omega, help="SIREN ω₀; ≈10 suits 64 px images (see README)"
+        "--omega", type=omega_value, default=omega, help="SIREN ω₀; ≈10 suits 64 px images (see README)"
     )
     parser.add_argument("--seed", type=seed, default=0, help="seed of every initialization")
 

@@ -93,6 +93,7 @@ def test_a_mistyped_option_is_one_line_naming_it(program):
         ("train/fit_sdf.py", ["--resolution", "1"], "argument --resolution: must be in [2, 512], got 1"),
         ("train/fit_sdf.py", ["--batch-size", "0"], "argument --batch-size: must be in [1, 10000000], got 0"),
         ("train/fit_sdf.py", ["--seed", "-1"], "argument --seed: must be in [0, 4294967295], got -1"),
+        ("train/fit_sdf.py", ["--omega", "1e308"], "argument --omega: must be in (0, 10000], got 1e308"),  # was NaN
     ],
 )
 def test_fit_options_are_refused_before_anything_is_written(tmp_path, program, arguments, phrase):
