@@ -226,8 +226,8 @@ def require_not_fuller(path: Path, measured: dict[str, Any], scales: list[str]) 
         lost.append(f"data root {saved['data_root']}, this one {measured['data_root']}")
     if "seed" in saved and "seed" in measured and saved["seed"] != measured["seed"]:
         lost.append(f"seed {saved['seed']}, this one {measured['seed']}")
-    if saved.get("ablation") and Path(saved["ablation"]).resolve() != Path(measured.get("ablation") or "").resolve():
-        lost.append(f"ablation {saved['ablation']}, this one {measured['ablation'] or 'none'}")
+    if saved.get("ablation") and not _same_run(saved["ablation"], measured.get("ablation")):
+        lost.append(f"ablation {saved['ablation']}, this one {measured.get('ablation') or 'none'}")
     by_setting = saved.get("scales")
     saved_scales = set(next(iter(by_setting.values()), {})) if isinstance(by_setting, dict) and by_setting else set()
     if saved_scales - set(scales):
@@ -236,6 +236,14 @@ def require_not_fuller(path: Path, measured: dict[str, Any], scales: list[str]) 
         raise ConfigError(
             f"{path} holds a fuller evaluation ({'; '.join(lost)}): pass --replace to replace it, or --out elsewhere"
         )
+
+
+def _same_run(saved: str, given: str | None) -> bool:
+    """Whether ``given`` names the run folder ``saved`` names: saved paths are relative to wherever that evaluation
+    ran, so the same folder name counts as the same run."""
+    return given is not None and (
+        Path(saved).resolve() == Path(given).resolve() or Path(saved).name == Path(given).name
+    )
 
 
 def _resolved(root: str) -> Path:
