@@ -44,7 +44,7 @@ def corrupt_run(tmp_path: Path) -> Path:
     [
         (["--train.lrr=1"], ["unrecognized arguments: --train.lrr=1", "train.py --help"]),
         (["--train.lr"], ["argument --train.lr: expected one argument"]),
-        (["--train.max_steps=0"], ["train.max_steps=0 must be >= 1"]),
+        (["--train.max_steps=0"], ["train.max_steps=0 must be in [1, 1000000000000]"]),
         (["--data.root", "{empty}"], ["CelebA not found under", "pass --data.root"]),
     ],
 )
