@@ -51,7 +51,7 @@ from hypersiren.across.evaluation import root_tag, seeded_masks
 from hypersiren.across.model import HyperSiren
 from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.figures import context_image, save_labeled_grid, save_png
+from hypersiren.figures import context_image, save_labeled_grid, save_png, written_here
 
 DEFAULT_NUM_IMAGES = 8  # rows of the held-out figures in RUN_DIR/figures; other counts go to a folder of their own
 DEFAULT_CONTEXT = 0.1  # of the pixels, when no --mask, --context or --top-half is given
@@ -135,7 +135,8 @@ def output_paths(images: list[Path], out: Path | None, inputs: list[Path]) -> li
     """Where each completion goes: ``out`` itself if it is a PNG (one image only), else ``out/<name>.png``.
 
     Refused before anything is read or written: a folder ``out`` that is a file, and any completion or
-    comparison (``comparison_path``) that would replace one of the ``inputs`` or another output.
+    comparison (``comparison_path``) that would replace one of the ``inputs``, another output, or an existing file
+    that hypersiren did not write.
     """
     out = out or Path("completed")
     if out.suffix.lower() in IMAGE_SUFFIXES and out.suffix.lower() != ".png":
@@ -154,7 +155,11 @@ def output_paths(images: list[Path], out: Path | None, inputs: list[Path]) -> li
         if repeated:
             raise ConfigError(f"several --image files are named {repeated[0]}: rename them or complete them one by one")
         targets = [out / f"{name}.png" for name in names]
-    _require_distinct([path for target in targets for path in (target, comparison_path(target))], inputs)
+    outputs = [path for target in targets for path in (target, comparison_path(target))]
+    _require_distinct(outputs, inputs)
+    for output in outputs:  # a rerun replaces its own completions, never a user's file of the same name
+        if output.exists() and not written_here(output):
+            raise ConfigError(f"{output} exists and hypersiren did not write it: choose another --out, or move it")
     return targets
 
 

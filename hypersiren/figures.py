@@ -10,8 +10,10 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import torch
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from torch import Tensor
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from hypersiren.files import write_atomically
 from hypersiren.results import NonFiniteResultError
@@ -20,6 +22,7 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 UNOBSERVED_GRAY = 0.5
+SOFTWARE = "hypersiren"  # the Software text of every PNG written here: what a program may replace
 DPI = 150  # PNG pixels per figure inch
 
 
@@ -125,7 +128,8 @@ def _pyplot() -> ModuleType:
 
 def _save(figure: "Figure", path: str | Path) -> None:
     try:
-        write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=DPI))
+        metadata = {"Software": SOFTWARE}
+        write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=DPI, metadata=metadata))
     finally:
         _pyplot().close(figure)
 
@@ -133,7 +137,21 @@ def _save(figure: "Figure", path: str | Path) -> None:
 def save_png(images: Tensor, path: str | Path) -> None:
     """``images (B, C, H, W)`` or ``(C, H, W)`` in [0, 1] as one PNG (a grid if B > 1), written atomically."""
     _require_finite(images, path)
-    write_atomically(path, lambda file: save_image(images, file, format="png"))
+    grid = make_grid(images.detach().float().cpu()).mul(255).add(0.5).clamp(0, 255).to(torch.uint8)  # as save_image
+    picture = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    marked = PngInfo()
+    marked.add_text("Software", SOFTWARE)
+    write_atomically(path, lambda file: picture.save(file, format="png", pnginfo=marked))
+
+
+def written_here(path: str | Path) -> bool:
+    """Whether ``path`` is a PNG that hypersiren wrote (``save_png``, a figure), which a program may replace: a
+    user's own file of the same name never is."""
+    try:
+        with Image.open(path) as picture:
+            return picture.format == "PNG" and picture.info.get("Software") == SOFTWARE
+    except (OSError, ValueError):
+        return False
 
 
 def _require_finite(images: Tensor, path: str | Path) -> None:

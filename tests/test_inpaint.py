@@ -16,6 +16,7 @@ from hypersiren.across.checkpoint import save_checkpoint
 from hypersiren.across.config import RunConfig
 from hypersiren.across.data import decode_image, square_resize
 from hypersiren.across.model import HyperSiren
+from hypersiren.figures import written_here
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_SIZE = 32  # RunConfig's data.image_size
@@ -163,6 +164,7 @@ def test_mistakes_are_one_line(run_dir, photos, tmp_path, options, phrase):
         (["--image", "{tmp}/photo.png", "{tmp}/photo_comparison.png", "--out", "out"], "would be written twice"),
         (["--image", "{tmp}/photo.png", "--out", "{tmp}/file"], "is a file, not a folder"),
         (["--image", "{tmp}/photo.png", "--out", "{tmp}/folder.png"], "is a folder: name the PNG inside it"),
+        (["--image", "{photo}", "--out", "{tmp}/photo.png"], "exists and hypersiren did not write it"),  # not an input
     ],
 )
 def test_no_output_replaces_an_input_or_another_output(run_dir, photos, tmp_path, options, phrase):
@@ -177,3 +179,11 @@ def test_no_output_replaces_an_input_or_another_output(run_dir, photos, tmp_path
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and phrase in lines[0], result.stderr[-3000:]
     assert {path: path.read_bytes() if path.is_file() else None for path in tmp_path.rglob("*")} == before
+
+
+def test_a_rerun_replaces_its_own_completions(run_dir, photos, tmp_path):
+    for attempt in range(2):
+        result = inpaint(run_dir, "--image", str(photos["camera.png"]), "--size", "8", "--out", "out", cwd=tmp_path)
+        assert result.returncode == 0, (attempt, result.stderr[-3000:])
+    assert written_here(tmp_path / "out" / "camera.png") and written_here(tmp_path / "out" / "camera_comparison.png")
+    assert not written_here(photos["camera.png"])
