@@ -15,7 +15,8 @@ at the crop's own side, at most 1024: at the model's own size the observed pixel
 exactly, at any other size the PNG is the rendered function. --out is a PNG (one image) or a
 folder that gets <name>.png per input (default: ./completed); beside each, <name>_comparison.png:
 observed (N px) | HyperSiren | biharmonic (scikit-image's classical fill), the first and last at
-the model's size, enlarged (nearest) to the render's.
+the model's size, enlarged (nearest) to the render's. A completion that would replace an input, another
+completion, or a file hypersiren did not write is refused before anything is written; a rerun replaces its own.
 
 Held-out figures (without --image), in RUN_DIR/figures, one row per held-out image (another --num-images,
 --seed or --data.root writes to a folder of its own, e.g. RUN_DIR/figures_2images, never over these):
