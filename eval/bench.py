@@ -27,7 +27,6 @@ import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one l
 # isort: split
 import copy
 import itertools
-import json
 import math
 import platform
 import statistics
@@ -54,7 +53,7 @@ from hypersiren.across.objective import hypernetwork_loss, recipe_loss
 from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.core import render as render_module
 from hypersiren.core.pixels import pixel_grid
-from hypersiren.results import markdown_table, write_json
+from hypersiren.results import earlier_result, markdown_table, write_json
 
 PRESETS = Path(__file__).resolve().parents[1] / "train"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -368,12 +367,9 @@ def require_bench_memory(device: str, batch_size: int) -> None:
 def require_same_setup(path: Path, report: dict[str, Any]) -> None:
     """``ConfigError`` if ``path`` holds a benchmark of another machine, thread count, batch or GEMM size, or of more
     rounds than ``report``'s: the tracked results (and the README's Speed figures) must not be replaced by a quick
-    or foreign run. A key an older file lacks is not compared; an unreadable file is no result to keep."""
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    if not isinstance(saved, dict):
+    or foreign run. A key an older file lacks is not compared; a file that is no benchmark is refused too."""
+    saved = earlier_result(path, "device")
+    if saved is None:
         return
     differ = [
         f"{key} {saved[key]!r}, this one {report[key]!r}"

@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from hypersiren.across.rules import ConfigError
 from hypersiren.files import write_text
 
 
@@ -27,6 +28,22 @@ def _non_finite(value: Any, where: str) -> str | None:
         return where
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list | tuple) else ()
     return next((found for key, item in items if (found := _non_finite(item, f"{where}[{key!r}]")) is not None), None)
+
+
+def earlier_result(path: str | Path, key: str) -> dict[str, Any] | None:
+    """The result a program wrote at ``path`` before (a JSON object holding ``key``), None if there is no file;
+    ``ConfigError`` for a file that is not one (someone's own ``metrics.json``), which no program may replace."""
+    try:
+        text = Path(path).read_text()
+    except OSError:  # no file, or none readable: nothing to keep, and a write there fails with its own message
+        return None
+    try:
+        saved = json.loads(text)
+    except ValueError:
+        saved = None
+    if not isinstance(saved, dict) or key not in saved:
+        raise ConfigError(f"{path} exists and is not a result hypersiren wrote: pass --out elsewhere, or move it")
+    return saved
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

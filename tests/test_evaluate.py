@@ -90,7 +90,7 @@ def test_a_subset_of_the_held_out_split_never_replaces_the_full_evaluation(run_d
 
 def test_a_result_that_measured_more_is_replaced_only_when_asked(tmp_path):
     measured = {"num_images": 8, "data_root": "../shared/data/celeba", "seed": 0, "ablation": None}
-    saved = measured | {"ablation": "runs/pixel", "scales": {"full": {}}}
+    saved = measured | {"ablation": "runs/pixel", "scales": {"full": {}}, "results": {}}
     path = tmp_path / "metrics.json"
     for earlier, lost in [
         (saved | {"num_images": 780}, "780 images, this one 8"),
@@ -114,3 +114,11 @@ def test_an_ablation_trained_on_other_data_is_refused(run_dir, tmp_path, tiny_mo
     result = evaluate(run_dir, "--ablation", str(tmp_path / "cifar"), "--limit", "2", cwd=tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and "was trained on cifar10 32x32, the run on celeba 32x32" in lines[-1], lines
+
+
+def test_a_file_that_is_no_evaluation_is_never_replaced(tmp_path):
+    for text in ["my own notes", '{"num_images": 3}', "[1, 2]"]:
+        (tmp_path / "metrics.json").write_text(text)
+        with pytest.raises(ConfigError, match="metrics.json exists and is not a result hypersiren wrote"):
+            require_not_fuller(tmp_path / "metrics.json", {"num_images": 3}, scales=[])
+    require_not_fuller(tmp_path / "absent.json", {"num_images": 3}, scales=[])

@@ -1,7 +1,6 @@
 """Held-out inpainting evaluation: HyperSiren and the classical fills on the same seeded masks."""
 
 import hashlib
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from hypersiren.across.rules import ConfigError
 from hypersiren.core.checks import require_tensor
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.results import markdown_table
+from hypersiren.results import earlier_result, markdown_table
 
 METHODS = {
     "hypersiren": "HyperSiren (raw rendering)",
@@ -211,13 +210,11 @@ def _cell(value: float | None, best: float | None) -> str | None:
 def require_not_fuller(path: Path, measured: dict[str, Any], scales: list[str]) -> None:
     """``ConfigError`` if the result file ``path`` measured what an evaluation (``measured``: its ``num_images``,
     ``data_root``, ``seed``, ``ablation``; ``scales``) would lose by replacing it: more images, another data root or
-    seed, an ablation or scales. An unreadable file is no result to keep. A run's results must not shrink or change
-    meaning because someone evaluated a subset, e.g. a tracked ``pretrained/*/eval/metrics.json``."""
-    try:
-        saved = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return
-    if not isinstance(saved, dict):
+    seed, an ablation or scales; or if ``path`` is not an evaluation at all (``results.earlier_result``). A run's
+    results must not shrink or change meaning because someone evaluated a subset, e.g. a tracked
+    ``pretrained/*/eval/metrics.json``."""
+    saved = earlier_result(path, "results")
+    if saved is None:
         return
     lost = []
     if isinstance(saved.get("num_images"), int) and saved["num_images"] > measured["num_images"]:
