@@ -4,6 +4,7 @@ import os
 import pytest
 import torch
 
+from hypersiren.across import memory
 from hypersiren.across.checkpoint import (
     CheckpointError,
     export_run,
@@ -13,6 +14,7 @@ from hypersiren.across.checkpoint import (
     save_checkpoint,
 )
 from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.memory import MemoryLimitError
 from hypersiren.across.model import HyperSiren
 from hypersiren.core.siren import Siren
 from hypersiren.files import remove_stale_temporaries, write_text
@@ -287,3 +289,10 @@ def test_a_checkpoint_file_given_as_the_run_is_called_a_file(tmp_path):
     save_checkpoint(make_state(1), tmp_path / "checkpoint.pt")
     with pytest.raises(CheckpointError, match="checkpoint.pt is a file, not a run folder: pass the folder that holds"):
         load_run(tmp_path / "checkpoint.pt")
+
+
+def test_a_checkpoint_larger_than_the_machines_memory_is_refused_before_loading(tmp_path, monkeypatch):
+    save_checkpoint(make_state(1), tmp_path / "checkpoint.pt")
+    monkeypatch.setattr(memory, "physical_memory", lambda: 1024)  # bytes: less than the file
+    with pytest.raises(MemoryLimitError, match=r"loading .*checkpoint.pt .* needs about .* more than this machine's"):
+        load_checkpoint(tmp_path / "checkpoint.pt")

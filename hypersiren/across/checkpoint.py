@@ -13,6 +13,7 @@ from torch import nn
 
 from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.data import command_line_root
+from hypersiren.across.memory import require_memory
 from hypersiren.across.model import HyperSiren
 from hypersiren.files import write_atomically
 
@@ -50,6 +51,12 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: train first (train/train.py --out RUN_DIR) or fix the path")
+    require_memory(  # loading holds every tensor of the file in memory at once
+        path.stat().st_size,
+        device="cpu",
+        what=f"loading {path} ({path.stat().st_size / 2**30:.1f} GiB)",
+        fix="load it on a machine with more memory, or check that it is the checkpoint you meant",
+    )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, MemoryError):
