@@ -125,7 +125,8 @@ def main() -> None:
 
     summary = measured | {"results": results}
     title = f"{config.data.dataset} {split}, {len(images)} images, {config.data.image_size}x{config.data.image_size}"
-    tables = f"### {title}\n\n" + "\n\n".join(inpainting_table(results, metric) for metric in METRICS) + "\n"
+    tables = f"### {title}\n\nImages of {data.root}, seed {args.seed}.\n\n"
+    tables += "\n\n".join(inpainting_table(results, metric) for metric in METRICS) + "\n"
     if scales:
         size = config.data.image_size
         high = {
