@@ -58,7 +58,8 @@ def classical_fill(method: str, image: Tensor, mask: Tensor) -> Tensor:
     if method not in CLASSICAL_FILLS:
         raise ValueError(f"unknown classical fill {method!r}: choose one of {sorted(CLASSICAL_FILLS)}")
     require_tensor(image, "image")
-    require_tensor(mask, "mask")
+    if require_tensor(mask, "mask").dtype != torch.bool:
+        raise TypeError(f"mask must be bool (True: observed), got {mask.dtype}: pass mask > 0")
     pixels = torch.where(mask, image, 0.0).detach().permute(0, 2, 3, 1).cpu().double().numpy()  # (B, H, W, C)
     observed = mask.detach()[:, 0].cpu().numpy()
     filled = np.stack(

@@ -5,6 +5,7 @@ A NumPy array passed where a tensor belongs fails deep inside with ``'numpy.ndar
 line that says what was given and what to pass.
 """
 
+import math
 import numbers
 from typing import Any
 
@@ -27,3 +28,10 @@ def require_count(value: Any, name: str, low: int | None = None) -> int:
     if low is not None and value < low:
         raise ValueError(f"{name} must be >= {low}, got {value}")
     return int(value)
+
+
+def require_positive(value: Any, name: str) -> float:
+    """``value`` as a ``float`` if it is a finite number > 0 (a learning rate); ``ValueError`` otherwise."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < math.inf:
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return float(value)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from hypersiren.core.checks import require_count
+from hypersiren.core.checks import require_count, require_tensor
 from hypersiren.core.render import LayerParams, SirenParams, render
 
 
@@ -99,6 +99,7 @@ class Siren(nn.Module):
         return [LayerParams(w, b) for w, b in zip(self.weights, self.biases)]
 
     def forward(self, coords: Tensor) -> Tensor:
+        require_tensor(coords, "coords")
         if coords.dim() < 2:
             raise ValueError(f"coords must be (..., N, {self.config.in_features}), got shape {tuple(coords.shape)}")
         flat = coords.reshape(1, -1, coords.shape[-1])  # every point through the one shared network

@@ -24,6 +24,7 @@ from einops import rearrange
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from hypersiren.core.checks import require_count, require_positive, require_tensor
 from hypersiren.core.losses import gradient_mse, image_mse, laplacian_mse
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import pixel_grid, to_unit_range
@@ -41,6 +42,10 @@ FIT_SAFETY = (
 class FitConfig:
     steps: int = 500
     lr: float = 1e-4  # the paper's rate for every activation
+
+    def __post_init__(self) -> None:
+        require_count(self.steps, "steps", low=1)
+        require_positive(self.lr, "lr")
 
 
 @dataclass
@@ -165,6 +170,7 @@ def minimize(
 
 def fit_values(net: nn.Module, image: Tensor, config: FitConfig, progress: str | None = None) -> FitResult:
     """Fit the pixel values of ``image (C, H, W)`` (MSE)."""
+    require_tensor(image, "image")
     target = rearrange(image, "c h w -> (h w) c").to(next(net.parameters()).device)
 
     def objective(values: Tensor, coords: Tensor) -> Tensor:
@@ -180,6 +186,8 @@ def fit_gradient(
 
     ``finite_differences.sobel_gradient(image)[0]`` is the gradient of a one-channel ``image (1, H, W)``.
     """
+    require_tensor(target_gradient, "target_gradient")
+    require_tensor(reference, "reference")
     target = rearrange(target_gradient, "d h w -> (h w) d").to(next(net.parameters()).device)
 
     def objective(values: Tensor, coords: Tensor) -> Tensor:
@@ -195,6 +203,8 @@ def fit_laplacian(
 
     ``finite_differences.discrete_laplacian(image)`` is the Laplacian of a one-channel ``image (1, H, W)``.
     """
+    require_tensor(target_laplacian, "target_laplacian")
+    require_tensor(reference, "reference")
     target = rearrange(target_laplacian, "c h w -> (h w) c").to(next(net.parameters()).device)
 
     def objective(values: Tensor, coords: Tensor) -> Tensor:

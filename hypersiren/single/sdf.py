@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hypersiren.core.checks import require_count, require_positive
 from hypersiren.core.diffops import gradient
 from hypersiren.files import write_text
 from hypersiren.single.fitting import fit_bytes, minimize
@@ -122,6 +123,11 @@ class SDFFitConfig:
     cloud_size: int = 100_000  # points in the oriented point cloud sampled once from the shape
     batch_size: int = 4096  # surface points per step; as many off-surface points again, as in the paper
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "cloud_size", "batch_size"):
+            require_count(getattr(self, name), name, low=1)
+        require_positive(self.lr, "lr")
+
 
 def fit_sdf(
     net: nn.Module, shape: Shape, config: SDFFitConfig, seed: int = 0, progress: str | None = None
@@ -168,7 +174,7 @@ def extract_mesh(net: nn.Module, resolution: int = 64, extent: float = 1.0) -> t
         from skimage.measure import marching_cubes
     except ImportError as error:
         raise ImportError("extract_mesh needs scikit-image: pip install 'hypersiren[examples]'") from error
-    volume = sdf_volume(net, resolution, extent).cpu()
+    volume = sdf_volume(net, require_count(resolution, "resolution", low=2), extent).cpu()
     if not volume.min() < 0 < volume.max():
         raise ValueError(
             f"Φ does not change sign on the grid (range {volume.min():.3g} … {volume.max():.3g}): no surface to extract"
