@@ -250,7 +250,7 @@ def test_a_checkpoint_that_does_not_fit_its_config_is_refused_before_resuming(sm
         (state | {"optimizer": training_state(other)["optimizer"]}, r"optimizer state does not match its model .*"),
         (state | {"model": training_state(other)["model"]}, r"weights do not match its config's model"),
         (state | {"step": "3"}, r"holds step '3', not a step count"),
-        ({key: value for key, value in state.items() if key != "optimizer"}, r"holds no optimizer"),
+        ({key: value for key, value in state.items() if key != "optimizer"}, r"holds no optimizer.*another --out"),
         (state | {"optimizer": {"state": {}, "param_groups": []}}, r"not one group of parameters"),
     ]:
         with pytest.raises(CheckpointError, match=message):

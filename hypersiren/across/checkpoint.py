@@ -189,7 +189,10 @@ def require_resumable(state: dict[str, Any], config: RunConfig, path: str | Path
     dataset is decoded or model allocated."""
     missing = sorted({"optimizer", "step"} - state.keys())
     if missing:
-        raise CheckpointError(f"{path} holds no {' or '.join(missing)}, so no training can resume from it")
+        raise CheckpointError(
+            f"{path} holds no {' or '.join(missing)}, so no training can resume from it (an export?): resume from "
+            "the run it came from, or choose another --out to start over"
+        )
     if isinstance(state["step"], bool) or not isinstance(state["step"], int) or state["step"] < 0:
         raise CheckpointError(f"{path} holds step {state['step']!r}, not a step count: use an intact checkpoint")
     require_matching_weights(state, config, path)
