@@ -25,6 +25,9 @@ ratios, so load from other processes lands on all of them alike.
     python eval/bench.py --device cuda --batch-size 100
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import copy
 import itertools
 import math
@@ -46,16 +49,17 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from hypersiren.across import encoders as encoders_module
-from hypersiren.across.config import RunConfig
+from hypersiren.across.config import ConfigError, RunConfig, parameter_count
 from hypersiren.across.context import training_context_mask
 from hypersiren.across.data import ShuffledBatches, recipe_batch
+from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.model import HyperSiren, ModelConfig, Prediction
 from hypersiren.across.objective import hypernetwork_loss
 from hypersiren.across.training import FiniteWatch, compiled, compute_gradients, precision, set_tf32, skip_if_failed
 from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.core import render as render_module
 from hypersiren.core.pixels import pixel_grid
-from hypersiren.results import markdown_table, write_json
+from hypersiren.results import earlier_result, markdown_table, write_json
 
 PRESETS = Path(__file__).resolve().parents[1] / "train"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -368,11 +372,20 @@ def main() -> None:
         "--gemm-size", type=int_in(1, 16384), default=2048, help="side of the fp32 GEMM that rates the machine"
     )
     parser.add_argument("--out", default=None, help="JSON file (default eval/results/bench_<device>.json)")
+    parser.add_argument(
+        "--replace", action="store_true", help="replace --out even if it holds a benchmark of another setup"
+    )
     args = parser.parse_args()
     device = args.device
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 on every side
 
-    report, tables = {"device": device_name(device), "threads": torch.get_num_threads(), "torch": torch.__version__}, []
+    out = Path(args.out) if args.out else RESULTS / f"bench_{torch.device(device).type}.json"
+    report = {"device": device_name(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
+    report |= {"batch_size": args.batch_size, "rounds": args.rounds, "gemm_size": args.gemm_size}
+    if not args.replace:  # before the minutes of timing
+        require_same_setup(out, report)
+    require_bench_memory(device, batch_size=args.batch_size)
+    tables = []
     rate = report["gemm_flops_per_second"] = gemm_flops_per_second(device, args.gemm_size)
     for preset in ("paper", "default"):
         config = RunConfig.load(PRESETS / f"{preset}.toml")
@@ -416,7 +429,44 @@ def main() -> None:
         f"reference design {inference['reference design']:.1f}: {inference['ratio']:.2f}x"
     )
     print("\n\n".join([f"{report['device']}, {report['threads']} threads, torch {report['torch']}", *tables]))
-    write_json(report, args.out or RESULTS / f"bench_{torch.device(device).type}.json")
+    write_json(report, out)
+
+
+def require_bench_memory(device: str, batch_size: int) -> None:
+    """Refuse a benchmark whose largest training step would not fit (``memory.training_bytes``, as train/train.py
+    checks a run): celeba64 with every pixel rendered, or the largest size preset, at ``batch_size``."""
+    presets = {name: RunConfig.load(PRESETS / f"{name}.toml") for name in ("paper", *SIZE_PRESETS)}
+    every_pixel = copy.deepcopy(presets["celeba64"])  # as bench_sizes times it
+    every_pixel.train.query_points = 0
+    for config in [*presets.values(), every_pixel]:
+        size = config.data.image_size
+        points = (config.train.query_points or size * size) + config.train.fine_points
+        require_memory(
+            training_bytes(config.model, batch_size, size, points, parameters=parameter_count(config.model)),
+            device=device,
+            what=f"a training step of {batch_size} images of {size}x{size} with {points} points each",
+            fix="lower --batch-size",
+        )
+
+
+def require_same_setup(path: Path, report: dict[str, Any]) -> None:
+    """``ConfigError`` if ``path`` holds a benchmark of another machine, thread count, batch or GEMM size, or of more
+    rounds than ``report``'s: the tracked results (and the README's Speed figures) must not be replaced by a quick
+    or foreign run. A key an older file lacks is not compared; a file that is no benchmark is refused too."""
+    saved = earlier_result(path, "device")
+    if saved is None:
+        return
+    differ = [
+        f"{key} {saved[key]!r}, this one {report[key]!r}"
+        for key in ("device", "threads", "batch_size", "gemm_size")
+        if key in saved and saved[key] != report[key]
+    ]
+    if isinstance(saved.get("rounds"), int) and saved["rounds"] > report["rounds"]:
+        differ.append(f"{saved['rounds']} rounds, this one {report['rounds']}")
+    if differ:
+        raise ConfigError(
+            f"{path} holds a benchmark of another setup ({'; '.join(differ)}): pass --out elsewhere, or --replace"
+        )
 
 
 def mode_table(rows: list[dict[str, Any]]) -> str:

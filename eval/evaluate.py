@@ -4,11 +4,16 @@
     python eval/evaluate.py --run runs/celeba32 --ablation runs/celeba32_pixel   # + the pixel-head rows
     python eval/evaluate.py --run runs/celeba32 --data.root ~/data/celeba_test --split test
 
-Prints the table, then writes RUN_DIR/eval/metrics.json and metrics.md. A partial evaluation
-(--limit, a split other than the run's, another --seed) writes its own files, e.g.
-metrics_val_limit8.json, and never replaces the full one.
+Prints the table, then writes RUN_DIR/eval/metrics.json and metrics.md, which record the data root,
+split and number of images measured. A partial or foreign evaluation (--limit, a split other than the
+run's, another --seed, another --data.root) writes its own files, e.g. metrics_val_limit8.json, and
+a result file that measured more (more images, another data root, an ablation or scales this run
+lacks) is replaced only with --replace.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import dataclasses
 from pathlib import Path
 
@@ -17,14 +22,17 @@ import torch.nn.functional as F
 
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
+from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.context import protocol_settings
-from hypersiren.across.data import DataConfig, command_line_root, load_images
+from hypersiren.across.data import DataConfig, command_line_root, dataset_root, load_images
 from hypersiren.across.evaluation import (
     METHODS,
     METRICS,
     evaluate_inpainting,
     evaluate_scales,
     inpainting_table,
+    require_not_fuller,
+    root_tag,
     scale_settings,
     scales_table,
     seeded_masks,
@@ -67,15 +75,42 @@ def main() -> None:
         help="HyperSiren's pixels as the mean of supersample² points over their area (1: centre points; "
         "default: the run's, 2 where it was trained between pixel centres)",
     )
+    parser.add_argument(
+        "--replace", action="store_true", help="replace a result file even if it measured more than this evaluation"
+    )
     args = parser.parse_args()
 
     config, model = load_run(args.run, args.device)
     scales = args.scales or [scale for scale in SCALES if scale * config.data.image_size <= LARGEST_TRUTH]
-    ablation = load_run(args.ablation, args.device)[1] if args.ablation else None
+    ablation = load_ablation(args.ablation, config, args.device) if args.ablation else None
     split = args.split or config.data.eval_split
     # The evaluated split may live apart from the training images (a separate test folder): one root each.
     mean_image = to_model_space(load_images(reading_from(config.data, args.train_data_root), "train")).mean(dim=0)
-    images = load_images(reading_from(config.data, args.data_root), split, limit=args.limit)
+    data = reading_from(config.data, args.data_root)
+    images = load_images(data, split, limit=args.limit)
+    scales = scales if config.data.dataset != "cifar10" else []  # CIFAR-10's originals are 32x32: no larger truth
+    out_dir = Path(args.out or Path(args.run) / "eval")
+    name = results_name(
+        split,
+        eval_split=config.data.eval_split,
+        limit=args.limit,
+        seed=args.seed,
+        supersample=args.supersample,
+        root_tag=None if dataset_root(data) == dataset_root(config.data) else root_tag(data.root),
+    )
+    measured = {
+        "dataset": config.data.dataset,
+        "data_root": data.root,
+        "train_data_root": reading_from(config.data, args.train_data_root).root,  # of the mean image
+        "split": split,
+        "num_images": len(images),
+        "image_size": config.data.image_size,
+        "seed": args.seed,
+        "ablation": args.ablation,
+        "supersample": args.supersample or model.supersample,
+    }
+    if not args.replace:  # before the minutes of evaluation
+        require_not_fuller(out_dir / f"{name}.json", measured, scales=[f"{scale:g}" for scale in scales])
     settings = protocol_settings(*images.shape[-2:])
     results = evaluate_inpainting(
         model,
@@ -88,23 +123,14 @@ def main() -> None:
         supersample=args.supersample,
     )
 
-    summary = {
-        "dataset": config.data.dataset,
-        "split": split,
-        "num_images": len(images),
-        "image_size": config.data.image_size,
-        "seed": args.seed,
-        "ablation": args.ablation,
-        "supersample": args.supersample or model.supersample,
-        "results": results,
-    }
+    summary = measured | {"results": results}
     title = f"{config.data.dataset} {split}, {len(images)} images, {config.data.image_size}x{config.data.image_size}"
-    tables = f"### {title}\n\n" + "\n\n".join(inpainting_table(results, metric) for metric in METRICS) + "\n"
-    if config.data.dataset != "cifar10" and scales:  # CIFAR-10's originals are 32x32: no higher-resolution truth
-        high_data = reading_from(config.data, args.data_root)
+    tables = f"### {title}\n\nImages of {data.root}, seed {args.seed}.\n\n"
+    tables += "\n\n".join(inpainting_table(results, metric) for metric in METRICS) + "\n"
+    if scales:
         size = config.data.image_size
         high = {
-            scale: load_images(dataclasses.replace(high_data, image_size=round(scale * size)), split, limit=args.limit)
+            scale: load_images(dataclasses.replace(data, image_size=round(scale * size)), split, limit=args.limit)
             for scale in scales
         }
         summary["scales"] = evaluate_scales(
@@ -120,10 +146,6 @@ def main() -> None:
         )
         figure_scale = max(scales)
     print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
-    out_dir = Path(args.out or Path(args.run) / "eval")
-    name = results_name(
-        split, eval_split=config.data.eval_split, limit=args.limit, seed=args.seed, supersample=args.supersample
-    )
     write_results(summary, tables, out_dir, name)
     written = [f"{name}.json", f"{name}.md", f"{name}_psnr_vs_context.png"]
     labels = {method: label for method, label in METHODS.items() if method in results[settings[0]]}
@@ -132,6 +154,19 @@ def main() -> None:
         written.append(f"{name}_scale_{figure_scale:g}x.png")
         save_scales_figure(model, ablation, images[:3], high[figure_scale][:3], out_dir / written[-1], seed=args.seed)
     print(f"wrote {', '.join(written)} to {out_dir}")
+
+
+def load_ablation(run_dir: str, config: RunConfig, device: str) -> HyperSiren:
+    """The model of ``run_dir``, scored beside the run's: refused unless trained on the same dataset at the same
+    size, since a row beside the run's reads as a like-for-like comparison."""
+    ablation_config, model = load_run(run_dir, device)
+    theirs, ours = ablation_config.data, config.data
+    if (theirs.dataset, theirs.image_size) != (ours.dataset, ours.image_size):
+        raise ConfigError(
+            f"--ablation {run_dir} was trained on {theirs.dataset} {theirs.image_size}x{theirs.image_size}, the run on "
+            f"{ours.dataset} {ours.image_size}x{ours.image_size}: compare runs trained alike"
+        )
+    return model
 
 
 @torch.no_grad()
@@ -170,9 +205,17 @@ def reading_from(config: DataConfig, root: str | None) -> DataConfig:
     return dataclasses.replace(config, root=command_line_root(root)) if root else config
 
 
-def results_name(split: str, eval_split: str, limit: int | None, seed: int, supersample: int | None = None) -> str:
+def results_name(
+    split: str,
+    eval_split: str,
+    limit: int | None,
+    seed: int,
+    supersample: int | None = None,
+    root_tag: str | None = None,
+) -> str:
     """``metrics`` for the full held-out evaluation; a partial one is named by what makes it partial,
-    e.g. ``metrics_val_limit8``, so it never replaces the full one."""
+    e.g. ``metrics_val_limit8``, and one of another data root by its ``root_tag`` (``evaluation.root_tag``),
+    e.g. ``metrics_root-celeba_test-1a2b3c``, so it never replaces the full one."""
     parts = ["metrics"]
     if split != eval_split or limit:
         parts.append(split)
@@ -182,6 +225,8 @@ def results_name(split: str, eval_split: str, limit: int | None, seed: int, supe
         parts.append(f"seed{seed}")
     if supersample is not None:
         parts.append(f"supersample{supersample}")
+    if root_tag is not None:
+        parts.append(root_tag)
     return "_".join(parts)
 
 

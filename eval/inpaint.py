@@ -17,14 +17,20 @@ above the model's size the observed areas keep their detail and only the missing
 --out is a PNG (one image) or a folder that gets <name>.png per input (default: ./completed); beside
 each, <name>_comparison.png: observed (missing pixels magenta, see its legend) | HyperSiren |
 biharmonic (scikit-image's classical fill at the model's size, bicubic to N, your observed pixels
-kept the same way) | original (your photo at N), every tile NxN.
+kept the same way) | original (your photo at N), every tile NxN. A completion that would replace an input,
+another completion, or a file hypersiren did not write is refused before anything is written; a rerun replaces
+its own.
 
-Held-out figures (without --image), in RUN_DIR/figures, one row per held-out image:
+Held-out figures (without --image), in RUN_DIR/figures, one row per held-out image (another --num-images,
+--seed or --data.root writes to a folder of its own, e.g. RUN_DIR/figures_2images, never over these):
     inpaint_<setting>.png   observed (N px, missing magenta) | HyperSiren (observed pixels kept) | truth, per setting
     inpaint_overview.png    observed | HyperSiren | biharmonic for 10, 100 and 1000 pixels, then truth
     superres_<factor>x.png  input (nearest) | HyperSiren rendered at factor x from every pixel
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import argparse
 from pathlib import Path
 
@@ -37,14 +43,22 @@ from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
 from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.context import protocol_settings, random_context_mask, top_half_mask
-from hypersiren.across.data import IMAGE_SUFFIXES, DatasetError, decode_image, load_images, square_resize
-from hypersiren.across.evaluation import seeded_masks
+from hypersiren.across.data import (
+    IMAGE_SUFFIXES,
+    DatasetError,
+    command_line_root,
+    decode_image,
+    load_images,
+    square_resize,
+)
+from hypersiren.across.evaluation import root_tag, seeded_masks
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.user_images import complete_photo
 from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.figures import MISSING_LEGEND, context_image, save_labeled_grid, save_png
+from hypersiren.figures import MISSING_LEGEND, context_image, save_labeled_grid, save_png, written_here
 
+DEFAULT_NUM_IMAGES = 8  # rows of the held-out figures in RUN_DIR/figures; other counts go to a folder of their own
 DEFAULT_CONTEXT = 0.1  # of the pixels, when no --mask, --context or --top-half is given
 DEFAULT_RENDER_CAP = 1024  # the default render size: the crop's own side, at most this
 MAX_RENDER_SIZE = 4096  # 16.8 M points per image: minutes on a CPU, and more than a screen shows
@@ -85,7 +99,7 @@ def main() -> None:
     )
     own.add_argument("--out", type=Path, help="a PNG (one image) or a folder (default: ./completed)")
     held_out = parser.add_argument_group("held-out figures (without --image)")
-    held_out.add_argument("--num-images", type=int_in(1, 64), default=8, help="rows of each figure")
+    held_out.add_argument("--num-images", type=int_in(1, 64), default=DEFAULT_NUM_IMAGES, help="rows of each figure")
     held_out.add_argument("--factor", type=int_in(1, 16), default=4, help="super-resolution factor of the render")
     held_out.add_argument("--display-scale", type=int_in(1, 32), default=4, help="PNG pixels per input pixel, at least")
     args = parser.parse_args()
@@ -101,8 +115,8 @@ def main() -> None:
 
 def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> None:
     """Complete each ``--image`` and write it with its comparison figure; every input is read before any write."""
+    targets = output_paths(args.image, args.out, inputs=[*args.image, *([args.mask] if args.mask else [])])
     photos = [decode_image(path) for path in args.image]
-    targets = output_paths(args.image, args.out)
     mask = observed_pixels(args, count=len(photos), size=size).to(args.device)
     for index, (photo, target) in enumerate(zip(photos, targets)):
         side = args.size or min(*photo.shape[-2:], DEFAULT_RENDER_CAP)
@@ -118,25 +132,63 @@ def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> N
         original = to_unit_range(completion.original)
         labels = [f"observed ({num_observed} px)", "HyperSiren", "biharmonic (bicubic to size)", "original"]
         columns = [context_image(original, completion.observed), completed, to_unit_range(completion.biharmonic)]
-        comparison = target.with_name(f"{target.stem}_comparison.png")
+        comparison = comparison_path(target)
         write_figure([*columns, original], labels, comparison, tile_inches=COMPARISON_TILE_INCHES)
         print(f"wrote {comparison}: {' | '.join(labels)}, {side}x{side} tiles, missing pixels in magenta")
 
 
-def output_paths(images: list[Path], out: Path | None) -> list[Path]:
-    """Where each completion goes: ``out`` itself if it is a PNG (one image only), else ``out/<name>.png``."""
+def output_paths(images: list[Path], out: Path | None, inputs: list[Path]) -> list[Path]:
+    """Where each completion goes: ``out`` itself if it is a PNG (one image only), else ``out/<name>.png``.
+
+    Refused before anything is read or written: a folder ``out`` that is a file, and any completion or
+    comparison (``comparison_path``) that would replace one of the ``inputs``, another output, or an existing file
+    that hypersiren did not write.
+    """
     out = out or Path("completed")
     if out.suffix.lower() in IMAGE_SUFFIXES and out.suffix.lower() != ".png":
         raise ConfigError(f"--out {out}: completions are PNGs, lossless so observed pixels stay exact: name it .png")
     if out.suffix.lower() == ".png":
         if len(images) > 1:
             raise ConfigError(f"--out {out} is one PNG for {len(images)} images: give a folder")
-        return [out]
-    names = [image.stem for image in images]
-    repeated = sorted({name for name in names if names.count(name) > 1})
-    if repeated:
-        raise ConfigError(f"several --image files are named {repeated[0]}: rename them or complete them one by one")
-    return [out / f"{name}.png" for name in names]
+        if out.is_dir():
+            raise ConfigError(f"--out {out} is a folder: name the PNG inside it, e.g. {out / 'completed.png'}")
+        targets = [out]
+    else:
+        if out.exists() and not out.is_dir():
+            raise ConfigError(f"--out {out} is a file, not a folder: name a folder, or a .png for one image")
+        names = [image.stem for image in images]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ConfigError(f"several --image files are named {repeated[0]}: rename them or complete them one by one")
+        targets = [out / f"{name}.png" for name in names]
+    outputs = [path for target in targets for path in (target, comparison_path(target))]
+    _require_distinct(outputs, inputs)
+    for output in outputs:  # a rerun replaces its own completions, never a user's file of the same name
+        if output.exists() and not written_here(output):
+            raise ConfigError(f"{output} exists and hypersiren did not write it: choose another --out, or move it")
+    return targets
+
+
+def comparison_path(target: Path) -> Path:
+    """The comparison figure written beside the completion ``target``."""
+    return target.with_name(f"{target.stem}_comparison.png")
+
+
+def _require_distinct(outputs: list[Path], inputs: list[Path]) -> None:
+    """``ConfigError`` if two ``outputs`` are one file, or an output is one of the ``inputs`` (a user's photo or mask
+    is never replaced by a completion); paths are compared resolved, and as files where both exist (hard links)."""
+    seen: dict[Path, Path] = {}
+    for output in outputs:
+        resolved = output.resolve()
+        if resolved in seen:
+            raise ConfigError(
+                f"{output} would be written twice (the inputs' outputs collide): rename an --image or complete "
+                "them one by one"
+            )
+        seen[resolved] = output
+        for given in inputs:
+            if resolved == given.resolve() or (output.exists() and given.exists() and output.samefile(given)):
+                raise ConfigError(f"--out would write {output} over the input {given}: choose another --out")
 
 
 def observed_pixels(args: argparse.Namespace, count: int, size: int) -> Tensor:
@@ -167,7 +219,7 @@ def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.
     image = to_model_space(load_images(config.data, config.data.eval_split, limit=args.num_images)).to(args.device)
     count, _, height, width = image.shape
     truth = to_unit_range(image)
-    out_dir = Path(args.run) / "figures"
+    out_dir = Path(args.run) / figures_folder(args)
     written, overview_columns, overview_labels = [], [], []
     for setting in protocol_settings(height, width):
         mask = seeded_masks(setting, count=count, height=height, width=width, seed=args.seed).to(args.device)
@@ -194,6 +246,20 @@ def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.
         write_figure([upsampled, rendered], labels, path, pixel_scale=scale, tile_inches=SUPERRES_TILE_INCHES)
     )
     print(f"wrote {len(written)} figures to {out_dir}")
+
+
+def figures_folder(args: argparse.Namespace) -> str:
+    """``figures`` for the run's own held-out images at the default settings; figures of fewer or more images,
+    another --seed or another --data.root go to a folder named by what differs (``figures_2images_seed3``), so
+    that they never replace the run's own."""
+    parts = ["figures"]
+    if args.num_images != DEFAULT_NUM_IMAGES:
+        parts.append(f"{args.num_images}images")
+    if args.seed != 0:
+        parts.append(f"seed{args.seed}")
+    if args.data_root:
+        parts.append(root_tag(command_line_root(args.data_root)))
+    return "_".join(parts)
 
 
 def write_figure(columns: list[Tensor], labels: list[str], path: Path, **grid_options: float) -> Path:

@@ -16,9 +16,13 @@ Choices are cumulative, from safest to most aggressive:
 
     python eval/precision.py --run runs/celeba32
 
-Prints the table, then writes RUN_DIR/eval/precision.json and precision.md.
+Prints the table, then writes RUN_DIR/eval/precision.json and precision.md, unless that file measured more
+(more images, another data root or seed) and --replace is not given.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +35,8 @@ from tqdm import tqdm
 from hypersiren.across.checkpoint import load_run
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import load_images
-from hypersiren.across.evaluation import seeded_masks
+from hypersiren.across.evaluation import require_not_fuller, seeded_masks
+from hypersiren.across.memory import inpaint_bytes, require_memory
 from hypersiren.across.model import HyperSiren
 from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.metrics import psnr
@@ -48,6 +53,7 @@ class Precision:
     bf16_sine: bool  # pre-activations rounded to bf16 before the sine
 
 
+BATCH_SIZE = 128  # images rendered at once, every pixel of each
 PRECISIONS = {
     "fp32": Precision("fp32 throughout", bf16_trunk=False, bf16_operands_from=None, bf16_sine=False),
     "bf16_trunk": Precision(
@@ -107,7 +113,7 @@ def evaluate_precisions(
     images: Tensor,
     settings: tuple[str, ...] | None = None,
     seed: int = 0,
-    batch_size: int = 128,
+    batch_size: int = BATCH_SIZE,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Mean PSNR (dB) per image on the evaluation's seeded masks: ``{metric: {precision: {setting: dB}}}``.
 
@@ -135,6 +141,19 @@ def evaluate_precisions(
     }
 
 
+def require_precision_memory(model: HyperSiren, images: Tensor, device: str) -> None:
+    """Refuse an evaluation whose batch would not fit: ``inpaint_with`` renders every pixel of ``BATCH_SIZE`` images
+    at once (``memory.inpaint_bytes`` with the whole image as one chunk), before the minutes of evaluation."""
+    count, _, height, width = images.shape
+    batch = min(count, BATCH_SIZE)
+    require_memory(
+        inpaint_bytes(model.config, batch, height, width, size=(height, width), chunk_size=height * width),
+        device=device,
+        what=f"rendering {batch} images of {height}x{width} at once",
+        fix="evaluate a smaller model or on a larger device",
+    )
+
+
 def precision_tables(results: dict[str, dict[str, dict[str, float]]]) -> str:
     """Two tables: PSNR against the truth (change from fp32), and against the fp32 rendering."""
     psnrs, fidelity = results["psnr"], results["psnr_vs_fp32"]
@@ -156,18 +175,25 @@ def main() -> None:
     parser = program(__doc__)
     add_run_options(parser)
     parser.add_argument("--limit", type=int_in(1), default=256, help="held-out images to evaluate")
+    parser.add_argument(
+        "--replace", action="store_true", help="replace precision.json even if it measured more than this evaluation"
+    )
     args = parser.parse_args()
 
     config, model = load_run(args.run, device=args.device, data_root=args.data_root)
     images = load_images(config.data, config.data.eval_split, limit=args.limit)
+    split, out_dir = config.data.eval_split, Path(args.run) / "eval"
+    summary = {"dataset": config.data.dataset, "data_root": config.data.root, "split": split, "num_images": len(images)}
+    summary["seed"] = args.seed
+    if not args.replace:  # before the minutes of evaluation
+        require_not_fuller(out_dir / "precision.json", summary, scales=[])
+    require_precision_memory(model, images, device=args.device)
     results = evaluate_precisions(model, images, seed=args.seed)
 
-    split = config.data.eval_split
-    summary = {"dataset": config.data.dataset, "split": split, "num_images": len(images), "seed": args.seed}
     tables = f"### {config.data.dataset} {split}, {len(images)} images, raw rendering\n\n{precision_tables(results)}\n"
     print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
-    write_results(summary | {"results": results}, tables, Path(args.run) / "eval", "precision")
-    print(f"wrote {Path(args.run) / 'eval' / 'precision'}.json and .md")
+    write_results(summary | {"results": results}, tables, out_dir, "precision")
+    print(f"wrote {out_dir / 'precision'}.json and .md")
 
 
 if __name__ == "__main__":

@@ -5,40 +5,43 @@ dataset (the inpainting model); ``single`` fits one signal. The names below are 
 most uses need.
 """
 
-from hypersiren.across.context import random_context_mask, top_half_mask, training_context_mask
-from hypersiren.across.encoders import ConvEncoder, Latents, SetEncoder, UNetEncoder
-from hypersiren.across.hypernet import HyperNetwork, ShiftModulator
-from hypersiren.across.model import HyperSiren, ModelConfig, Prediction, Refinement
-from hypersiren.core.diffops import divergence, gradient, laplacian
-from hypersiren.core.metrics import mse, psnr
-from hypersiren.core.pixels import pixel_grid
-from hypersiren.core.render import LayerParams, SirenParams, render
-from hypersiren.core.siren import Siren, SirenConfig, init_siren_params
+import importlib
+from typing import Any
 
-__all__ = [
-    "ConvEncoder",
-    "HyperNetwork",
-    "HyperSiren",
-    "LayerParams",
-    "Latents",
-    "ModelConfig",
-    "Prediction",
-    "Refinement",
-    "SetEncoder",
-    "ShiftModulator",
-    "Siren",
-    "SirenConfig",
-    "SirenParams",
-    "UNetEncoder",
-    "divergence",
-    "gradient",
-    "init_siren_params",
-    "laplacian",
-    "mse",
-    "pixel_grid",
-    "psnr",
-    "random_context_mask",
-    "training_context_mask",
-    "render",
-    "top_half_mask",
-]
+# Each name's module, imported on first use: importing any module of the package then costs no torch import, so that
+# ``hypersiren.start``, which every program imports first, takes effect before the seconds torch takes to load.
+_HOMES = {
+    "ConvEncoder": "hypersiren.across.encoders",
+    "HyperNetwork": "hypersiren.across.hypernet",
+    "HyperSiren": "hypersiren.across.model",
+    "LayerParams": "hypersiren.core.render",
+    "Latents": "hypersiren.across.encoders",
+    "ModelConfig": "hypersiren.across.model",
+    "Prediction": "hypersiren.across.model",
+    "Refinement": "hypersiren.across.model",
+    "SetEncoder": "hypersiren.across.encoders",
+    "ShiftModulator": "hypersiren.across.hypernet",
+    "Siren": "hypersiren.core.siren",
+    "SirenConfig": "hypersiren.core.siren",
+    "SirenParams": "hypersiren.core.render",
+    "UNetEncoder": "hypersiren.across.encoders",
+    "divergence": "hypersiren.core.diffops",
+    "gradient": "hypersiren.core.diffops",
+    "init_siren_params": "hypersiren.core.siren",
+    "laplacian": "hypersiren.core.diffops",
+    "mse": "hypersiren.core.metrics",
+    "pixel_grid": "hypersiren.core.pixels",
+    "psnr": "hypersiren.core.metrics",
+    "random_context_mask": "hypersiren.across.context",
+    "training_context_mask": "hypersiren.across.context",
+    "render": "hypersiren.core.render",
+    "top_half_mask": "hypersiren.across.context",
+}
+
+__all__ = sorted(_HOMES)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'hypersiren' has no attribute {name!r}")
+    return getattr(importlib.import_module(_HOMES[name]), name)

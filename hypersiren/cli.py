@@ -19,7 +19,9 @@ import argparse
 import copy
 import dataclasses
 import errno
+import json
 import math
+import signal
 import sys
 import typing
 from collections.abc import Callable, Iterator, Sequence
@@ -28,20 +30,26 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 import torch
+from tqdm import tqdm
 
 from hypersiren.across.checkpoint import CheckpointError
 from hypersiren.across.config import FIELD_HELP, RunConfig, option_type
 from hypersiren.across.data import DatasetError
-from hypersiren.across.memory import MemoryLimitError
-from hypersiren.across.rules import MAX_SEED, ConfigError
+from hypersiren.across.memory import MemoryLimitError, require_memory
+from hypersiren.across.rules import MAX_OMEGA, MAX_SEED, ConfigError
+from hypersiren.across.run_folder import LOCK
 from hypersiren.core.siren import Siren
-from hypersiren.results import write_json
+from hypersiren.results import NonFiniteResultError, write_json
+from hypersiren.single.fitting import FitDivergedError
 
 EXIT_CODE = 2  # as argparse uses for a bad command line
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a program stopped by Ctrl-C
 # A fit's network beyond these is a typo (--hidden 25600), not an experiment: the paper's are 256 wide, 3-5 deep.
 MAX_FIT_WIDTH, MAX_FIT_LAYERS = 4096, 64
 MAX_FIT_SIZE = 2048  # px per side of a fitted photo or a render: 4 M points, each rendered every step
+# A smaller photo is scored perfect for nothing: 1 px is matched by its offset alone, 2 px by the harmonic match's 5
+# functions, and the Sobel and 5-point filters' 3x3 stencils see mostly the border.
+MIN_FIT_SIZE = 8
 
 _OS_FIXES = {
     errno.ENOSPC: "free space on that disk, or write elsewhere",
@@ -50,8 +58,9 @@ _OS_FIXES = {
     errno.EPERM: "check its permissions, or write elsewhere",
     errno.EROFS: "the file system is read-only: write elsewhere",
     errno.ENOENT: "check the path",
-    errno.ENOTDIR: "check the path",
-    errno.EISDIR: "check the path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: check the path",
+    errno.EISDIR: "it is a folder, not a file: check the path",
+    errno.EEXIST: "a file is in the way where a folder is needed: move it, or choose another path",
 }
 
 
@@ -60,16 +69,35 @@ def exits_cleanly() -> Iterator[None]:
     """Turn dataset, checkpoint, config, memory and file-system errors into ``error: <one line>`` and exit 2;
     Ctrl-C into ``interrupted`` and exit 130.
 
-    Use as ``@exits_cleanly()`` on a program's ``main``.
+    Use as ``@exits_cleanly()`` on a program's ``main``. Puts Python's own Ctrl-C handler back, in place of the one
+    ``hypersiren.start`` installs for the imports, so that a program can say what an interrupt stopped.
     """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
-    except (DatasetError, CheckpointError, ConfigError, MemoryLimitError, OSError) as error:
+    except (
+        DatasetError,
+        CheckpointError,
+        ConfigError,
+        MemoryLimitError,
+        FitDivergedError,
+        NonFiniteResultError,
+        OSError,
+    ) as error:
+        close_progress_bars()
         print(f"error: {describe(error)}", file=sys.stderr)
         raise SystemExit(EXIT_CODE) from None
     except KeyboardInterrupt:
+        close_progress_bars()
         print("interrupted", file=sys.stderr)
         raise SystemExit(INTERRUPTED_EXIT_CODE) from None
+
+
+def close_progress_bars() -> None:
+    """Close every open tqdm bar now, so that the line printed next is the last one on the terminal: a bar left
+    open closes when the traceback holding it is freed, after the message, and redraws itself below it."""
+    for bar in list(getattr(tqdm, "_instances", ())):
+        bar.close()
 
 
 def describe(error: BaseException) -> str:
@@ -154,6 +182,15 @@ def positive_float(text: str) -> float:
 
 
 seed = int_in(0, MAX_SEED)  # an argparse type: a seed both torch and numpy take
+
+
+def omega_value(text: str) -> float:
+    """An argparse type: a SIREN ω₀ in (0, MAX_OMEGA], the bound model.omega has (beyond it sin(ω₀x) in fp32 is
+    noise, and 1e308 overflows: a fit would then diverge and blame its learning rate)."""
+    value = positive_float(text)
+    if value > MAX_OMEGA:
+        raise argparse.ArgumentTypeError(f"must be in (0, {MAX_OMEGA:g}], got {text}")
+    return value
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -265,7 +302,7 @@ def add_fit_options(
     parser.add_argument("--hidden", type=width, default=hidden, help="hidden width of every network")
     parser.add_argument("--layers", type=depth, default=layers, help="hidden layers of every network")
     parser.add_argument(
-        "--omega", type=positive_float, default=omega, help="SIREN ω₀; ≈10 suits 64 px images (see README)"
+        "--omega", type=omega_value, default=omega, help="SIREN ω₀; ≈10 suits 64 px images (see README)"
     )
     parser.add_argument("--seed", type=seed, default=0, help="seed of every initialization")
 
@@ -284,8 +321,39 @@ def seeded_siren(args: argparse.Namespace, in_features: int) -> Siren:
     return siren.to(args.device)
 
 
-def start_run(args: argparse.Namespace) -> Path:
-    """Create the program's ``args.out`` folder and save its arguments there as ``config.json``."""
+def start_run(args: argparse.Namespace, program: str) -> Path:
+    """Create the program's ``args.out`` folder and save its arguments there as ``config.json``, naming ``program``.
+
+    A folder that holds anything else is refused before anything is written (``require_fit_folder``).
+    """
     out = Path(args.out)
-    write_json(vars(args), out / "config.json")
+    require_fit_folder(out, program)
+    write_json(vars(args) | {"program": program}, out / "config.json")
     return out
+
+
+def require_fit_folder(out: Path, program: str) -> None:
+    """``ConfigError`` unless ``out`` is a new or empty folder or an earlier output of the fit ``program``: a fit
+    writes config.json and its results there, which would replace a training run's or another program's files."""
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a folder: choose a new folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    if any((out / name).exists() for name in ("checkpoint.pt", LOCK)):
+        raise ConfigError(
+            f"--out {out} holds a training run (checkpoint.pt or {LOCK}): a fit would replace its files; "
+            "choose another --out"
+        )
+    try:
+        saved = json.loads((out / "config.json").read_text())
+    except (OSError, ValueError):
+        saved = None
+    if not isinstance(saved, dict):
+        raise ConfigError(f"--out {out} is a non-empty folder that holds no fit's config.json: choose a new folder")
+    if saved.get("program", program) != program:
+        raise ConfigError(f"--out {out} holds the output of {saved['program']}: choose another --out")
+
+
+def require_fit_memory(needed: float, device: str, what: str) -> None:
+    """Refuse a fit whose estimated memory (``fitting.fit_bytes``) exceeds ``device``'s, before anything is written."""
+    require_memory(needed, device=device, what=what, fix="lower --size (or the point counts), --hidden or --layers")

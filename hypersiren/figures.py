@@ -10,10 +10,13 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 import torch
+from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 from torch import Tensor
-from torchvision.utils import make_grid, save_image
+from torchvision.utils import make_grid
 
 from hypersiren.files import write_atomically
+from hypersiren.results import NonFiniteResultError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
 # are), and faces and photos seldom hold pure magenta. Figures say so in a legend (MISSING_LEGEND).
 MISSING_COLOUR = (1.0, 0.0, 1.0)
 MISSING_LEGEND = {"missing pixel (not observed)": MISSING_COLOUR}
+SOFTWARE = "hypersiren"  # the Software text of every PNG written here: what a program may replace
 DPI = 150  # PNG pixels per figure inch
 
 
@@ -57,6 +61,7 @@ def save_labeled_grid(
     pixel; the labels keep their size. ``legend`` maps a label to the RGB colour it explains
     (``MISSING_LEGEND``), drawn under the tiles.
     """
+    _require_finite(tiles, path)
     tile_inches = max(tile_inches, pixel_scale * max(tiles.shape[-2:]) / DPI)
     columns = len(column_labels)
     if tiles.shape[0] % columns:
@@ -136,14 +141,41 @@ def _pyplot() -> ModuleType:
 
 def _save(figure: "Figure", path: str | Path) -> None:
     try:
-        write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=DPI))
+        metadata = {"Software": SOFTWARE}
+        write_atomically(path, lambda file: figure.savefig(file, format="png", dpi=DPI, metadata=metadata))
     finally:
         _pyplot().close(figure)
 
 
 def save_png(images: Tensor, path: str | Path) -> None:
     """``images (B, C, H, W)`` or ``(C, H, W)`` in [0, 1] as one PNG (a grid if B > 1), written atomically."""
-    write_atomically(path, lambda file: save_image(images, file, format="png"))
+    _require_finite(images, path)
+    grid = make_grid(images.detach().float().cpu()).mul(255).add(0.5).clamp(0, 255).to(torch.uint8)  # as save_image
+    picture = Image.fromarray(grid.permute(1, 2, 0).numpy())
+    marked = PngInfo()
+    marked.add_text("Software", SOFTWARE)
+    write_atomically(path, lambda file: picture.save(file, format="png", pnginfo=marked))
+
+
+def written_here(path: str | Path) -> bool:
+    """Whether ``path`` is a PNG that hypersiren wrote (``save_png``, a figure), which a program may replace: a
+    user's own file of the same name never is."""
+    try:
+        with Image.open(path) as picture:
+            return picture.format == "PNG" and picture.info.get("Software") == SOFTWARE
+    except (OSError, ValueError):
+        return False
+
+
+def _require_finite(images: Tensor, path: str | Path) -> None:
+    """``NonFiniteResultError`` for images holding NaN or inf: saved, they would be black pixels that look like a
+    result (a PNG has no NaN)."""
+    bad = int((~torch.isfinite(images)).sum())
+    if bad:
+        raise NonFiniteResultError(
+            f"refusing to write {path}: {bad} of its {images.numel()} values are NaN or inf (a diverged or damaged "
+            "model?)"
+        )
 
 
 def display_scale(values: Tensor, quantile: float = 0.99) -> float:

@@ -1,15 +1,49 @@
 """Result files: Markdown tables beside the same numbers as JSON, and curves as CSV; each written atomically."""
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from hypersiren.across.rules import ConfigError
 from hypersiren.files import write_text
 
 
+class NonFiniteResultError(ValueError):
+    """A result holds NaN or inf: no number to report, and no strict JSON reader takes it."""
+
+
 def write_json(value: Any, path: str | Path) -> None:
-    """``value`` (numbers, strings, lists, dicts) as indented JSON."""
-    write_text(json.dumps(value, indent=2) + "\n", path)
+    """``value`` (numbers, strings, lists, dicts) as indented, strict JSON: a NaN or inf in it is refused
+    (``NonFiniteResultError`` naming where), since Python's ``NaN`` literal is no JSON and no result."""
+    where = _non_finite(value, "")
+    if where is not None:
+        raise NonFiniteResultError(f"refusing to write {path}: its entry {where or 'value'} is not a finite number")
+    write_text(json.dumps(value, indent=2, allow_nan=False) + "\n", path)
+
+
+def _non_finite(value: Any, where: str) -> str | None:
+    """The path (``['10']['psnr']``) of the first NaN or inf float in ``value``, None if there is none."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list | tuple) else ()
+    return next((found for key, item in items if (found := _non_finite(item, f"{where}[{key!r}]")) is not None), None)
+
+
+def earlier_result(path: str | Path, key: str) -> dict[str, Any] | None:
+    """The result a program wrote at ``path`` before (a JSON object holding ``key``), None if there is no file;
+    ``ConfigError`` for a file that is not one (someone's own ``metrics.json``), which no program may replace."""
+    try:
+        text = Path(path).read_text()
+    except OSError:  # no file, or none readable: nothing to keep, and a write there fails with its own message
+        return None
+    try:
+        saved = json.loads(text)
+    except ValueError:
+        saved = None
+    if not isinstance(saved, dict) or key not in saved:
+        raise ConfigError(f"{path} exists and is not a result hypersiren wrote: pass --out elsewhere, or move it")
+    return saved
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

@@ -1,9 +1,15 @@
 """eval/bench.py: its reference computes hypersiren's function exactly, and every ablation computes the same
 numbers with one trick swapped for plain code, so each timing compares like with like."""
 
+import json
+import re
+
 import pytest
 import torch
 
+from hypersiren.across import memory
+from hypersiren.across.config import ConfigError
+from hypersiren.across.memory import MemoryLimitError
 from hypersiren.across.model import HyperSiren
 
 
@@ -139,3 +145,27 @@ def test_a_training_step_contender_is_a_step_of_adam(bench, model, batch):
     before = [parameter.clone() for parameter in model.parameters()]
     step()
     assert all(not torch.equal(old, new) for old, new in zip(before, model.parameters()))
+
+
+def test_a_benchmark_of_another_setup_or_fewer_rounds_replaces_none_unless_asked(bench, tmp_path):
+    path = tmp_path / "bench_cpu.json"
+    saved = {"device": "CPU (Xeon)", "threads": 2, "batch_size": 32, "rounds": 9, "gemm_size": 2048}
+    path.write_text(json.dumps(saved))
+    for change, phrase in [
+        ({"threads": 1}, "threads 2, this one 1"),
+        ({"device": "CPU (Apple M2)"}, "device 'CPU (Xeon)'"),
+        ({"batch_size": 4}, "batch_size 32, this one 4"),
+        ({"rounds": 1}, "9 rounds, this one 1"),
+    ]:
+        with pytest.raises(ConfigError, match=f"another setup .*{re.escape(phrase)}.*--replace"):
+            bench.require_same_setup(path, saved | change)
+    bench.require_same_setup(path, saved | {"rounds": 20})  # more rounds of the same setup: replaced
+    path.write_text(json.dumps({"device": "CPU (Xeon)", "threads": 2}))  # written before runs recorded their setup
+    bench.require_same_setup(path, saved | {"batch_size": 8, "rounds": 1})
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_timing(bench, monkeypatch):
+    bench.require_bench_memory("cpu", batch_size=1)
+    monkeypatch.setattr(memory, "physical_memory", lambda: 2**30)
+    with pytest.raises(MemoryLimitError, match=r"a training step of 1024 images of \d+x\d+ .* lower --batch-size"):
+        bench.require_bench_memory("cpu", batch_size=1024)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from hypersiren.across import memory
 from hypersiren.across.checkpoint import (
     PRETRAINED,
     CheckpointError,
@@ -16,7 +17,8 @@ from hypersiren.across.checkpoint import (
     require_resumable,
     save_checkpoint,
 )
-from hypersiren.across.config import RunConfig
+from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.memory import MemoryLimitError
 from hypersiren.across.model import HyperSiren
 from hypersiren.core.siren import Siren
 from hypersiren.files import remove_stale_temporaries, write_text
@@ -114,8 +116,23 @@ def test_truncated_checkpoint_raises_checkpoint_error(tmp_path):
 def test_loading_refuses_pickled_code(tmp_path):
     path = tmp_path / "checkpoint.pt"
     torch.save({"model": {}, "payload": NotAllowedOnLoad()}, path)
-    with pytest.raises(CheckpointError, match="corrupt or not a hypersiren checkpoint"):
+    with pytest.raises(CheckpointError, match="corrupt or not a hypersiren checkpoint") as refusal:
         load_checkpoint(path)
+    assert "weights_only" not in str(refusal.value) and "False" not in str(refusal.value)  # never advise unsafe loading
+    assert "\n" not in str(refusal.value)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_checkpoint_with_a_non_finite_weight_is_refused_naming_it(tmp_path, value, small):
+    config = small().validate()
+    weights = HyperSiren(config.model).state_dict()
+    name = next(iter(weights))
+    weights[name].view(-1)[0] = value
+    torch.save(
+        {"model": weights, "step": 1, "config": config.to_dict()}, tmp_path / "checkpoint.pt"
+    )  # bypasses the save check
+    with pytest.raises(CheckpointError, match=rf"holds NaN or inf in state\['model'\]\['{name}'\].*intact checkpoint"):
+        load_run(tmp_path)
 
 
 def test_a_file_system_error_is_not_called_corruption(tmp_path, monkeypatch):
@@ -195,7 +212,7 @@ def test_a_tiny_checkpoint_asking_for_a_huge_model_is_refused_before_allocation(
     config = small()
     write_run(tmp_path, config)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
-    state["config"]["model"]["hyper_hidden_features"] = 40000  # ~1.6e9 parameters (6 GiB), were it built
+    state["config"]["model"] |= {"hyper_hidden_features": 30000, "siren_hidden_features": 256}  # ~6e9 parameters
     torch.save({"model": {}, "step": 1, "config": state["config"]}, tmp_path / "checkpoint.pt")
     assert (tmp_path / "checkpoint.pt").stat().st_size < 4096
     with pytest.raises(CheckpointError, match=r"config saved in .* not usable: the model would have [\d,]+ parameters"):
@@ -258,7 +275,7 @@ def test_a_checkpoint_that_does_not_fit_its_config_is_refused_before_resuming(sm
         (state | {"optimizer": training_state(other)["optimizer"]}, r"optimizer state does not match its model .*"),
         (state | {"model": training_state(other)["model"]}, r"weights do not match its config's model"),
         (state | {"step": "3"}, r"holds step '3', not a step count"),
-        ({key: value for key, value in state.items() if key != "optimizer"}, r"holds no optimizer"),
+        ({key: value for key, value in state.items() if key != "optimizer"}, r"holds no optimizer.*another --out"),
         (state | {"optimizer": {"state": {}, "param_groups": []}}, r"not one group of parameters"),
     ]:
         with pytest.raises(CheckpointError, match=message):
@@ -271,3 +288,36 @@ def test_a_run_taught_between_pixel_centres_renders_pixels_as_area_means(tmp_pat
     state = {"model": HyperSiren(config.model).state_dict(), "step": 1, "config": config.to_dict()}
     save_checkpoint(state, tmp_path / "checkpoint.pt")
     assert load_run(tmp_path)[1].supersample == supersample
+
+
+def test_an_export_never_replaces_its_run_and_replaces_another_only_when_asked(tmp_path, small):
+    config = small().validate()
+    save_checkpoint(training_state(config), tmp_path / "run" / "checkpoint.pt")
+    (tmp_path / "other").mkdir()
+    save_checkpoint(training_state(config, step=9), tmp_path / "other" / "checkpoint.pt")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    for out, replace, message in [
+        (tmp_path / "run", False, "is the run itself"),
+        (tmp_path / "run" / ".." / "run", True, "is the run itself"),  # asked or not
+        (tmp_path / "other", False, "already holds checkpoint.pt .* pass --replace"),
+        (tmp_path / "run" / "checkpoint.pt", False, "is a file, not a folder"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            export_run(tmp_path / "run", out, replace=replace)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+    export_run(tmp_path / "run", tmp_path / "other", replace=True)
+    assert "optimizer" not in load_checkpoint(tmp_path / "other" / "checkpoint.pt")
+    assert "optimizer" in load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+
+
+def test_a_checkpoint_file_given_as_the_run_is_called_a_file(tmp_path):
+    save_checkpoint(make_state(1), tmp_path / "checkpoint.pt")
+    with pytest.raises(CheckpointError, match="checkpoint.pt is a file, not a run folder: pass the folder that holds"):
+        load_run(tmp_path / "checkpoint.pt")
+
+
+def test_a_checkpoint_larger_than_the_machines_memory_is_refused_before_loading(tmp_path, monkeypatch):
+    save_checkpoint(make_state(1), tmp_path / "checkpoint.pt")
+    monkeypatch.setattr(memory, "physical_memory", lambda: 1024)  # bytes: less than the file
+    with pytest.raises(MemoryLimitError, match=r"loading .*checkpoint.pt .* needs about .* more than this machine's"):
+        load_checkpoint(tmp_path / "checkpoint.pt")

@@ -1,12 +1,24 @@
 import ast
+import errno
+import gc
 from pathlib import Path
 
 import pytest
 import torch
+from tqdm import tqdm
 
 from hypersiren.across.config import RunConfig
 from hypersiren.across.memory import MemoryLimitError
-from hypersiren.cli import add_config_options, add_fit_options, config_overrides, exits_cleanly, program, seeded_siren
+from hypersiren.across.rules import ConfigError
+from hypersiren.cli import (
+    add_config_options,
+    add_fit_options,
+    config_overrides,
+    exits_cleanly,
+    program,
+    require_fit_folder,
+    seeded_siren,
+)
 
 PRESETS = Path(__file__).resolve().parents[1] / "train"
 PROGRAMS = [*PRESETS.glob("*.py"), *(PRESETS.parent / "eval").glob("*.py"), PRESETS.parent / "hypersiren" / "cli.py"]
@@ -163,3 +175,29 @@ def test_a_run_too_large_for_memory_is_one_line(capsys):
         raise MemoryLimitError("a step needs about 99.0 GiB: lower train.batch_size")
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "error: a step needs about 99.0 GiB: lower train.batch_size\n"
+
+
+def test_the_error_is_the_last_line_even_with_a_progress_bar_left_open(capsys):
+    @exits_cleanly()
+    def training() -> None:
+        progress = tqdm(total=10, desc="training")  # open when the error leaves, as train.py's bar is
+        progress.update(3)
+        raise OSError(errno.ENOSPC, "No space left on device", "run/checkpoint.pt")
+
+    with pytest.raises(SystemExit) as exit_info:
+        training()
+    del exit_info  # frees the traceback, and with it the bar: an open bar redraws itself as it closes
+    gc.collect()
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last == "error: No space left on device: run/checkpoint.pt (free space on that disk, or write elsewhere)"
+
+
+def test_a_fit_reruns_into_its_own_output_only(tmp_path):
+    require_fit_folder(tmp_path / "new", program="fit_image")
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text('{"steps": 5}')  # written before configs named their program
+    require_fit_folder(tmp_path / "old", program="fit_image")
+    (tmp_path / "old" / "config.json").write_text('{"program": "fit_image"}')
+    require_fit_folder(tmp_path / "old", program="fit_image")
+    with pytest.raises(ConfigError, match="holds the output of fit_image"):
+        require_fit_folder(tmp_path / "old", program="fit_sdf")

@@ -88,6 +88,26 @@ def test_a_folder_too_small_for_a_validation_split_says_so(tmp_path, split):
         load_images(DataConfig("folder", str(tmp_path)), split)
 
 
+@pytest.mark.parametrize("dataset", ["celeba", "cifar10", "folder"])
+def test_a_root_that_is_a_file_is_called_a_file(tmp_path, dataset):
+    (tmp_path / "celeba.zip").write_bytes(b"PK")
+    with pytest.raises(DatasetError, match=r"data.root .*celeba.zip is a file, not a folder"):
+        load_images(DataConfig(dataset, str(tmp_path / "celeba.zip"), cache=""), "train")
+
+
+@pytest.mark.parametrize("oddity", ["folder", "broken link", "fifo"])
+def test_a_folder_entry_named_as_an_image_but_no_file_is_named_before_decoding(tmp_path, oddity):
+    for index in range(12):
+        Image.new("RGB", (4, 4)).save(tmp_path / f"{index:02d}.png")
+    odd = tmp_path / "sub" / "05b.png"
+    odd.parent.mkdir()
+    {"folder": odd.mkdir, "broken link": lambda: odd.symlink_to(tmp_path / "gone"), "fifo": lambda: os.mkfifo(odd)}[
+        oddity
+    ]()
+    with pytest.raises(DatasetError, match=r"1 entries under .* are named as images but are no readable file .*05b"):
+        load_images(DataConfig("folder", str(tmp_path), cache=""), "train")
+
+
 @pytest.mark.parametrize(
     "line", ["000001.jpg", "000001.jpg 0 extra", "000001.jpg train", "000001.jpg 7"], ids=["1", "3", "word", "code"]
 )

@@ -10,9 +10,11 @@ from hypersiren.figures import (
     magnitude_for_display,
     plot_curves,
     save_labeled_grid,
+    save_png,
     signed_distance_for_display,
     signed_for_display,
 )
+from hypersiren.results import NonFiniteResultError
 
 
 def test_plot_draws_each_curve_in_its_own_colour(tmp_path):
@@ -76,3 +78,13 @@ def test_a_legend_is_drawn_under_the_tiles(tmp_path):
     plain, legend = matplotlib.image.imread(tmp_path / "plain.png"), matplotlib.image.imread(tmp_path / "legend.png")
     magenta = (legend[..., 0] > 0.8) & (legend[..., 1] < 0.2) & (legend[..., 2] > 0.8)
     assert magenta.sum() > 20 and plain.shape == legend.shape  # the legend's patch, in the same figure size
+
+
+def test_an_image_holding_nan_or_inf_is_refused_not_drawn_black(tmp_path):
+    image = torch.rand(1, 3, 4, 4)
+    image[0, 1, 2, 3] = float("nan")
+    with pytest.raises(NonFiniteResultError, match="1 of its 48 values are NaN or inf"):
+        save_png(image, tmp_path / "completed.png")
+    with pytest.raises(NonFiniteResultError):
+        save_labeled_grid(image.clamp(max=float("inf")) / 0, tmp_path / "grid.png", column_labels=["a"])
+    assert list(tmp_path.iterdir()) == []

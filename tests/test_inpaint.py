@@ -16,6 +16,7 @@ from hypersiren.across.checkpoint import save_checkpoint
 from hypersiren.across.config import RunConfig
 from hypersiren.across.data import decode_image, square_resize
 from hypersiren.across.model import HyperSiren
+from hypersiren.figures import written_here
 
 REPO = Path(__file__).resolve().parents[1]
 MODEL_SIZE = 32  # RunConfig's data.image_size
@@ -141,11 +142,13 @@ def test_held_out_figures_are_labelled_and_counted(run_dir, tmp_path, celeba_roo
     run_dir = shutil.copytree(run_dir, tmp_path / "run")  # the shared run keeps no figures: see the mistakes test
     result = inpaint(run_dir, "--data.root", str(celeba_root), "--num-images", "2", "--factor", "2", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
-    figures = sorted(path.name for path in (run_dir / "figures").iterdir())
+    (folder,) = run_dir.glob("figures_2images_root-celeba-*")  # 2 rows, not the run's own 8: a folder of their own
+    assert not (run_dir / "figures").exists()
+    figures = sorted(path.name for path in folder.iterdir())
     expected = [f"inpaint_{setting}.png" for setting in ("10", "100", "1000", "full", "overview", "top_half")]
     assert figures == sorted([*expected, "superres_2x.png"])
     assert f"wrote {len(figures)} figures" in result.stdout
-    width, height = png_size(run_dir / "figures" / "inpaint_100.png")  # 2 rows of 3 labelled tiles
+    width, height = png_size(folder / "inpaint_100.png")  # 2 rows of 3 labelled tiles
     assert 1.2 * height < width < 1.8 * height
 
 
@@ -153,6 +156,7 @@ def test_held_out_figures_are_labelled_and_counted(run_dir, tmp_path, celeba_roo
     ("options", "phrase"),
     [
         (["--image", "{tmp}/absent.jpg"], "no image file at"),
+        (["--image", "{tmp}"], "is a folder, not an image file"),
         (["--image", "{tmp}/text.png"], "text.png is corrupt or not an image"),
         (["--image", "{photo}", "--mask", "{tmp}/absent.png"], "no image file at"),
         (["--image", "{photo}", "--mask", "{tmp}/text.png"], "text.png is corrupt or not an image"),
@@ -182,3 +186,39 @@ def test_mistakes_are_one_line(run_dir, photos, tmp_path, options, phrase):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and phrase in lines[0], lines
     assert not (run_dir / "figures").exists() and not (tmp_path / "completed").exists()  # nothing written
+
+
+@pytest.mark.parametrize(
+    ("options", "phrase"),
+    [
+        (["--image", "{tmp}/photo.png", "--out", "{tmp}/photo.png"], "over the input"),
+        (["--image", "{tmp}/photo.png", "--out", "{tmp}"], "over the input"),  # {tmp}/photo.png
+        (["--image", "{tmp}/photo.png", "--out", "{tmp}/linked.png"], "over the input"),  # a hard link of it
+        (["--image", "{tmp}/a_comparison.png", "--out", "{tmp}/a.png"], "over the input"),  # the comparison's name
+        (["--image", "{photo}", "--mask", "{tmp}/photo.png", "--out", "{tmp}/photo.png"], "over the input"),
+        (["--image", "{tmp}/photo.png", "{tmp}/photo_comparison.png", "--out", "out"], "would be written twice"),
+        (["--image", "{tmp}/photo.png", "--out", "{tmp}/file"], "is a file, not a folder"),
+        (["--image", "{tmp}/photo.png", "--out", "{tmp}/folder.png"], "is a folder: name the PNG inside it"),
+        (["--image", "{photo}", "--out", "{tmp}/photo.png"], "exists and hypersiren did not write it"),  # not an input
+    ],
+)
+def test_no_output_replaces_an_input_or_another_output(run_dir, photos, tmp_path, options, phrase):
+    for name in ("photo.png", "a_comparison.png", "photo_comparison.png"):
+        shutil.copy(photos["camera.png"], tmp_path / name)
+    os.link(tmp_path / "photo.png", tmp_path / "linked.png")
+    (tmp_path / "file").write_text("a file where a folder would go")
+    (tmp_path / "folder.png").mkdir()
+    before = {path: path.read_bytes() if path.is_file() else None for path in tmp_path.rglob("*")}
+    options = [option.format(tmp=tmp_path, photo=photos["astronaut.jpg"]) for option in options]
+    result = inpaint(run_dir, *options, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and phrase in lines[0], result.stderr[-3000:]
+    assert {path: path.read_bytes() if path.is_file() else None for path in tmp_path.rglob("*")} == before
+
+
+def test_a_rerun_replaces_its_own_completions(run_dir, photos, tmp_path):
+    for attempt in range(2):
+        result = inpaint(run_dir, "--image", str(photos["camera.png"]), "--size", "8", "--out", "out", cwd=tmp_path)
+        assert result.returncode == 0, (attempt, result.stderr[-3000:])
+    assert written_here(tmp_path / "out" / "camera.png") and written_here(tmp_path / "out" / "camera_comparison.png")
+    assert not written_here(photos["camera.png"])

@@ -270,10 +270,10 @@ def test_images_of_another_float_dtype_are_cast(model, batch, dtype):
 @pytest.mark.parametrize(
     "field, message",
     [
-        ({"latent_dim": 0}, "model.latent_dim=0 must be >= 1"),
-        ({"siren_hidden_features": -1}, "model.siren_hidden_features=-1 must be >= 1"),
-        ({"omega": float("nan")}, "model.omega=nan must be a finite number > 0"),
-        ({"encoder_widths": []}, r"model.encoder_widths=\[\] must be a non-empty list"),
+        ({"latent_dim": 0}, "model.latent_dim=0 must be in \\[1, 32768\\]"),
+        ({"siren_hidden_features": -1}, "model.siren_hidden_features=-1 must be in \\[1, 32768\\]"),
+        ({"omega": float("nan")}, "model.omega=nan must be a number in \\(0, 10000\\]"),
+        ({"encoder_widths": []}, r"model.encoder_widths=\[\] must be a list of 1 to 10 widths"),
         ({"local_features": 3}, "model.local_features=3 must exceed model.image_channels=3"),
     ],
 )

@@ -3,7 +3,9 @@
 import pytest
 import torch
 
+from hypersiren.across import memory
 from hypersiren.across.evaluation import evaluate_inpainting
+from hypersiren.across.memory import MemoryLimitError
 from hypersiren.across.model import HyperSiren
 from hypersiren.core.pixels import pixel_grid
 from hypersiren.core.render import LayerParams, render
@@ -51,3 +53,11 @@ def test_fp32_row_equals_the_evaluation_protocol(precision, model):
         assert results["psnr_vs_fp32"]["fp32"][setting] == pytest.approx(100.0)  # identical to itself
         assert 20 < results["psnr_vs_fp32"]["bf16_sine"][setting] < 100  # bf16 changes the image, a little
     assert "| fp32 throughout | " in precision.precision_tables(results)
+
+
+def test_a_batch_too_large_for_memory_is_refused_before_evaluating(precision, model, monkeypatch):
+    images = torch.zeros(256, 3, 128, 128, dtype=torch.uint8)
+    precision.require_precision_memory(model, images, device="cpu")  # the tiny model fits
+    monkeypatch.setattr(memory, "physical_memory", lambda: 2**30)
+    with pytest.raises(MemoryLimitError, match="rendering 128 images of 128x128 at once needs about"):
+        precision.require_precision_memory(model, images, device="cpu")

@@ -1,7 +1,9 @@
 """Every program turns an ordinary mistake into one line on stderr that names the fix: exit code 2, no traceback."""
 
+import ast
 import errno
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +44,7 @@ def corrupt_run(tmp_path: Path) -> Path:
     [
         (["--train.lrr=1"], ["unrecognized arguments: --train.lrr=1", "train.py --help"]),
         (["--train.lr"], ["argument --train.lr: expected one argument"]),
-        (["--train.max_steps=0"], ["train.max_steps=0 must be >= 1"]),
+        (["--train.max_steps=0"], ["train.max_steps=0 must be in [1, 1000000000000]"]),
         (["--data.root", "{empty}"], ["CelebA not found under", "pass --data.root"]),
     ],
 )
@@ -78,7 +80,12 @@ def test_a_mistyped_option_is_one_line_naming_it(program):
 @pytest.mark.parametrize(
     "program, arguments, phrase",
     [
-        ("train/fit_image.py", ["--size", "0"], "argument --size: must be in [1, 2048], got 0"),
+        ("train/fit_image.py", ["--size", "0"], "argument --size: must be in [8, 2048], got 0"),
+        (
+            "train/fit_derivatives.py",
+            ["--size", "1"],
+            "argument --size: must be in [8, 2048], got 1",
+        ),  # 100 dB for nothing
         ("train/fit_image.py", ["--photo", "cameraman"], "argument --photo: invalid choice: 'cameraman'"),
         ("train/fit_image.py", ["--steps", "0"], "argument --steps: must be >= 1, got 0"),
         ("train/fit_derivatives.py", ["--blend-weight", "2"], "argument --blend-weight: must be in [0, 1], got 2"),
@@ -86,6 +93,7 @@ def test_a_mistyped_option_is_one_line_naming_it(program):
         ("train/fit_sdf.py", ["--resolution", "1"], "argument --resolution: must be in [2, 512], got 1"),
         ("train/fit_sdf.py", ["--batch-size", "0"], "argument --batch-size: must be in [1, 10000000], got 0"),
         ("train/fit_sdf.py", ["--seed", "-1"], "argument --seed: must be in [0, 4294967295], got -1"),
+        ("train/fit_sdf.py", ["--omega", "1e308"], "argument --omega: must be in (0, 10000], got 1e308"),  # was NaN
     ],
 )
 def test_fit_options_are_refused_before_anything_is_written(tmp_path, program, arguments, phrase):
@@ -130,6 +138,7 @@ def test_dataset_check_with_an_impossible_size(tmp_path):
         (OSError(errno.ENOSPC, "No space left on device"), "No space left on device (free space on that disk"),
         (PermissionError(errno.EACCES, "Permission denied", "/runs/a"), "Permission denied: /runs/a (check its perm"),
         (CheckpointError("checkpoint x is corrupt\n(details)"), "checkpoint x is corrupt (details)"),
+        (FileExistsError(errno.EEXIST, "File exists", "out"), "File exists: out (a file is in the way where a folder"),
     ],
 )
 def test_expected_errors_become_one_line(capsys, error, line):
@@ -143,3 +152,94 @@ def test_expected_errors_become_one_line(capsys, error, line):
 def test_bugs_keep_their_traceback():
     with pytest.raises(ZeroDivisionError), exits_cleanly():
         print(1 / 0)
+
+
+def assert_last_line_error(result: subprocess.CompletedProcess, *phrases: str) -> None:
+    """Exit 2 and, whatever progress bars came before, ``error: ...`` as the last line."""
+    last = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else ""
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert last.startswith("error: ") and all(phrase in last for phrase in phrases), result.stderr[-3000:]
+
+
+TINY_FIT = ["--size", "8", "--hidden", "8", "--layers", "1", "--steps", "5", "--device", "cpu"]
+
+
+@pytest.mark.parametrize(
+    "program, arguments",
+    [
+        ("train/fit_image.py", [*TINY_FIT, "--activations", "siren"]),
+        ("train/fit_derivatives.py", TINY_FIT),
+        ("train/fit_sdf.py", ["--hidden", "8", "--layers", "1", "--steps", "5", "--batch-size", "64"]),
+    ],
+)
+def test_a_diverging_fit_stops_with_exit_2_and_reports_no_result(tmp_path, program, arguments):
+    result = run(program, "--out", str(tmp_path / "out"), "--lr", "1e30", *arguments)
+    assert_last_line_error(result, "diverged", "rerun at a lower learning rate (e.g. --lr 1e+29)")
+    assert "nan" not in result.stdout.lower() and "inf" not in result.stdout.lower()
+    assert not (tmp_path / "out" / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    "program, arguments",
+    [
+        ("train/fit_image.py", ["--size", "2048", "--hidden", "4096", "--layers", "8"]),
+        ("train/fit_derivatives.py", ["--size", "2048"]),
+        ("train/fit_sdf.py", ["--eval-points", "10000000"]),  # Chamfer distances in blocks of 2048 x 10 M
+        ("train/fit_sdf.py", ["--batch-size", "10000000", "--hidden", "4096"]),
+    ],
+)
+def test_a_fit_too_large_for_memory_is_refused_before_anything_is_written(tmp_path, program, arguments):
+    result = run(program, "--out", str(tmp_path / "out"), "--device", "cpu", *arguments)
+    assert_one_line_error(result, "needs about", "GiB", "lower --size")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_fit_never_writes_into_a_training_run_or_another_programs_output(tmp_path):
+    save_checkpoint({"model": {}, "step": 1, "config": {}}, tmp_path / "run" / "checkpoint.pt")
+    (tmp_path / "sdf").mkdir()
+    (tmp_path / "sdf" / "config.json").write_text('{"program": "fit_sdf"}')
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("someone's")
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    for out, phrase in [("run", "holds a training run"), ("sdf", "holds the output of fit_sdf"), ("mine", "no fit's")]:
+        assert_one_line_error(run("train/fit_image.py", "--out", str(tmp_path / out), *TINY_FIT), phrase)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
+def test_dataset_check_fails_when_a_split_it_checks_is_unusable(tmp_path, celeba_root):
+    empty = run("datasets/check.py", "--data.root", str(tmp_path))
+    assert_last_line_error(empty, "3 of 3 splits unusable (train, val, test): fix the root")
+    partial = run("datasets/check.py", "--data.root", str(celeba_root))  # the shared copy has no test split
+    assert_last_line_error(partial, "(test)", "--splits train val")
+    assert run("datasets/check.py", "--data.root", str(celeba_root), "--splits", "train", "val").returncode == 0
+
+
+PROGRAMS = sorted(
+    str(path.relative_to(REPO)) for folder in ("train", "eval", "datasets") for path in (REPO / folder).glob("*.py")
+)
+
+
+def test_ctrl_c_while_a_program_imports_torch_is_one_line_and_exit_130():
+    interrupted_at_import = "import hypersiren.start, os, signal; os.kill(os.getpid(), signal.SIGINT); import torch"
+    environment = os.environ | {"OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", interrupted_at_import], capture_output=True, text=True, env=environment
+    )
+    assert (result.returncode, result.stderr) == (130, "interrupted\n")
+    assert len(PROGRAMS) == 10
+    for program in PROGRAMS:  # each imports it before anything that takes time
+        first = next(
+            node
+            for node in ast.parse((REPO / program).read_text()).body
+            if isinstance(node, ast.Import | ast.ImportFrom)
+        )
+        assert isinstance(first, ast.Import) and first.names[0].name == "hypersiren.start", program
+
+
+def test_once_main_runs_ctrl_c_is_a_keyboard_interrupt_again(capsys):
+    import hypersiren.start  # noqa: F401  (as a program imports it first)
+
+    with pytest.raises(SystemExit) as exit_info, exits_cleanly():
+        signal.raise_signal(signal.SIGINT)
+    assert exit_info.value.code == 130 and capsys.readouterr().err == "interrupted\n"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from hypersiren.results import markdown_table, write_curves_csv, write_table
+from hypersiren.results import NonFiniteResultError, markdown_table, write_curves_csv, write_json, write_table
 
 
 def test_markdown_table_formats_floats_and_missing_values():
@@ -34,3 +34,13 @@ def test_curves_csv_has_one_row_per_step(tmp_path):
     ]
     with pytest.raises(ValueError, match="equal lengths"):
         write_curves_csv({"a": [1.0], "b": [1.0, 2.0]}, tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")])
+def test_json_results_are_strict_and_a_non_finite_number_is_refused_naming_it(tmp_path, value):
+    results = {"10": {"hypersiren": {"psnr": 21.5, "psnr_unobserved": value}}, "rows": [1.0, 2]}
+    with pytest.raises(NonFiniteResultError, match=r"entry \['10'\]\['hypersiren'\]\['psnr_unobserved'\] is not"):
+        write_json(results, tmp_path / "metrics.json")
+    assert not (tmp_path / "metrics.json").exists()
+    write_json(results | {"10": None}, tmp_path / "metrics.json")
+    assert json.loads((tmp_path / "metrics.json").read_text(), parse_constant=pytest.fail)["rows"] == [1.0, 2]

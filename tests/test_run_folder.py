@@ -2,16 +2,25 @@
 
 import os
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from hypersiren.across.checkpoint import load_checkpoint
+from hypersiren.across.checkpoint import load_checkpoint, load_run, save_checkpoint
 from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.run_folder import RunFolder, checkpoint_state, logged_until, program_command, resume_message
+from hypersiren.across.run_folder import (
+    LOCK,
+    RunFolder,
+    checkpoint_state,
+    logged_until,
+    program_command,
+    resume_message,
+)
+from hypersiren.results import write_json
 
 
 @pytest.fixture
@@ -161,3 +170,38 @@ def test_a_printed_command_runs_this_python_on_the_repositorys_script(tmp_path, 
     python, script, *arguments = shlex.split(program_command("eval/evaluate.py", "--run", "my run"))
     assert os.path.samefile(python, sys.executable) and arguments == ["--run", "my run"]
     assert Path(script).resolve() == Path(__file__).resolve().parents[1] / "eval" / "evaluate.py"
+
+
+def test_a_deleted_lock_file_lets_no_second_training_in(tmp_path):
+    holder = "from hypersiren.across.run_folder import RunFolder; import sys; RunFolder(sys.argv[1]).claim(stamp=None);"
+    holder += " print('claimed', flush=True); sys.stdin.read()"  # holds the lock until its stdin closes
+    first = subprocess.Popen(
+        [sys.executable, "-c", holder, str(tmp_path / "run")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert first.stdout.readline() == "claimed\n"
+        (tmp_path / "run" / LOCK).unlink()  # tidying what looks like a stale lock file
+        with pytest.raises(ConfigError, match="another training is running in"):
+            RunFolder(tmp_path / "run").claim(stamp=None)
+    finally:
+        first.communicate(timeout=60)  # closes its stdin: it ends, and its lock with it
+    second = RunFolder(tmp_path / "run")
+    second.claim(stamp=None)
+    assert (tmp_path / "run" / LOCK).is_file()  # the folder is marked as a run again
+    second.release()
+
+
+def test_a_hand_edit_to_config_json_is_named_rather_than_ignored(tmp_path, config, model_and_optimizer, capsys):
+    state = checkpoint_state(*model_and_optimizer, step=3, config=config)
+    save_checkpoint(state, tmp_path / "checkpoint.pt")
+    edited = config.to_dict()
+    edited["train"]["lr"], edited["data"]["root"] = 1e-3, "/data/celeba copy"
+    write_json(edited, tmp_path / "config.json")
+    RunFolder(tmp_path).config(RunConfig(), overrides={"data.root": "/data"}, state=state)  # a resumed training
+    warning = capsys.readouterr().err
+    assert "config.json differs from the checkpoint's config (--train.lr 0.001)" in warning  # data.root was given
+    load_run(tmp_path)  # an eval program
+    assert "(--data.root '/data/celeba copy', --train.lr 0.001)" in capsys.readouterr().err
+    write_json(config.to_dict(), tmp_path / "config.json")
+    load_run(tmp_path)
+    assert capsys.readouterr().err == ""  # a faithful copy: nothing to say

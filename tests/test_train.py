@@ -124,11 +124,12 @@ def test_evaluate_and_inpaint_programs_write_tables_and_figures(trained_run):
     assert "| HyperSiren (raw rendering) |" in table and "| Biharmonic (scikit-image inpaint_biharmonic) |" in table
     assert (trained_run / "eval" / "metrics_val_limit40_psnr_vs_context.png").is_file()
     assert (trained_run / "eval" / "metrics_val_limit40_scale_4x.png").is_file()
-    with Image.open(trained_run / "figures" / "inpaint_100.png") as figure:  # 3 rows x (context|prediction|truth)
+    figures = trained_run / "figures_3images"  # 3 rows, not the run's own 8
+    with Image.open(figures / "inpaint_100.png") as figure:  # 3 rows x (context|prediction|truth)
         assert 0.8 < figure.size[0] / figure.size[1] < 1.1  # 3 rows of 3 labelled tiles
-    with Image.open(trained_run / "figures" / "superres_4x.png") as figure:
+    with Image.open(figures / "superres_4x.png") as figure:
         assert figure.size[1] > 1.3 * figure.size[0]  # 3 rows of 2 labelled tiles
-    with Image.open(trained_run / "figures" / "inpaint_overview.png") as figure:  # 3 rows of 10 labelled tiles
+    with Image.open(figures / "inpaint_overview.png") as figure:  # 3 rows of 10 labelled tiles
         assert figure.size[0] > 2.5 * figure.size[1]
 
 
@@ -325,7 +326,9 @@ def test_every_program_keeps_the_density_protocol_at_any_size(tmp_path, celeba_r
     assert tuple(metrics["results"]) == settings
     assert set(metrics["scales"]) == {"full", settings[1]}  # from all pixels and from 10% of them
     assert set(metrics["scales"]["full"]) == ({"2"} if size == 64 else {"2", "2.5", "3", "4"})  # truths <= 128 px
-    assert {f"inpaint_{setting}.png" for setting in settings} <= {p.name for p in (tmp_path / "figures").iterdir()}
+    assert {f"inpaint_{setting}.png" for setting in settings} <= {
+        p.name for p in (tmp_path / "figures_2images").iterdir()
+    }
 
 
 def test_a_step_too_large_for_memory_is_refused_before_anything_is_written(tmp_path, celeba_root):

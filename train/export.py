@@ -3,9 +3,13 @@
     python train/export.py --run runs/celeba32 --out pretrained/celeba32 --data.root ../shared/data/celeba
 
 The exported folder is a run folder that every eval program reads (--run pretrained/celeba32);
-training does not resume from it (no optimizer state): resume from the original run.
+training does not resume from it (no optimizer state): resume from the original run. A --out that
+already holds a checkpoint is refused unless --replace is given; the run's own folder always is.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 from hypersiren.across.checkpoint import export_run
 from hypersiren.cli import exits_cleanly, program
 
@@ -21,8 +25,11 @@ def main() -> None:
         help="dataset folder the export names, kept as typed: relative to the repository, as in presets "
         "(default: the run's)",
     )
+    parser.add_argument(
+        "--replace", action="store_true", help="overwrite a checkpoint already in --out (never the run's own)"
+    )
     args = parser.parse_args()
-    exported = export_run(args.run, args.out, data_root=args.data_root)
+    exported = export_run(args.run, args.out, data_root=args.data_root, replace=args.replace)
     print(
         f"wrote {exported} ({exported.stat().st_size / 2**20:.1f} MiB); evaluate it: "
         f"python eval/evaluate.py --run {args.out}"

@@ -11,6 +11,9 @@ after the best constant offset; for the Laplacian fit also after the best harmon
 polynomial of degree ≤ 2 (constants, ramps, x² − y², xy: functions its Laplacian ignores).
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import argparse
 from pathlib import Path
 
@@ -18,11 +21,13 @@ import torch
 
 from hypersiren.cli import (
     MAX_FIT_SIZE,
+    MIN_FIT_SIZE,
     add_fit_options,
     exits_cleanly,
     float_in,
     int_in,
     program,
+    require_fit_memory,
     seeded_siren,
     start_run,
 )
@@ -32,7 +37,14 @@ from hypersiren.figures import display_scale, magnitude_for_display, plot_curves
 from hypersiren.results import write_curves_csv, write_json, write_table
 from hypersiren.single.field_images import derivative_images, render_image
 from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
-from hypersiren.single.fitting import FitConfig, fit_gradient, fit_laplacian, image_psnr, match_harmonic
+from hypersiren.single.fitting import (
+    FitConfig,
+    fit_bytes,
+    fit_gradient,
+    fit_laplacian,
+    image_psnr,
+    match_harmonic,
+)
 from hypersiren.single.photos import PHOTOS, load_photo
 
 HARMONIC_DEGREE = 2
@@ -47,7 +59,10 @@ def parse_args() -> argparse.Namespace:
         "--blend-weight", type=float_in(0, 1), default=0.5, help="weight of --photo's gradient in the blend"
     )
     parser.add_argument(
-        "--size", type=int_in(1, MAX_FIT_SIZE), default=256, help="fit the photos resized to size x size (grayscale)"
+        "--size",
+        type=int_in(MIN_FIT_SIZE, MAX_FIT_SIZE),
+        default=256,
+        help="fit the photos resized to size x size (grayscale)",
     )
     return parser.parse_args()
 
@@ -55,7 +70,12 @@ def parse_args() -> argparse.Namespace:
 @exits_cleanly()
 def main() -> None:
     args = parse_args()
-    out = start_run(args)
+    require_fit_memory(  # the Laplacian fit's step, the largest
+        fit_bytes(points=args.size**2, hidden=args.hidden, layers=args.layers, derivative_order=2),
+        device=args.device,
+        what=f"a Laplacian fit of {args.size}x{args.size} pixels by a {args.layers}x{args.hidden} SIREN",
+    )
+    out = start_run(args, program="fit_derivatives")
     config = FitConfig(steps=args.steps, lr=args.lr)
     image = to_model_space(load_photo(args.photo, args.size)).to(args.device)  # (1, S, S) in [-1, 1]
     second = to_model_space(load_photo(args.second_photo, args.size)).to(args.device)

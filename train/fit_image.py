@@ -9,13 +9,25 @@ scored against the photo's own higher-resolution original.
 Writes PSNR curves (CSV + PNG), the comparison table (Markdown + JSON), figures and config.json.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import argparse
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from hypersiren.cli import MAX_FIT_SIZE, add_fit_options, exits_cleanly, int_in, program, start_run
+from hypersiren.cli import (
+    MAX_FIT_SIZE,
+    MIN_FIT_SIZE,
+    add_fit_options,
+    exits_cleanly,
+    int_in,
+    program,
+    require_fit_memory,
+    start_run,
+)
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.figures import (
     display_scale,
@@ -29,7 +41,7 @@ from hypersiren.results import write_curves_csv, write_json, write_table
 from hypersiren.single.coordinate_mlps import ACTIVATIONS, coordinate_mlp, nyquist_frequencies
 from hypersiren.single.field_images import derivative_images, render_image
 from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
-from hypersiren.single.fitting import FitConfig, fit_values, image_psnr
+from hypersiren.single.fitting import FitConfig, fit_bytes, fit_values, image_psnr
 from hypersiren.single.photos import PHOTOS, load_photo
 
 LABELS = {"relu": "ReLU", "tanh": "tanh", "relu_pe": "ReLU + P.E.", "siren": "SIREN"}
@@ -40,7 +52,9 @@ def parse_args() -> argparse.Namespace:
     add_fit_options(parser, steps=1000)
     parser.add_argument("--photo", default="camera", choices=PHOTOS, help="bundled skimage.data photo")
     size = int_in(1, MAX_FIT_SIZE)
-    parser.add_argument("--size", type=size, default=256, help="fit the photo resized to size x size")
+    parser.add_argument(
+        "--size", type=int_in(MIN_FIT_SIZE, MAX_FIT_SIZE), default=256, help="fit the photo resized to size x size"
+    )
     parser.add_argument(
         "--activations",
         nargs="+",
@@ -55,7 +69,12 @@ def parse_args() -> argparse.Namespace:
 @exits_cleanly()
 def main() -> None:
     args = parse_args()
-    out = start_run(args)
+    require_fit_memory(
+        fit_bytes(points=args.size**2, hidden=args.hidden, layers=args.layers),
+        device=args.device,
+        what=f"a fit of {args.size}x{args.size} pixels by {args.layers}x{args.hidden} networks",
+    )
+    out = start_run(args, program="fit_image")
     image = to_model_space(load_photo(args.photo, args.size)).to(args.device)  # (1, S, S) in [-1, 1]
     config = FitConfig(steps=args.steps, lr=args.lr)
 

@@ -10,13 +10,24 @@ sampling alone gives), the exact distance of mesh points to the true surface, an
 (1 for a true distance function) on the surface, near it and in the whole cube.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import argparse
 import math
 
 import torch
 
 from hypersiren.across.config import ConfigError
-from hypersiren.cli import add_fit_options, exits_cleanly, int_in, program, seeded_siren, start_run
+from hypersiren.cli import (
+    add_fit_options,
+    exits_cleanly,
+    int_in,
+    program,
+    require_fit_memory,
+    seeded_siren,
+    start_run,
+)
 from hypersiren.core.siren import Siren
 from hypersiren.figures import plot_curves, save_labeled_grid, signed_distance_for_display
 from hypersiren.results import write_curves_csv, write_json, write_table
@@ -30,6 +41,7 @@ from hypersiren.single.sdf import (
     field_and_gradient,
     fit_sdf,
     sample_mesh,
+    sdf_bytes,
     sdf_slice,
     sphere_trace,
     write_obj,
@@ -59,11 +71,19 @@ def parse_args() -> argparse.Namespace:
 @exits_cleanly()
 def main() -> None:
     args = parse_args()
-    out = start_run(args)
+    config = SDFFitConfig(steps=args.steps, lr=args.lr, cloud_size=args.cloud_size, batch_size=args.batch_size)
+    require_fit_memory(
+        sdf_bytes(
+            config, hidden=args.hidden, layers=args.layers, resolution=args.resolution, eval_points=args.eval_points
+        ),
+        device=args.device,
+        what=f"an SDF fit of {args.batch_size} x 2 points per step, a {args.resolution}³ mesh and {args.eval_points} "
+        "points per surface scored",
+    )
+    out = start_run(args, program="fit_sdf")
     shape = SHAPES[args.shape]
 
     net = seeded_siren(args, in_features=3)
-    config = SDFFitConfig(steps=args.steps, lr=args.lr, cloud_size=args.cloud_size, batch_size=args.batch_size)
     losses, seconds = fit_sdf(net, shape, config, seed=args.seed, progress=f"SDF {args.shape}")
 
     try:

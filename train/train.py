@@ -13,6 +13,9 @@ Ctrl-C ends it with one line: the step reached, the checkpoint on disk and the c
 Before anything is written, a run whose step would not fit in memory (memory.training_bytes) is refused.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import argparse
 import dataclasses
 import math

@@ -14,6 +14,8 @@ from scipy.spatial import QhullError
 from skimage.restoration import inpaint_biharmonic
 from torch import Tensor
 
+from hypersiren.core.checks import require_tensor
+
 
 def mean_image_fill(mean_image: Tensor, image: Tensor, mask: Tensor) -> Tensor:
     """Missing pixels from the mean training image ``(C, H, W)``, observed ones kept."""
@@ -55,6 +57,9 @@ def classical_fill(method: str, image: Tensor, mask: Tensor) -> Tensor:
     """One of ``CLASSICAL_FILLS`` image by image (scipy and scikit-image work on one image at a time)."""
     if method not in CLASSICAL_FILLS:
         raise ValueError(f"unknown classical fill {method!r}: choose one of {sorted(CLASSICAL_FILLS)}")
+    require_tensor(image, "image")
+    if require_tensor(mask, "mask").dtype != torch.bool:
+        raise TypeError(f"mask must be bool (True: observed), got {mask.dtype}: pass mask > 0")
     pixels = torch.where(mask, image, 0.0).detach().permute(0, 2, 3, 1).cpu().double().numpy()  # (B, H, W, C)
     observed = mask.detach()[:, 0].cpu().numpy()
     filled = np.stack(

@@ -1,5 +1,9 @@
 """Checkpoints: written atomically, never with NaN or inf in them, read back with ``torch.load(weights_only=True)``."""
 
+import json
+import pickle
+import shlex
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +13,7 @@ from torch import nn
 
 from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.data import REPO_ROOT, command_line_root
+from hypersiren.across.memory import require_memory
 from hypersiren.across.model import HyperSiren
 from hypersiren.files import write_atomically
 
@@ -43,23 +48,45 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
     Loaded on the CPU whatever device saved it, so the only errors left are the file's: a
     checkpoint saved on a GPU loads on a machine without one, and the caller moves the tensors.
-    A file-system error (permissions, I/O) or a lack of memory is raised as itself, not as corruption.
+    A file-system error (permissions, I/O) or a lack of memory is raised as itself, not as corruption;
+    a tensor holding NaN or inf is refused, naming it.
     """
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: train first (train/train.py --out RUN_DIR) or fix the path")
+    require_memory(  # loading holds every tensor of the file in memory at once
+        path.stat().st_size,
+        device="cpu",
+        what=f"loading {path} ({path.stat().st_size / 2**30:.1f} GiB)",
+        fix="load it on a machine with more memory, or check that it is the checkpoint you meant",
+    )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except (OSError, MemoryError):
         raise
     except Exception as error:  # torch raises several types for truncated or foreign files
         raise CheckpointError(
-            f"checkpoint {path} is corrupt or not a hypersiren checkpoint ({type(error).__name__}: {error}); "
+            f"checkpoint {path} is corrupt or not a hypersiren checkpoint ({_load_failure(error)}); "
             "delete it to restart, or point to an intact one"
         ) from error
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise CheckpointError(f"{path} holds no 'model' entry: not a hypersiren checkpoint")
+    non_finite = _non_finite_tensors(state)  # save_checkpoint never writes one: the file was damaged or edited
+    if non_finite:
+        more = f" (and {len(non_finite) - 1} more tensors)" if len(non_finite) > 1 else ""
+        raise CheckpointError(
+            f"{path} holds NaN or inf in {non_finite[0]}{more}: it would render garbage; use an intact checkpoint"
+        )
     return state
+
+
+def _load_failure(error: Exception) -> str:
+    """Why torch refused a file, in one clause, without its advice to reload it with ``weights_only=False``: that
+    runs whatever code the file holds, which is never safe for a file that is not what it should be."""
+    if isinstance(error, pickle.UnpicklingError) or "weights_only" in str(error):
+        return "it holds Python objects other than tensors, numbers and strings, which a safe load refuses"
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__
 
 
 def checkpoint_config(state: dict[str, Any], path: str | Path) -> RunConfig:
@@ -86,11 +113,14 @@ def load_run(
     the meta device, before the model is allocated.
     """
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise CheckpointError(f"{run_dir} is a file, not a run folder: pass the folder that holds checkpoint.pt")
     if not run_dir.is_dir():  # a path problem, not a run to train first
         raise CheckpointError(f"no run folder at {run_dir}{_from_where(run_dir)}: check the path")
     path = run_dir / "checkpoint.pt"
     state = load_checkpoint(path)
     config = checkpoint_config(state, path)
+    warn_of_config_edits(run_dir, config, given={"data.root"} if data_root else set())
     if data_root:
         config.data.root = command_line_root(data_root)
     require_matching_weights(state, config, path)
@@ -106,6 +136,41 @@ def _from_where(path: Path) -> str:
     in_repository = REPO_ROOT / path
     found = f"; the repository's is {in_repository}" if in_repository.is_dir() else ""
     return f" (relative to the working directory {Path.cwd()}){found}"
+
+
+def warn_of_config_edits(run_dir: str | Path, saved: RunConfig, given: set[str] = frozenset()) -> list[str]:
+    """Warn (stderr) of the fields where ``run_dir/config.json`` differs from ``saved``, the checkpoint's own config,
+    other than those ``given`` on the command line; return them as ``--section.field value`` options.
+
+    config.json is a copy for people and tools: a hand edit to it changes nothing, which the user must hear
+    rather than find out from the results; the warning says how an edit is made (an option).
+    """
+    path = Path(run_dir) / "config.json"
+    try:
+        copy = RunConfig.from_dict(json.loads(path.read_text())).to_dict()
+    except FileNotFoundError:
+        return []
+    except (OSError, ValueError):  # ConfigError is a ValueError
+        print(f"warning: {path} is not a readable config; the checkpoint's config is used", file=sys.stderr)
+        return []
+    options = [
+        f"--{section}.{name} {_option_value(value)}"
+        for section, fields in copy.items()
+        for name, value in fields.items()
+        if value != getattr(getattr(saved, section), name) and f"{section}.{name}" not in given
+    ]
+    if options:
+        print(
+            f"warning: {path} differs from the checkpoint's config ({', '.join(options)}) and is only a copy of it: "
+            "the checkpoint's is used; to change a field, pass it as that option (model fields cannot change)",
+            file=sys.stderr,
+        )
+    return options
+
+
+def _option_value(value: Any) -> str:
+    """``value`` as its command-line word: ``true``, ``[16,32]``, a path quoted for a shell."""
+    return shlex.quote(value if isinstance(value, str) else json.dumps(value, separators=(",", ":")))
 
 
 def run_model(config: RunConfig) -> HyperSiren:
@@ -139,7 +204,10 @@ def require_resumable(state: dict[str, Any], config: RunConfig, path: str | Path
     dataset is decoded or model allocated."""
     missing = sorted({"optimizer", "step"} - state.keys())
     if missing:
-        raise CheckpointError(f"{path} holds no {' or '.join(missing)}, so no training can resume from it")
+        raise CheckpointError(
+            f"{path} holds no {' or '.join(missing)}, so no training can resume from it (an export?): resume from "
+            "the run it came from, or choose another --out to start over"
+        )
     if isinstance(state["step"], bool) or not isinstance(state["step"], int) or state["step"] < 0:
         raise CheckpointError(f"{path} holds step {state['step']!r}, not a step count: use an intact checkpoint")
     require_matching_weights(state, config, path)
@@ -153,23 +221,44 @@ def require_resumable(state: dict[str, Any], config: RunConfig, path: str | Path
         )
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, data_root: str | None = None) -> Path:
+def export_run(run_dir: str | Path, out_dir: str | Path, data_root: str | None = None, replace: bool = False) -> Path:
     """A trained run as a run folder to share: its weights, step and config, without the optimizer state.
 
     A third of the checkpoint's size (Adam keeps two moments per weight), and every eval
     program reads it as it reads the run (``load_run``); training does not resume from it.
     ``data_root`` replaces the saved dataset folder, e.g. with one relative to the repository
     as presets name it, so the export works on other machines. Returns the checkpoint's path.
+
+    An export into the run itself would drop the optimizer state it resumes from, so it is refused;
+    a folder that already holds a checkpoint or config (another run, an earlier export) is replaced
+    only if ``replace``. Both are checked before the run is read.
     """
-    source = Path(run_dir) / "checkpoint.pt"
+    source, exported = Path(run_dir) / "checkpoint.pt", Path(out_dir) / "checkpoint.pt"
+    _require_export_target(Path(run_dir), Path(out_dir), replace)
     state = load_checkpoint(source)
     config = checkpoint_config(state, source)
     if data_root is not None:
         config.data.root = data_root
-    exported = Path(out_dir) / "checkpoint.pt"
     save_checkpoint({"model": state["model"], "step": state.get("step"), "config": config.to_dict()}, exported)
     RunConfig.from_dict(config.to_dict()).save(exported.parent / "config.json")
     return exported
+
+
+def _require_export_target(run_dir: Path, out_dir: Path, replace: bool) -> None:
+    """``ConfigError`` unless ``out_dir`` may receive an export of ``run_dir`` (see ``export_run``)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is a file, not a folder: choose a new folder for the export")
+    if out_dir.resolve() == run_dir.resolve() or (run_dir.is_dir() and out_dir.is_dir() and out_dir.samefile(run_dir)):
+        raise ConfigError(
+            f"--out {out_dir} is the run itself: exporting there would drop its optimizer state, so it could never "
+            "resume; choose a new folder"
+        )
+    held = [name for name in ("checkpoint.pt", "config.json") if (out_dir / name).exists()]
+    if held and not replace:
+        raise ConfigError(
+            f"--out {out_dir} already holds {' and '.join(held)} (another run or an earlier export): choose a new "
+            "folder, or pass --replace to overwrite it"
+        )
 
 
 def _optimizer_problem(optimizer_state: Any, parameters: list[nn.Parameter]) -> str | None:

@@ -9,6 +9,8 @@ import math
 import torch
 from torch import Tensor
 
+from hypersiren.core.checks import require_count
+
 
 def _mask_from_counts(counts: Tensor, height: int, width: int, generator: torch.Generator | None) -> Tensor:
     """Exactly ``counts[b]`` uniformly random pixels observed in image b."""
@@ -27,9 +29,11 @@ def random_context_mask(
     device: torch.device | str | None = None,
 ) -> Tensor:
     """Exactly ``num_context`` random observed pixels per image; ``None`` observes all of them."""
+    batch_size = require_count(batch_size, "batch_size", low=0)
+    height, width = require_count(height, "height", low=1), require_count(width, "width", low=1)
     if num_context is None:
         return torch.ones(batch_size, 1, height, width, dtype=torch.bool, device=device)
-    if not 1 <= num_context <= height * width:
+    if not 1 <= require_count(num_context, "num_context") <= height * width:
         raise ValueError(f"num_context must be in [1, {height * width}] for {height}x{width} images, got {num_context}")
     counts = torch.full((batch_size,), num_context, device=device)
     return _mask_from_counts(counts, height, width, generator)

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from hypersiren.across import memory
 from hypersiren.across.context import training_context_mask
+from hypersiren.core.checks import require_count
 from hypersiren.core.pixels import pixel_grid, to_model_space
 from hypersiren.files import write_atomically
 
@@ -64,7 +65,11 @@ def load_images(config: DataConfig, split: str, limit: int | None = None) -> Ten
     framing, and a copy already cropped square (64x64) is used whole: nothing is ever padded, where
     a fixed 178 crop would fill most of such copies with black.
     """
+    if limit is not None:
+        require_count(limit, "limit", low=1)  # a slice would take -1 as all but the last image, and 3.5 not at all
     root = dataset_root(config)
+    if root.exists() and not root.is_dir():
+        raise DatasetError(f"data.root {root} is a file, not a folder: pass the folder that holds the dataset")
     if config.dataset == "cifar10" and (config.download or (root / "cifar-10-batches-py").is_dir()):
         images = _load_torchvision_cifar10(root, split, config.download)[:limit]
         _check_memory(len(images), config.image_size)
@@ -303,6 +308,12 @@ def _folder_files(root: Path, split: str | None) -> list[Path]:
     if not root.is_dir():
         raise DatasetError(f"image folder {root} does not exist: pass --data.root with a folder of images")
     files = sorted(path for path in root.rglob("*") if path.suffix.lower() in IMAGE_SUFFIXES)
+    odd = [path for path in files if not path.is_file()]
+    if odd:  # caught here, in one line naming them, not as a missing file mid-decode
+        raise DatasetError(
+            f"{len(odd)} entries under {root} are named as images but are no readable file (a folder, a broken "
+            f"link or a special file; first: {odd[0]}): remove or rename them"
+        )
     if split is None:
         return files
     if not files:
@@ -425,6 +436,8 @@ def decode_image(path: str | Path) -> Tensor:
     fixed range (float, 32-bit integer) raise DatasetError naming the file and the fix.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DatasetError(f"{path} is a folder, not an image file: name the image files in it")
     if not path.is_file():
         raise DatasetError(f"no image file at {path}: check the path")
     # Opened here, outside the handlers below, so that a file-system error (permissions) keeps its own message.

@@ -1,5 +1,10 @@
 """Held-out inpainting evaluation: HyperSiren and the classical fills on the same seeded masks."""
 
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -7,10 +12,13 @@ from tqdm import tqdm
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS, classical_fill, mean_image_fill
 from hypersiren.across.context import context_mask, protocol_settings
+from hypersiren.across.data import DataConfig, dataset_root
 from hypersiren.across.model import HyperSiren
+from hypersiren.across.rules import ConfigError
+from hypersiren.core.checks import require_tensor
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.results import markdown_table
+from hypersiren.results import earlier_result, markdown_table
 
 METHODS = {
     "hypersiren": "HyperSiren (raw rendering)",
@@ -54,6 +62,7 @@ def evaluate_inpainting(
     ``ablation`` (a model trained alike, e.g. ``decoder="pixel"``) is scored on the same masks;
     ``supersample`` is ``HyperSiren.inpaint``'s (None: the model's own).
     """
+    _require_uint8(images, "images")
     left_out = {*(ABLATION_METHODS if ablation is None else ()), *(("mean_image",) if mean_image is None else ())}
     listed = [method for method in METHODS if method not in left_out]
     device = next(model.parameters()).device
@@ -133,6 +142,8 @@ def evaluate_scales(
     a completion at ``low``'s size bicubically. ``settings`` default to all pixels and ``scale_settings``'s
     sparse one. Returns ``{setting: {scale: {method: psnr}}}``.
     """
+    for name, images in {"low": low, **{f"high[{scale}]": truths for scale, truths in high.items()}}.items():
+        _require_uint8(images, name)
     device = next(model.parameters()).device
     methods = [m for m in SCALE_METHODS if ablation is not None or m != "pixel_unet_bicubic"]
     results: dict[str, dict[str, dict[str, float]]] = {}
@@ -162,6 +173,13 @@ def evaluate_scales(
     return results
 
 
+def _require_uint8(images: Tensor, name: str) -> None:
+    """``TypeError`` unless ``images`` are uint8 in [0, 255], as ``load_images`` gives: model-space floats would be
+    mapped again and scored as a dark, flat image, a number that looks like a result."""
+    if require_tensor(images, name).dtype != torch.uint8:
+        raise TypeError(f"{name} must be uint8 images in [0, 255] (as load_images gives), got {images.dtype}")
+
+
 def scale_settings(height: int, width: int) -> tuple[str, str]:
     """What arbitrary-scale rendering starts from: all pixels, and 10% of them (100 at 32x32)."""
     return "full", protocol_settings(height, width)[1]
@@ -187,3 +205,51 @@ def scales_table(results: dict[str, dict[str, float]], low_size: int, setting: s
 def _cell(value: float | None, best: float | None) -> str | None:
     """A table cell: dB to two decimals, in bold when it is its column's best; None stays None ("—")."""
     return None if value is None else (f"**{value:.2f}**" if value == best else f"{value:.2f}")
+
+
+def require_not_fuller(path: Path, measured: dict[str, Any], scales: list[str]) -> None:
+    """``ConfigError`` if the result file ``path`` measured what an evaluation (``measured``: its ``num_images``,
+    ``data_root``, ``seed``, ``ablation``; ``scales``) would lose by replacing it: more images, another data root or
+    seed, an ablation or scales; or if ``path`` is not an evaluation at all (``results.earlier_result``). A run's
+    results must not shrink or change meaning because someone evaluated a subset, e.g. a tracked
+    ``pretrained/*/eval/metrics.json``."""
+    saved = earlier_result(path, "results")
+    if saved is None:
+        return
+    lost = []
+    if isinstance(saved.get("num_images"), int) and saved["num_images"] > measured["num_images"]:
+        lost.append(f"{saved['num_images']} images, this one {measured['num_images']}")
+    if isinstance(saved.get("data_root"), str) and _resolved(saved["data_root"]) != _resolved(measured["data_root"]):
+        lost.append(f"data root {saved['data_root']}, this one {measured['data_root']}")
+    if "seed" in saved and "seed" in measured and saved["seed"] != measured["seed"]:
+        lost.append(f"seed {saved['seed']}, this one {measured['seed']}")
+    if saved.get("ablation") and not _same_run(saved["ablation"], measured.get("ablation")):
+        lost.append(f"ablation {saved['ablation']}, this one {measured.get('ablation') or 'none'}")
+    by_setting = saved.get("scales")
+    saved_scales = set(next(iter(by_setting.values()), {})) if isinstance(by_setting, dict) and by_setting else set()
+    if saved_scales - set(scales):
+        lost.append(f"scales {', '.join(sorted(saved_scales - set(scales)))}, this one {', '.join(scales) or 'none'}")
+    if lost:
+        raise ConfigError(
+            f"{path} holds a fuller evaluation ({'; '.join(lost)}): pass --replace to replace it, or --out elsewhere"
+        )
+
+
+def _same_run(saved: str, given: str | None) -> bool:
+    """Whether ``given`` names the run folder ``saved`` names: saved paths are relative to wherever that evaluation
+    ran, so the same folder name counts as the same run."""
+    return given is not None and (
+        Path(saved).resolve() == Path(given).resolve() or Path(saved).name == Path(given).name
+    )
+
+
+def _resolved(root: str) -> Path:
+    return dataset_root(DataConfig(root=root))
+
+
+def root_tag(root: str) -> str:
+    """A name part for results measured on the dataset folder ``root`` rather than the run's own, e.g.
+    ``root-celeba_test-1a2b3c``: the folder's name and a digest of its path, so that such results replace neither
+    the run's own nor those of another folder of the same name."""
+    folder = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(root).name).strip("-.") or "folder"
+    return f"root-{folder}-{hashlib.sha256(root.encode()).hexdigest()[:6]}"

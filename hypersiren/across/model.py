@@ -14,6 +14,7 @@ from hypersiren.across.hypernet import HyperNetwork, ShiftModulator
 from hypersiren.across.memory import inpaint_bytes, require_memory
 from hypersiren.across.pixel_head import PixelHead
 from hypersiren.across.rules import ConfigError, model_problems
+from hypersiren.core.checks import require_tensor
 from hypersiren.core.pixels import pixel_grid
 from hypersiren.core.render import SirenParams, check_coords, render
 from hypersiren.core.siren import SirenConfig
@@ -300,6 +301,8 @@ class HyperSiren(nn.Module):
             )
 
     def _check_shapes(self, image: Tensor, mask: Tensor) -> None:
+        require_tensor(image, "image")
+        require_tensor(mask, "mask")
         channels = self.config.image_channels
         if image.dim() != 4 or image.shape[1] != channels:
             raise ValueError(f"image must be (B, {channels}, H, W), got shape {tuple(image.shape)}")

@@ -15,6 +15,13 @@ from typing import Any
 MAX_IMAGE_SIZE = 1024
 MIN_IMAGE_SIZE = 2  # a 1x1 image's top half is all of it: nothing is left to inpaint or score
 MAX_SEED = 2**32 - 1  # the largest seed both torch and numpy take
+# Bounds that keep every accepted model buildable: a square layer wider than 2^15 alone has 2^30 parameters (config's
+# MAX_PARAMETERS), and a wider one overflows the tensor sizes that counting parameters builds, in C++, with a traceback.
+MAX_WIDTH = 2**15
+MAX_LAYERS = 64  # the paper's are 3-5 deep; counting parameters builds every layer, so 10^8 of them hang the check
+MAX_LEVELS = 10  # encoder levels: each halves the image, and 2^10 is data.image_size's largest
+MAX_OMEGA = 1e4  # sin(omega x) in fp32: beyond, x's rounding alone moves the phase by more than 1e-3 rad
+MAX_STEPS = 10**12  # batches are seeded by seed * 1_000_003 + step, which must stay below 2^64
 
 
 class ConfigError(ValueError):
@@ -35,18 +42,22 @@ _NON_NEGATIVE = (lambda value: 0 <= value < math.inf), "a finite number >= 0"
 # What each field needs beyond its type, by name: a section may gain fields (the model will), which
 # are then only type-checked, and a field that goes away is simply not checked.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "model.image_channels": _at_least(1),
-    "model.latent_dim": _at_least(1),
-    "model.siren_hidden_features": _at_least(1),
-    "model.siren_hidden_layers": _at_least(0),
-    "model.hyper_hidden_features": _at_least(1),
-    "model.hyper_hidden_layers": _at_least(0),
-    "model.omega": _POSITIVE,
-    "model.encoder_widths": (lambda widths: len(widths) > 0 and min(widths) >= 1, "a non-empty list of widths >= 1"),
+    "model.image_channels": _between(1, 4),  # gray to RGBA
+    "model.latent_dim": _between(1, MAX_WIDTH),
+    "model.local_features": _between(1, MAX_WIDTH),
+    "model.siren_hidden_features": _between(1, MAX_WIDTH),
+    "model.siren_hidden_layers": _between(0, MAX_LAYERS),
+    "model.hyper_hidden_features": _between(1, MAX_WIDTH),
+    "model.hyper_hidden_layers": _between(0, MAX_LAYERS),
+    "model.omega": ((lambda omega: 0 < omega <= MAX_OMEGA), f"a number in (0, {MAX_OMEGA:g}]"),
+    "model.encoder_widths": (
+        lambda widths: 0 < len(widths) <= MAX_LEVELS and 1 <= min(widths) and max(widths) <= MAX_WIDTH,
+        f"a list of 1 to {MAX_LEVELS} widths in [1, {MAX_WIDTH}]",
+    ),
     "data.image_size": _between(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
     "data.root": ((lambda root: root.strip() != ""), "a folder"),
     "data.train_limit": _at_least(0),
-    "train.max_steps": _at_least(1),
+    "train.max_steps": _between(1, MAX_STEPS),
     "train.batch_size": _at_least(1),
     "train.lr": _POSITIVE,
     "train.min_context": _at_least(1),

@@ -3,7 +3,9 @@
     checkpoint.pt    weights, optimizer state, step and config: all a run resumes from
     config.json      a copy of the config for people and tools
     history.jsonl    one line per logged step; a resumed run rewrites what came after its checkpoint
-    train.lock       held (flock) while a training runs; its presence also marks the folder as a run
+    train.lock       marks the folder as a run (with checkpoint.pt); the lock a training holds is an flock on
+                     the folder itself, so deleting this file, as tidying a finished run would, lets no
+                     second training in
     tensorboard/     TensorBoard logs
 
 A checkpoint is written only once the next step shows that its weights give a finite loss and
@@ -18,12 +20,17 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import torch
 from torch import nn
 
-from hypersiren.across.checkpoint import checkpoint_config, require_resumable, save_checkpoint
+from hypersiren.across.checkpoint import (
+    checkpoint_config,
+    require_resumable,
+    save_checkpoint,
+    warn_of_config_edits,
+)
 from hypersiren.across.config import ConfigError, RunConfig, learning_rate, require_same_model
 from hypersiren.across.data import REPO_ROOT
 from hypersiren.files import append_line, remove_stale_temporaries, write_text
@@ -40,7 +47,7 @@ class RunFolder:
         self.checkpoint, self.history = self.path / "checkpoint.pt", self.path / "history.jsonl"
         self.saved_step: int | None = None  # the step of the checkpoint on disk, for the messages
         self.sound_step: int | None = None  # a checkpoint step, saved once the next step shows its weights finite
-        self._lock: IO[str] | None = None
+        self._lock: int | None = None  # the descriptor of the folder, flocked while this process trains
 
     def checkpoint_stamp(self) -> tuple[int, int] | None:
         """(inode, mtime) of the checkpoint, None if there is none: tells whether it was replaced meanwhile.
@@ -69,6 +76,8 @@ class RunFolder:
         saved = checkpoint_config(state, self.checkpoint) if state else None
         if saved:
             require_resumable(state, saved, self.checkpoint)  # before anything is decoded or built
+            if self.write:
+                warn_of_config_edits(self.path, saved, given=set(overrides))
         config = RunConfig.from_dict(saved.to_dict()) if saved else preset
         config.update(overrides)
         if saved:
@@ -95,16 +104,19 @@ class RunFolder:
         checkpoint is no longer the one of ``stamp``. Remove the checkpoint temporaries that killed runs left:
         with the lock held, no one else is writing them."""
         self.path.mkdir(parents=True, exist_ok=True)
-        lock = (self.path / LOCK).open("a")
+        # The folder itself is locked, not a file in it: a file can be deleted while held, and a second training
+        # would then lock a new file of the same name. A folder cannot be removed and recreated while it is in use.
+        lock = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            lock.close()
+            os.close(lock)
             raise ConfigError(
-                f"another training is running in {self.path} (it holds {LOCK}): wait for it to end, "
+                f"another training is running in {self.path} (it holds the folder's lock): wait for it to end, "
                 "or choose another --out"
             ) from None
         self._lock = lock
+        (self.path / LOCK).touch()  # marks the folder as a run before anything else is written
         if self.checkpoint_stamp() != stamp:
             self.release()
             raise ConfigError(f"{self.checkpoint} changed while this run started (another training just ended?): rerun")
@@ -113,7 +125,7 @@ class RunFolder:
     def release(self) -> None:
         """Let another training use the folder."""
         if self._lock is not None:
-            self._lock.close()
+            os.close(self._lock)
             self._lock = None
 
     def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], lr: float) -> int:

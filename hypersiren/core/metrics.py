@@ -3,11 +3,15 @@
 import torch
 from torch import Tensor
 
+from hypersiren.core.checks import require_tensor
+
 
 def mse(prediction: Tensor, target: Tensor, where: Tensor | None = None) -> Tensor:
     """Mean squared error per image: ``(B, ...) -> (B,)``.
 
     With a bool ``where`` (broadcastable), over those values only."""
+    require_tensor(prediction, "prediction")
+    require_tensor(target, "target")
     if prediction.shape != target.shape:
         raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ in shape")
     error = (prediction.float() - target.float()).square()

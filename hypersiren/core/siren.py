@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from hypersiren.core.checks import require_count, require_tensor
 from hypersiren.core.render import LayerParams, SirenParams, render
 
 
@@ -23,6 +24,16 @@ class SirenConfig:
     out_features: int = 3
     first_omega: float = 30.0
     hidden_omega: float = 30.0
+
+    def __post_init__(self) -> None:
+        """Refuse sizes that are not whole counts and omegas that are not finite and positive, before any tensor is
+        built from them (torch's own refusal of a width of 8.5 names no argument)."""
+        for name in ("in_features", "hidden_features", "out_features"):
+            require_count(getattr(self, name), name, low=1)
+        require_count(self.hidden_layers, "hidden_layers", low=0)
+        for name in ("first_omega", "hidden_omega"):
+            if not 0 < getattr(self, name) < math.inf:
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
 
     @property
     def layer_shapes(self) -> list[tuple[int, int]]:
@@ -88,6 +99,7 @@ class Siren(nn.Module):
         return [LayerParams(w, b) for w, b in zip(self.weights, self.biases)]
 
     def forward(self, coords: Tensor) -> Tensor:
+        require_tensor(coords, "coords")
         if coords.dim() < 2:
             raise ValueError(f"coords must be (..., N, {self.config.in_features}), got shape {tuple(coords.shape)}")
         flat = coords.reshape(1, -1, coords.shape[-1])  # every point through the one shared network

@@ -11,6 +11,8 @@ import torch
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
+from hypersiren.core.checks import require_count
+
 # The bundled photos (8-bit, no download) the fit programs offer.
 PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "coins", "moon", "rocket")
 # ITU-R BT.709 luma, the weights of skimage.color.rgb2gray.
@@ -38,6 +40,7 @@ def load_photo(name: str = "camera", size: int | None = None, grayscale: bool = 
     elif not grayscale and image.shape[0] == 1:
         image = image.expand(3, -1, -1)
     if size is not None:
+        require_count(size, "size", low=1)
         short_side = min(image.shape[-2:])
         image = TF.center_crop(image, [short_side, short_side])
         image = TF.resize(image, [size, size], antialias=True)

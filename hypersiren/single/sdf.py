@@ -21,9 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hypersiren.core.checks import require_count, require_positive
 from hypersiren.core.diffops import gradient
 from hypersiren.files import write_text
-from hypersiren.single.fitting import minimize
+from hypersiren.single.fitting import fit_bytes, minimize
+
+CHAMFER_CHUNK = 2048  # points whose distances to a whole point set are computed at once
 
 
 class Sphere(NamedTuple):
@@ -120,6 +123,11 @@ class SDFFitConfig:
     cloud_size: int = 100_000  # points in the oriented point cloud sampled once from the shape
     batch_size: int = 4096  # surface points per step; as many off-surface points again, as in the paper
 
+    def __post_init__(self) -> None:
+        for name in ("steps", "cloud_size", "batch_size"):
+            require_count(getattr(self, name), name, low=1)
+        require_positive(self.lr, "lr")
+
 
 def fit_sdf(
     net: nn.Module, shape: Shape, config: SDFFitConfig, seed: int = 0, progress: str | None = None
@@ -143,6 +151,14 @@ def fit_sdf(
     return minimize(net, step_loss, steps=config.steps, lr=config.lr, progress=progress)
 
 
+def sdf_bytes(config: SDFFitConfig, hidden: int, layers: int, resolution: int, eval_points: int) -> float:
+    """Estimated bytes of fitting, meshing and scoring an SDF: a fit step on ``2 * batch_size`` points supervised by
+    the gradient (``fit_bytes``), then, doubled as it errs high, the point cloud, the ``resolution``³ volume with
+    its coordinates, and the Chamfer distance's block of ``CHAMFER_CHUNK x eval_points`` distances."""
+    step = fit_bytes(2 * config.batch_size, hidden, layers, derivative_order=1, in_features=3)
+    return step + 2 * 4 * (6 * config.cloud_size + 4 * resolution**3 + 2 * CHAMFER_CHUNK * eval_points)
+
+
 @torch.no_grad()
 def sdf_volume(net: nn.Module, resolution: int, extent: float = 1.0, chunk: int = 65_536) -> Tensor:
     """Φ on the ``resolution``³ lattice over [-extent, extent]³ (corners included): ``(R, R, R)``, [x, y, z]."""
@@ -158,7 +174,7 @@ def extract_mesh(net: nn.Module, resolution: int = 64, extent: float = 1.0) -> t
         from skimage.measure import marching_cubes
     except ImportError as error:
         raise ImportError("extract_mesh needs scikit-image: pip install 'hypersiren[examples]'") from error
-    volume = sdf_volume(net, resolution, extent).cpu()
+    volume = sdf_volume(net, require_count(resolution, "resolution", low=2), extent).cpu()
     if not volume.min() < 0 < volume.max():
         raise ValueError(
             f"Φ does not change sign on the grid (range {volume.min():.3g} … {volume.max():.3g}): no surface to extract"
@@ -181,7 +197,7 @@ def sample_mesh(vertices: Tensor, faces: Tensor, count: int, generator: torch.Ge
     return triangle[:, 0] + u * (triangle[:, 1] - triangle[:, 0]) + v * (triangle[:, 2] - triangle[:, 0])
 
 
-def chamfer_distance(points_a: Tensor, points_b: Tensor, chunk: int = 2048) -> tuple[float, float, float]:
+def chamfer_distance(points_a: Tensor, points_b: Tensor, chunk: int = CHAMFER_CHUNK) -> tuple[float, float, float]:
     """Symmetric Chamfer distance of ``(N, 3)`` and ``(M, 3)``: (mean of both sides, a->b, b->a).
 
     a->b is the mean Euclidean distance from each point of a to its nearest point
