@@ -11,6 +11,9 @@ truth and compare models on the same copy. Smaller sizes are resized from it by 
 A device run carries at most 64 MiB with the working tree, which this copy must fit beside.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import shutil
 import tempfile
 from pathlib import Path

@@ -22,6 +22,9 @@ It prints one Markdown report and writes it, with every number, to ``eval/result
 It needs only the repository and ``datasets/packed``: no ``../shared``, no network.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import argparse
 import json
 import os
@@ -36,7 +39,7 @@ import torch
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS
 from hypersiren.across.checkpoint import load_run
-from hypersiren.across.config import RunConfig
+from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import evaluate_inpainting
@@ -138,8 +141,9 @@ def train(preset: Path, run: Path, data_root: str, device: str, options: list[st
     command = [sys.executable, str(REPO / "train" / "train.py"), "--config", str(preset), "--out", str(run)]
     command += ["--data.root", data_root, "--device", device, *(f"--{option}" for option in options)]
     result = subprocess.run(command, env=os.environ | {"PYTHONUNBUFFERED": "1"})
-    if result.returncode != 0:
-        raise RuntimeError(f"training {preset.name} failed (exit {result.returncode}): see its message above")
+    if result.returncode != 0:  # train.py has said why, in one line: the check stops with its exit code
+        print(f"error: training train/gpu/{preset.name} stopped (exit {result.returncode}): see above", file=sys.stderr)
+        raise SystemExit(result.returncode)
 
 
 def loop_rate(run: Path, device: str, gemm_rate: float) -> dict[str, float]:
@@ -148,7 +152,10 @@ def loop_rate(run: Path, device: str, gemm_rate: float) -> dict[str, float]:
     and the share of the fp32 GEMM rate that is."""
     config = RunConfig.load(run / "config.json")
     history = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
-    rates = [entry["images_per_second"] for entry in history if "images_per_second" in entry][1:] or [float("nan")]
+    rates = [entry["images_per_second"] for entry in history if "images_per_second" in entry]
+    if not rates:
+        raise ConfigError(f"{run / 'history.jsonl'} logged no interval: give a train.log_every below train.max_steps")
+    rates = rates[1:] or rates
     images_per_second = statistics.harmonic_mean(rates)
     flops = bench.preset_flops(config, device, batch_size=8) / 8
     return {
