@@ -31,6 +31,7 @@ from hypersiren.across.evaluation import (
     evaluate_inpainting,
     evaluate_scales,
     inpainting_table,
+    require_informative,
     require_not_fuller,
     root_tag,
     scale_settings,
@@ -88,6 +89,7 @@ def main() -> None:
     mean_image = to_model_space(load_images(reading_from(config.data, args.train_data_root), "train")).mean(dim=0)
     data = reading_from(config.data, args.data_root)
     images = load_images(data, split, limit=args.limit)
+    require_informative(images, source=f"{data.root} ({split})")
     scales = scales if config.data.dataset != "cifar10" else []  # CIFAR-10's originals are 32x32: no larger truth
     out_dir = Path(args.out or Path(args.run) / "eval")
     name = results_name(

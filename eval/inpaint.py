@@ -157,7 +157,8 @@ def output_paths(images: list[Path], out: Path | None, inputs: list[Path]) -> li
         if out.exists() and not out.is_dir():
             raise ConfigError(f"--out {out} is a file, not a folder: name a folder, or a .png for one image")
         names = [image.stem for image in images]
-        repeated = sorted({name for name in names if names.count(name) > 1})
+        folded = [name.casefold() for name in names]  # a.png and A.png are one file where case is ignored (macOS)
+        repeated = sorted({name for name, key in zip(names, folded) if folded.count(key) > 1})
         if repeated:
             raise ConfigError(f"several --image files are named {repeated[0]}: rename them or complete them one by one")
         targets = [out / f"{name}.png" for name in names]

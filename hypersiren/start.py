@@ -11,9 +11,9 @@ import signal
 import sys
 
 
-def _interrupted(signal_number: int, frame: object) -> None:
+def exit_interrupted(signal_number: int, frame: object) -> None:
     sys.stderr.write("interrupted\n")
     os._exit(130)  # 128 + SIGINT, as cli.INTERRUPTED_EXIT_CODE; nothing has been written yet to flush or clean
 
 
-signal.signal(signal.SIGINT, _interrupted)
+signal.signal(signal.SIGINT, exit_interrupted)

@@ -1,5 +1,6 @@
 import importlib.util
 import os
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -41,6 +42,7 @@ def load_program() -> Callable[[str], ModuleType]:
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a program installs hypersiren.start's: not pytest's
         return module
 
     return load

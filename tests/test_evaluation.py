@@ -9,10 +9,12 @@ from hypersiren.across.evaluation import (
     evaluate_inpainting,
     evaluate_scales,
     inpainting_table,
+    require_informative,
     scales_table,
     seeded_masks,
 )
 from hypersiren.across.model import HyperSiren
+from hypersiren.across.rules import ConfigError
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
 
@@ -78,3 +80,11 @@ def test_the_protocol_means_the_same_densities_at_every_size(models, size):
         assert densities == pytest.approx([0.01, 0.1, 0.98], rel=0.2)
     assert all(v["psnr"] > 0 for by_method in results.values() for v in by_method.values() if v["psnr"] is not None)
     assert "full" in results and results["full"]["hypersiren_pasted"]["psnr"] is None
+
+
+def test_flat_images_are_refused_rather_than_scored_a_perfect_100_db():
+    images = torch.randint(0, 256, (3, 3, 8, 8), dtype=torch.uint8)
+    require_informative(images, source="photos")
+    images[1] = 17  # one flat grey image: every fill is exact on it
+    with pytest.raises(ConfigError, match=r"1 of the 3 images of photos are one flat colour \(first: image 1\)"):
+        require_informative(images, source="photos")

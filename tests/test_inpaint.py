@@ -197,13 +197,14 @@ def test_mistakes_are_one_line(run_dir, photos, tmp_path, options, phrase):
         (["--image", "{tmp}/a_comparison.png", "--out", "{tmp}/a.png"], "over the input"),  # the comparison's name
         (["--image", "{photo}", "--mask", "{tmp}/photo.png", "--out", "{tmp}/photo.png"], "over the input"),
         (["--image", "{tmp}/photo.png", "{tmp}/photo_comparison.png", "--out", "out"], "would be written twice"),
+        (["--image", "{tmp}/photo.png", "{tmp}/Photo.jpg", "--out", "out"], "several --image files are named Photo"),
         (["--image", "{tmp}/photo.png", "--out", "{tmp}/file"], "is a file, not a folder"),
         (["--image", "{tmp}/photo.png", "--out", "{tmp}/folder.png"], "is a folder: name the PNG inside it"),
         (["--image", "{photo}", "--out", "{tmp}/photo.png"], "exists and hypersiren did not write it"),  # not an input
     ],
 )
 def test_no_output_replaces_an_input_or_another_output(run_dir, photos, tmp_path, options, phrase):
-    for name in ("photo.png", "a_comparison.png", "photo_comparison.png"):
+    for name in ("photo.png", "a_comparison.png", "photo_comparison.png", "Photo.jpg"):
         shutil.copy(photos["camera.png"], tmp_path / name)
     os.link(tmp_path / "photo.png", tmp_path / "linked.png")
     (tmp_path / "file").write_text("a file where a folder would go")

@@ -180,6 +180,18 @@ def _require_uint8(images: Tensor, name: str) -> None:
         raise TypeError(f"{name} must be uint8 images in [0, 255] (as load_images gives), got {images.dtype}")
 
 
+def require_informative(images: Tensor, source: str) -> None:
+    """``ConfigError`` if some ``images (N, C, H, W)`` are one flat colour: every fill copies such an image exactly
+    from any pixel of it, so it scores the 100 dB cap, a perfect number that measures nothing."""
+    flat = images.flatten(1)
+    constant = (flat.amax(dim=1) == flat.amin(dim=1)).nonzero().flatten().tolist()
+    if constant:
+        raise ConfigError(
+            f"{len(constant)} of the {len(images)} images of {source} are one flat colour (first: image "
+            f"{constant[0]}): any fill copies them exactly and scores a meaningless 100 dB; remove them from the split"
+        )
+
+
 def scale_settings(height: int, width: int) -> tuple[str, str]:
     """What arbitrary-scale rendering starts from: all pixels, and 10% of them (100 at 32x32)."""
     return "full", protocol_settings(height, width)[1]
