@@ -12,6 +12,9 @@ from --seed). Both completions keep your own pixels where observed, at the outpu
 eval/inpaint.py). The page is served on 127.0.0.1 only, and sends nothing anywhere.
 """
 
+import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
+
+# isort: split
 import os
 from types import ModuleType
 from typing import Any

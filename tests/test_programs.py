@@ -227,7 +227,7 @@ def test_ctrl_c_while_a_program_imports_torch_is_one_line_and_exit_130():
         [sys.executable, "-c", interrupted_at_import], capture_output=True, text=True, env=environment
     )
     assert (result.returncode, result.stderr) == (130, "interrupted\n")
-    assert len(PROGRAMS) == 10
+    assert {"train/train.py", "eval/evaluate.py", "datasets/check.py"} <= set(PROGRAMS)  # the glob finds them
     for program in PROGRAMS:  # each imports it before anything that takes time
         first = next(
             node
