@@ -49,13 +49,20 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from hypersiren.across import encoders as encoders_module
-from hypersiren.across.config import ConfigError, RunConfig, parameter_count
+from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.context import training_context_mask
 from hypersiren.across.data import ShuffledBatches, recipe_batch
-from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.model import HyperSiren, ModelConfig, Prediction
 from hypersiren.across.objective import hypernetwork_loss
-from hypersiren.across.training import FiniteWatch, compiled, compute_gradients, precision, set_tf32, skip_if_failed
+from hypersiren.across.training import (
+    FiniteWatch,
+    compiled,
+    compute_gradients,
+    precision,
+    require_step_memory,
+    set_tf32,
+    skip_if_failed,
+)
 from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.core import render as render_module
 from hypersiren.core.pixels import pixel_grid
@@ -439,14 +446,7 @@ def require_bench_memory(device: str, batch_size: int) -> None:
     every_pixel = copy.deepcopy(presets["celeba64"])  # as bench_sizes times it
     every_pixel.train.query_points = 0
     for config in [*presets.values(), every_pixel]:
-        size = config.data.image_size
-        points = (config.train.query_points or size * size) + config.train.fine_points
-        require_memory(
-            training_bytes(config.model, batch_size, size, points, parameters=parameter_count(config.model)),
-            device=device,
-            what=f"a training step of {batch_size} images of {size}x{size} with {points} points each",
-            fix="lower --batch-size",
-        )
+        require_step_memory(config, batch_size=batch_size, device=device, fix="lower --batch-size")
 
 
 def require_same_setup(path: Path, report: dict[str, Any]) -> None:

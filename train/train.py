@@ -35,14 +35,21 @@ from tqdm import tqdm
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS
 from hypersiren.across.checkpoint import checkpoint_config, load_checkpoint, run_model
-from hypersiren.across.config import ConfigError, RunConfig, learning_rate, parameter_count
+from hypersiren.across.config import ConfigError, RunConfig, learning_rate
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import ShuffledBatches, load_images, recipe_batch
 from hypersiren.across.evaluation import METHODS, evaluate_inpainting, seeded_masks
-from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.run_folder import RunFolder, program_command, resume_message
-from hypersiren.across.training import FiniteWatch, compiled, compute_gradients, precision, set_tf32, skip_if_failed
+from hypersiren.across.training import (
+    FiniteWatch,
+    compiled,
+    compute_gradients,
+    precision,
+    require_step_memory,
+    set_tf32,
+    skip_if_failed,
+)
 from hypersiren.cli import (
     EXIT_CODE,
     INTERRUPTED_EXIT_CODE,
@@ -233,12 +240,10 @@ def require_training_memory(config: RunConfig, device: str, processes: int) -> N
     high estimate), before anything is written or decoded; each of ``processes`` takes its share of the batch."""
     if config.train.batch_size % processes:
         raise ConfigError(f"train.batch_size={config.train.batch_size} must be divisible by the {processes} processes")
-    batch, size = config.train.batch_size // processes, config.data.image_size
-    points = (config.train.query_points or size * size) + config.train.fine_points
-    require_memory(
-        training_bytes(config.model, batch, size, points, parameters=parameter_count(config.model)),
+    require_step_memory(
+        config,
+        batch_size=config.train.batch_size // processes,
         device=device,
-        what=f"a training step of {batch} images of {size}x{size} and {points} points each",
         fix="lower train.batch_size, data.image_size, train.query_points, train.fine_points or the model's widths",
     )
 

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor, nn
 
+from hypersiren.across.config import RunConfig, parameter_count
+from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.objective import recipe_loss
 
 if TYPE_CHECKING:
@@ -101,3 +103,16 @@ def compiled(model: nn.Module, mode: str) -> Callable:
 def set_tf32(enabled: bool) -> None:
     """TF32 for fp32 matrix multiplies on CUDA (``train.tf32``); PyTorch already allows it in convolutions."""
     torch.backends.cuda.matmul.allow_tf32 = enabled
+
+
+def require_step_memory(config: RunConfig, batch_size: int, device: str | torch.device, fix: str) -> None:
+    """Refuse a training step of ``config`` on ``batch_size`` images that would not fit in ``device``'s memory
+    (``memory.training_bytes``, a rough and high estimate), before anything is allocated; ``fix`` says what to lower."""
+    size = config.data.image_size
+    points = (config.train.query_points or size * size) + config.train.fine_points
+    require_memory(
+        training_bytes(config.model, batch_size, size, points, parameters=parameter_count(config.model)),
+        device=device,
+        what=f"a training step of {batch_size} images of {size}x{size} and {points} points each",
+        fix=fix,
+    )
