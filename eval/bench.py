@@ -212,7 +212,6 @@ def bench_modes(
         flops = preset_flops(variants[modes[0]], device, batch_size)
         contenders = {}
         for mode, variant in variants.items():
-            set_tf32(variant.train.tf32)
             contenders[mode] = partial(_with_tf32, variant.train.tf32, preset_step(variant, device, batch_size)[1])
         samples = time_interleaved(contenders, device=device, rounds=rounds, calls=3)
         for mode, times in samples.items():

@@ -44,6 +44,7 @@ from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import evaluate_inpainting
 from hypersiren.across.model import HyperSiren
+from hypersiren.across.training import set_tf32
 from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.results import markdown_table, write_json
 
@@ -87,7 +88,7 @@ def main() -> None:
     if not Path(args.data_root).is_dir():
         raise FileNotFoundError(f"no packed data at {args.data_root}: run python datasets/pack.py where ../shared is")
     device = args.device
-    torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 in the GEMM rate and in every eager fp32 row
+    set_tf32(False)  # fp32 means fp32 in the GEMM rate and in every eager fp32 row
     path = Path(args.json or REPO / "eval" / "results" / f"bench_{device.split(':')[0]}.json")
     report: dict[str, Any] = {"device": bench.device_name(device), "torch": torch.__version__, "presets": {}}
     earlier = json.loads(path.read_text()) if path.is_file() else {}

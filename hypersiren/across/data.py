@@ -182,8 +182,8 @@ def training_batch(
         generator=batches.generator(batches.seed * 1_000_003 + step),
     )
     image = to_model_space(images[batches.indices(step)])
-    mirrored = _mirrored_rows(batches, step) if hflip else None
     if hflip:
+        mirrored = _mirrored_rows(batches, step)  # the same rows of the fine images below
         image = torch.where(mirrored, image.flip(-1), image)
     coords = pixel_grid(height, width, images.device).expand(batches.batch_size, -1, -1)
     target, observed = rearrange(image, "b c h w -> b (h w) c"), rearrange(masks, "b 1 h w -> b (h w)")

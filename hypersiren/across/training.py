@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, NamedTuple
 import torch
 from torch import Tensor, nn
 
-from hypersiren.across.config import RunConfig, parameter_count
+from hypersiren.across.config import RunConfig, TrainConfig, parameter_count
 from hypersiren.across.memory import require_memory, training_bytes
 from hypersiren.across.objective import recipe_loss
 
 if TYPE_CHECKING:
-    from hypersiren.across.config import TrainConfig
     from hypersiren.across.data import Batch
 
 
@@ -32,7 +31,7 @@ class Gradients(NamedTuple):
 
 
 def compute_gradients(
-    model: Callable, parameters: list[Tensor], batch: "Batch", train: "TrainConfig", precision: AbstractContextManager
+    model: Callable, parameters: list[Tensor], batch: "Batch", train: TrainConfig, precision: AbstractContextManager
 ) -> Gradients:
     """Forward ``batch`` through ``model`` (eager, compiled or DDP-wrapped) under ``precision``, take
     ``train``'s loss, backpropagate and clip ``parameters``' gradients to ``train.grad_clip``."""
@@ -89,7 +88,7 @@ def skip_if_failed(optimizer: torch.optim.Optimizer, failed: Tensor) -> None:
     optimizer.found_inf = failed
 
 
-def precision(train: "TrainConfig", device: torch.device) -> AbstractContextManager:
+def precision(train: TrainConfig, device: torch.device) -> AbstractContextManager:
     """``train.amp``'s bf16 autocast on CUDA (the SIREN itself renders in fp32 regardless); nothing on the CPU."""
     return torch.autocast("cuda", torch.bfloat16) if train.amp and device.type == "cuda" else nullcontext()
 
