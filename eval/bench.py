@@ -65,7 +65,7 @@ from hypersiren.across.training import (
 )
 from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.core import render as render_module
-from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.coordinates import cell_centres
 from hypersiren.results import earlier_result, markdown_table, write_json
 
 PRESETS = Path(__file__).resolve().parents[1] / "train"
@@ -153,7 +153,7 @@ def make_batch(config: ModelConfig, batch_size: int, size: int, device: str, see
     generator = torch.Generator().manual_seed(seed)
     image = 2 * torch.rand(batch_size, config.image_channels, size, size, generator=generator) - 1
     mask = training_context_mask(batch_size, size, size, min_context=10, max_context=size * size, generator=generator)
-    coords = pixel_grid(size, size).expand(batch_size, -1, -1)
+    coords = cell_centres((size, size)).expand(batch_size, -1, -1)
     return Batch(*(t.to(device) for t in (image, mask, coords, rearrange(image, "b c h w -> b (h w) c"))))
 
 

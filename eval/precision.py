@@ -39,8 +39,9 @@ from hypersiren.across.evaluation import require_not_fuller, seeded_masks
 from hypersiren.across.memory import inpaint_bytes, require_memory
 from hypersiren.across.model import HyperSiren
 from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
+from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.metrics import psnr
-from hypersiren.core.pixels import pixel_grid, to_model_space, to_unit_range
+from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.core.render import SirenParams
 from hypersiren.results import markdown_table, write_results
 
@@ -102,7 +103,7 @@ def inpaint_with(model: HyperSiren, image: Tensor, mask: Tensor, precision: Prec
         params = model.hypernet(latents.global_latent)
     params = [type(layer)(*(t.float() for t in layer)) for layer in params]
     height, width = image.shape[-2:]
-    coords = pixel_grid(height, width, image.device).expand(image.shape[0], -1, -1)
+    coords = cell_centres((height, width), image.device).expand(image.shape[0], -1, -1)
     shifts = model.shifts(latents.local_grid, coords)  # they enter the sine's argument: fp32, as in HyperSiren.render
     values = rounded_render(params, coords, model.config.omega, precision, shifts)
     return rearrange(values, "b (h w) c -> b c h w", h=height, w=width)

@@ -30,7 +30,7 @@ _HOMES = {
     "init_siren_params": "hypersiren.core.siren",
     "laplacian": "hypersiren.core.diffops",
     "mse": "hypersiren.core.metrics",
-    "pixel_grid": "hypersiren.core.pixels",
+    "cell_centres": "hypersiren.core.coordinates",
     "psnr": "hypersiren.core.metrics",
     "random_context_mask": "hypersiren.across.context",
     "training_context_mask": "hypersiren.across.context",

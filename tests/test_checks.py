@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hypersiren import HyperSiren, Siren, pixel_grid, psnr, random_context_mask
+from hypersiren import HyperSiren, Siren, cell_centres, psnr, random_context_mask
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.data import DataConfig, load_images
 from hypersiren.across.evaluation import evaluate_inpainting
@@ -29,7 +29,7 @@ SMALL_SIREN_3D = Siren(in_features=3, hidden_features=4, hidden_layers=1, out_fe
         (lambda model: random_context_mask(2, 8, 8, num_context=10.7), r"num_context must be an integer, got 10.7"),
         (lambda model: random_context_mask(2.0, 8, 8, num_context=10), r"batch_size must be an integer, got 2.0"),
         (lambda model: random_context_mask(2, 8, 8, num_context=True), r"num_context must be an integer, got True"),
-        (lambda model: pixel_grid(8.5, 8), r"height must be an integer, got 8.5"),
+        (lambda model: cell_centres((8.5, 8)), r"height must be an integer, got 8.5"),
         (lambda model: Siren(in_features=2, hidden_features=8.5), r"hidden_features must be an integer, got 8.5"),
         (lambda model: load_images(DataConfig(), "val", limit=3.5), r"limit must be an integer, got 3.5"),
         (lambda model: evaluate_inpainting(model, IMAGE, None), r"images must be uint8 images in \[0, 255\]"),
@@ -52,7 +52,7 @@ def test_a_numpy_array_or_a_fractional_count_is_refused_naming_it(call, message,
     [
         (lambda: load_images(DataConfig(), "val", limit=-1), r"limit must be >= 1, got -1"),  # was: all but the last
         (lambda: random_context_mask(-1, 8, 8, num_context=1), r"batch_size must be >= 0, got -1"),
-        (lambda: pixel_grid(0, 8), r"height must be >= 1, got 0"),  # was: ZeroDivisionError
+        (lambda: cell_centres((0, 8)), r"height must be >= 1, got 0"),  # was: ZeroDivisionError
         (lambda: FitConfig(steps=0), r"steps must be >= 1, got 0"),  # was: a 'fit' of no step, scored
         (lambda: FitConfig(lr=float("nan")), r"lr must be a finite number > 0, got nan"),
     ],
@@ -64,7 +64,7 @@ def test_a_count_out_of_range_is_refused_not_wrapped_around(call, message):
 
 def test_numpy_integers_are_counts():
     assert int(random_context_mask(2, np.int64(8), 8, num_context=np.int64(10)).sum()) == 20
-    assert pixel_grid(np.int32(4), 4).shape == (16, 2)
+    assert cell_centres((np.int32(4), 4)).shape == (16, 2)
     with pytest.raises(ValueError, match="hidden_layers must be >= 0"):
         Siren(in_features=2, hidden_layers=-1)
     with pytest.raises(ValueError, match="first_omega must be a finite number > 0"):

@@ -20,7 +20,8 @@ from hypersiren.across.data import (
     training_batch,
 )
 from hypersiren.across.objective import missing_log_mse
-from hypersiren.core.pixels import pixel_grid, to_model_space, to_unit_range
+from hypersiren.core.coordinates import cell_centres
+from hypersiren.core.pixels import to_model_space, to_unit_range
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -142,7 +143,7 @@ def test_training_batch_is_the_indexed_images_with_replayable_contexts():
     batches = ShuffledBatches(num_images=10, batch_size=3, seed=7)
     image, mask, coords, target, observed = training_batch(images, batches, step=4, min_context=2, max_context=6)
     assert torch.equal(image, to_model_space(images[batches.indices(4)]))
-    assert torch.equal(coords, pixel_grid(4, 5).expand(3, -1, -1)) and torch.equal(target, image.flatten(2).mT)
+    assert torch.equal(coords, cell_centres((4, 5)).expand(3, -1, -1)) and torch.equal(target, image.flatten(2).mT)
     assert torch.equal(observed, mask.flatten(1))
     assert mask.shape == (3, 1, 4, 5) and mask.dtype == torch.bool
     assert all(2 <= count <= 6 for count in mask.flatten(1).sum(1).tolist())

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from hypersiren.across.encoders import ConvEncoder, SetEncoder, UNetEncoder, doubled, pull_push_fill, upsample
-from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.coordinates import cell_centres
 
 LATENT_DIM = 12
 
@@ -145,7 +145,7 @@ def test_set_encoder_takes_an_image_and_mask_and_pools_its_observed_pixels(set_e
     assert grid is None
     for index in range(2):
         observed = mask[index].flatten()
-        points = (pixel_grid(4, 5)[observed], image[index].flatten(1).T[observed])
+        points = (cell_centres((4, 5))[observed], image[index].flatten(1).T[observed])
         expected = set_encoder.pool(*(t[None] for t in points), torch.ones(1, int(observed.sum()), dtype=torch.bool))
         torch.testing.assert_close(latent[index], expected[0])
 

@@ -1,8 +1,8 @@
 import torch
 from einops import rearrange
 
+from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.diffops import gradient, laplacian
-from hypersiren.core.pixels import pixel_grid
 from hypersiren.core.siren import Siren
 from hypersiren.single.coordinate_mlps import coordinate_mlp
 from hypersiren.single.field_images import derivative_images, render_image, window_grid
@@ -16,7 +16,7 @@ def small_siren(out_features=1):
 def test_render_on_the_unit_window_is_the_fitted_grid():
     siren = small_siren(out_features=3)
     image = render_image(siren, 12, 10)
-    expected = rearrange(siren(pixel_grid(12, 10)), "(h w) c -> c h w", h=12).detach()
+    expected = rearrange(siren(cell_centres((12, 10))), "(h w) c -> c h w", h=12).detach()
     assert image.shape == (3, 12, 10)
     torch.testing.assert_close(image, expected)
 
@@ -27,8 +27,8 @@ def test_chunking_does_not_change_the_render():
 
 
 def test_window_extent_zooms_and_extrapolates():
-    torch.testing.assert_close(window_grid(8, 8, extent=0.5), 0.5 * pixel_grid(8, 8))
-    assert window_grid(8, 8, extent=2.0).abs().max() == 2.0 * pixel_grid(8, 8).abs().max()
+    torch.testing.assert_close(window_grid(8, 8, extent=0.5), 0.5 * cell_centres((8, 8)))
+    assert window_grid(8, 8, extent=2.0).abs().max() == 2.0 * cell_centres((8, 8)).abs().max()
     siren = small_siren()
     wide = render_image(siren, 16, 16, extent=2.0)
     centre = render_image(siren, 8, 8, extent=1.0)

@@ -1,18 +1,18 @@
 import pytest
 import torch
 
-from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.coordinates import cell_centres
 from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
 
 
 def field_on_grid(function, height, width):
-    """``function(row, col)`` sampled at the pixel centres of ``pixel_grid``, ``(H, W)`` float64."""
-    coords = pixel_grid(height, width).double().view(height, width, 2)
+    """``function(row, col)`` sampled at the pixel centres of ``cell_centres``, ``(H, W)`` float64."""
+    coords = cell_centres((height, width)).double().view(height, width, 2)
     return function(coords[..., 0], coords[..., 1])
 
 
 INTERIOR = (slice(2, -2), slice(2, -2))  # away from the replicated border
-EXACT = dict(rtol=1e-4, atol=1e-4)  # pixel_grid is float32: exact up to its rounding
+EXACT = dict(rtol=1e-4, atol=1e-4)  # cell_centres is float32: exact up to its rounding
 
 
 @pytest.mark.parametrize("height, width", [(32, 32), (24, 40)])

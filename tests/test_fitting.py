@@ -3,9 +3,9 @@ import torch
 
 pytest.importorskip("skimage")
 
+from hypersiren.core.coordinates import cell_centres  # noqa: E402
 from hypersiren.core.metrics import psnr  # noqa: E402
 from hypersiren.core.pixels import (  # noqa: E402
-    pixel_grid,  # noqa: E402
     to_model_space,
     to_unit_range,
 )
@@ -104,7 +104,7 @@ def test_poisson_blend_reconstructs_the_blend_not_either_photo():
 def test_match_harmonic_removes_exactly_the_harmonic_polynomials():
     torch.manual_seed(0)
     reference = torch.rand(2, 12, 10) * 2 - 1
-    coords = pixel_grid(12, 10).view(12, 10, 2)
+    coords = cell_centres((12, 10)).view(12, 10, 2)
     row, col = coords[..., 0], coords[..., 1]
     shifted = reference + 0.2  # per-image constant
     ramped = reference + 0.3 * row - 0.1 * col

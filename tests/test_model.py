@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from hypersiren.across.model import HyperSiren, ModelConfig, Refinement, sample_grid
-from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.render import render
 
 HEIGHT, WIDTH = 8, 6  # the size of conftest.py's batch
@@ -68,12 +68,12 @@ def test_a_nan_in_an_unobserved_pixel_never_reaches_the_output(model, batch):
     torch.testing.assert_close(completed, model.inpaint(image, mask))
 
 
-def test_raw_inpaint_at_input_size_equals_forward_on_pixel_grid(model, batch):
+def test_raw_inpaint_at_input_size_equals_forward_on_cell_centres(model, batch):
     image, mask = batch
     completed = model.inpaint(image, mask, raw=True, supersample=1)
     assert completed.shape == image.shape
     with torch.no_grad():
-        values = model(image, mask, pixel_grid(HEIGHT, WIDTH).expand(2, -1, -1)).values
+        values = model(image, mask, cell_centres((HEIGHT, WIDTH)).expand(2, -1, -1)).values
     torch.testing.assert_close(completed, rearrange(values, "b (h w) c -> b c h w", h=HEIGHT, w=WIDTH))
 
 
@@ -83,7 +83,7 @@ def test_inpaint_at_another_size_renders_the_same_continuous_image(model, batch)
     completed = model.inpaint(image, mask, size=size, raw=True, supersample=1)
     assert completed.shape == (2, 3, *size)
     with torch.no_grad():
-        values = model(image, mask, pixel_grid(*size).expand(2, -1, -1)).values
+        values = model(image, mask, cell_centres(size).expand(2, -1, -1)).values
     torch.testing.assert_close(completed, rearrange(values, "b (h w) c -> b c h w", h=size[0], w=size[1]))
 
 
@@ -159,7 +159,7 @@ def test_rejects_coords_of_wrong_shape(model, batch):
 
 def test_local_codes_are_interpolated_exactly_at_pixel_centres():
     grid = torch.randn(2, 5, HEIGHT, WIDTH)
-    sampled = sample_grid(grid, pixel_grid(HEIGHT, WIDTH).expand(2, -1, -1))
+    sampled = sample_grid(grid, cell_centres((HEIGHT, WIDTH)).expand(2, -1, -1))
     torch.testing.assert_close(sampled, rearrange(grid, "b f h w -> b (h w) f"))
     halfway = torch.tensor([[[-1 + 1 / HEIGHT, -1 + 2 / WIDTH]]]).expand(2, -1, -1)  # between columns 0 and 1 of row 0
     torch.testing.assert_close(sample_grid(grid, halfway)[:, 0], grid[:, :, 0, :2].mean(dim=-1))

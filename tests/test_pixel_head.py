@@ -10,7 +10,7 @@ from einops import rearrange
 from hypersiren.across.config import ConfigError, RunConfig
 from hypersiren.across.model import HyperSiren, ModelConfig
 from hypersiren.across.objective import hypernetwork_loss
-from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.coordinates import cell_centres
 
 HEIGHT, WIDTH = 8, 6  # the size of conftest.py's batch
 DEFAULT_PRESET = Path(__file__).resolve().parents[1] / "train" / "default.toml"
@@ -40,7 +40,7 @@ def test_an_untrained_head_renders_the_encoders_fill(batch):
 
 def test_forward_on_the_pixel_grid_is_the_head_and_trains(model, batch):
     image, mask = batch
-    prediction = model(image, mask, pixel_grid(HEIGHT, WIDTH).expand(2, -1, -1))
+    prediction = model(image, mask, cell_centres((HEIGHT, WIDTH)).expand(2, -1, -1))
     with torch.no_grad():
         head = model.pixel_head(model.encode(image, mask).local_grid)
     torch.testing.assert_close(prediction.values, rearrange(head, "b c h w -> b (h w) c"))

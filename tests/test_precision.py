@@ -7,7 +7,7 @@ from hypersiren.across import memory
 from hypersiren.across.evaluation import evaluate_inpainting
 from hypersiren.across.memory import MemoryLimitError
 from hypersiren.across.model import HyperSiren
-from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.render import LayerParams, render
 from hypersiren.core.siren import SirenConfig, init_siren_params
 
@@ -35,7 +35,7 @@ def test_fp32_is_the_models_own_inpainting(precision, model):
 def test_full_bf16_emulation_matches_a_real_bf16_render(precision):
     config = SirenConfig(hidden_features=64, hidden_layers=2, out_features=3)
     params = init_siren_params(config, batch_size=2, generator=torch.Generator().manual_seed(0))
-    coords = pixel_grid(16, 16).expand(2, -1, -1)
+    coords = cell_centres((16, 16)).expand(2, -1, -1)
     fp32 = render(params, coords)
     real_bf16 = render([LayerParams(w.bfloat16(), b.bfloat16()) for w, b in params], coords.bfloat16()).float()
     emulated = precision.rounded_render(params, coords, 30.0, precision.PRECISIONS["bf16_sine"])

@@ -1,9 +1,11 @@
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
 
 from hypersiren.core import render as render_module
-from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.render import LayerParams, render
 from hypersiren.core.siren import SirenConfig, init_siren_params
 
@@ -153,9 +155,9 @@ def test_render_rejects_integer_coords():
         render(random_params(1), torch.zeros(1, 4, 2, dtype=torch.long))
 
 
-def test_pixel_grid_is_pixel_centred_row_major():
+def test_cell_centres_are_pixel_centred_row_major():
     height, width = 4, 6
-    grid = pixel_grid(height, width)
+    grid = cell_centres((height, width))
     assert grid.shape == (height * width, 2)
     rows = torch.linspace(-1 + 1 / height, 1 - 1 / height, height)
     cols = torch.linspace(-1 + 1 / width, 1 - 1 / width, width)
@@ -166,10 +168,10 @@ def test_pixel_grid_is_pixel_centred_row_major():
     torch.testing.assert_close(grid.mean(dim=0), torch.zeros(2), atol=1e-6, rtol=0)
 
 
-def test_pixel_grid_2x_pixel_centres_average_to_1x_grid():
+def test_cell_centres_2x_pixel_centres_average_to_1x_grid():
     height, width = 3, 5
-    fine = pixel_grid(2 * height, 2 * width).view(height, 2, width, 2, 2)
-    torch.testing.assert_close(fine.mean(dim=(1, 3)).reshape(-1, 2), pixel_grid(height, width))
+    fine = cell_centres((2 * height, 2 * width)).view(height, 2, width, 2, 2)
+    torch.testing.assert_close(fine.mean(dim=(1, 3)).reshape(-1, 2), cell_centres((height, width)))
 
 
 @pytest.mark.parametrize("contiguous", [True, False])  # False: the one-shot path GPUs also take
@@ -196,3 +198,17 @@ def test_second_order_gradients_with_shifts_match_reference():
         assert grad.abs().sum() > 0
         # second derivatives carry ω² (900x) the fp32 rounding of either BLAS; a wrong term is off by O(1)
         torch.testing.assert_close(grad, expected, rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(5,), (3, 4), (2, 3, 4)])
+def test_cell_centres_of_any_dimension_are_the_axes_cell_centres_row_major(shape):
+    grid = cell_centres(shape)
+    assert grid.shape == (math.prod(shape), len(shape))
+    for axis, side in enumerate(shape):
+        centres = (torch.arange(side) + 0.5) * 2 / side - 1
+        torch.testing.assert_close(
+            grid.view(*shape, len(shape)).movedim(axis, 0)[(..., axis)].flatten(1)[:, 0], centres
+        )
+    assert torch.equal(
+        grid[1], torch.tensor([*(-1 + 1 / s for s in shape[:-1]), -1 + 3 / shape[-1]])
+    )  # last axis fastest

@@ -29,7 +29,8 @@ from tqdm import tqdm
 from hypersiren.across import memory
 from hypersiren.across.context import training_context_mask
 from hypersiren.core.checks import require_count
-from hypersiren.core.pixels import pixel_grid, to_model_space
+from hypersiren.core.coordinates import cell_centres
+from hypersiren.core.pixels import to_model_space
 from hypersiren.files import write_atomically
 
 if TYPE_CHECKING:
@@ -185,7 +186,7 @@ def training_batch(
     if hflip:
         mirrored = _mirrored_rows(batches, step)  # the same rows of the fine images below
         image = torch.where(mirrored, image.flip(-1), image)
-    coords = pixel_grid(height, width, images.device).expand(batches.batch_size, -1, -1)
+    coords = cell_centres((height, width), images.device).expand(batches.batch_size, -1, -1)
     target, observed = rearrange(image, "b c h w -> b (h w) c"), rearrange(masks, "b 1 h w -> b (h w)")
     if query_points:
         index = query_pixels(observed, query_points, batches.generator(batches.seed * 104_729 + step))  # (B, K)
@@ -515,6 +516,6 @@ def fine_grid_points(
     index = torch.randint(
         0, fine_height * fine_width, (batch, num_points), generator=generator, device=fine_images.device
     )
-    coords = pixel_grid(fine_height, fine_width, fine_images.device)[index]  # (B, M, 2)
+    coords = cell_centres((fine_height, fine_width), fine_images.device)[index]  # (B, M, 2)
     pixels = rearrange(fine_images, "b c h w -> b (h w) c")
     return coords, pixels.gather(1, index.unsqueeze(-1).expand(-1, -1, channels))

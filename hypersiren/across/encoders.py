@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.coordinates import cell_centres
 
 
 class Latents(NamedTuple):
@@ -83,9 +83,9 @@ class SetEncoder(nn.Module):
 
     def forward(self, image: Tensor, mask: Tensor) -> Latents:
         """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` bool -> a global latent ``(B, L)``: each observed
-        pixel is a point at its rendering coordinate (``pixel_grid``)."""
+        pixel is a point at its rendering coordinate (``cell_centres``)."""
         height, width = image.shape[-2:]
-        coords = pixel_grid(height, width, image.device).expand(image.shape[0], -1, -1)
+        coords = cell_centres((height, width), image.device).expand(image.shape[0], -1, -1)
         values = rearrange(zero_unobserved(image, mask), "b c h w -> b (h w) c")
         return Latents(self.pool(coords, values, rearrange(mask, "b 1 h w -> b (h w)")), None)
 

@@ -15,7 +15,7 @@ from hypersiren.across.memory import inpaint_bytes, require_memory
 from hypersiren.across.pixel_head import PixelHead
 from hypersiren.across.rules import ConfigError, model_problems
 from hypersiren.core.checks import require_tensor
-from hypersiren.core.pixels import pixel_grid
+from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.render import SirenParams, check_coords, render
 from hypersiren.core.siren import SirenConfig
 
@@ -214,7 +214,7 @@ class HyperSiren(nn.Module):
             return completed if raw else completed.clamp(-1.0, 1.0)
         params = self.hypernet(latents.global_latent)
         fine_height, fine_width = supersample * height, supersample * width
-        coords = pixel_grid(fine_height, fine_width, image.device).expand(image.shape[0], -1, -1)
+        coords = cell_centres((fine_height, fine_width), image.device).expand(image.shape[0], -1, -1)
         values = torch.cat(
             [self.render(params, latents.local_grid, chunk) for chunk in coords.split(chunk_size, dim=1)], dim=1
         )
@@ -245,7 +245,7 @@ class HyperSiren(nn.Module):
     def _refine_group(self, image: Tensor, mask: Tensor, start: Latents, refinement: Refinement) -> Latents:
         variables = [t.detach().clone().requires_grad_() for t in start if t is not None]
         optimizer = torch.optim.Adam(variables, lr=refinement.lr)
-        coords = pixel_grid(*image.shape[-2:], image.device).expand(image.shape[0], -1, -1)
+        coords = cell_centres(image.shape[-2:], image.device).expand(image.shape[0], -1, -1)
         target = rearrange(zero_unobserved(image, mask), "b c h w -> b (h w) c")
         weight = rearrange(mask, "b 1 h w -> b (h w) 1").to(image.dtype)
         best = [t.detach().clone() for t in variables]
@@ -335,7 +335,7 @@ def _render_size(size: tuple[int, int] | None, image: Tensor) -> tuple[int, int]
 def sample_grid(grid: Tensor, coords: Tensor) -> Tensor:
     """Bilinear interpolation of ``grid (B, F, H, W)`` at ``coords (B, N, 2)`` (row, col in [-1, 1]) -> ``(B, N, F)``.
 
-    ``align_corners=False`` is ``pixel_grid``'s pixel-centre convention: at a pixel
+    ``align_corners=False`` is ``cell_centres``'s pixel-centre convention: at a pixel
     centre the code is exactly that cell's; beyond the outer centres the border code holds.
     """
     xy = coords.flip(-1).unsqueeze(2)  # grid_sample takes (x, y) = (col, row): (B, N, 1, 2)

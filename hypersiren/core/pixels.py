@@ -1,21 +1,8 @@
-"""How images and fields meet: pixel-centre coordinates in [-1, 1] and values in [-1, 1]."""
+"""How images meet the model: uint8 pixels <-> values in [-1, 1] (coordinates: ``coordinates.cell_centres``)."""
 
-import torch
 from torch import Tensor
 
-from hypersiren.core.checks import require_count, require_tensor
-
-
-def pixel_grid(height: int, width: int, device: torch.device | str | None = None) -> Tensor:
-    """Pixel-centre coordinates in [-1, 1], ``(H*W, 2)`` as (row, col), row-major.
-
-    Pixel centres (not corners) make grids of different resolutions tile the same
-    square, so rendering at 4x size is a true upsampling of the same image.
-    """
-    height, width = require_count(height, "height", low=1), require_count(width, "width", low=1)
-    rows = (torch.arange(height, device=device, dtype=torch.float32) + 0.5) * (2.0 / height) - 1.0
-    cols = (torch.arange(width, device=device, dtype=torch.float32) + 0.5) * (2.0 / width) - 1.0
-    return torch.cartesian_prod(rows, cols)
+from hypersiren.core.checks import require_tensor
 
 
 def to_model_space(images: Tensor) -> Tensor:

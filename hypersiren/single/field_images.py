@@ -11,13 +11,13 @@ import torch
 from einops import rearrange
 from torch import Tensor, nn
 
+from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.diffops import divergence, gradient
-from hypersiren.core.pixels import pixel_grid
 
 
 def window_grid(height: int, width: int, extent: float = 1.0, device: torch.device | str | None = None) -> Tensor:
     """Pixel-centre coordinates of an ``height x width`` image of the window [-extent, extent]², ``(H*W, 2)``."""
-    return extent * pixel_grid(height, width, device=device)
+    return extent * cell_centres((height, width), device=device)
 
 
 @torch.no_grad()

@@ -1,7 +1,7 @@
 """Ground-truth derivatives of a pixel image, in the units of SIREN coordinates.
 
 A SIREN's derivatives (``diffops``) are taken w.r.t. pixel-centre coordinates in
-[-1, 1] (``pixels.pixel_grid``): neighbouring rows are 2/H apart, columns
+[-1, 1] (``coordinates.cell_centres``): neighbouring rows are 2/H apart, columns
 2/W apart. Finite differences measured per pixel are therefore rescaled by
 H/2 (per row step) and W/2 (per column step), so that a SIREN that fits the
 image has the same derivatives as these filters report.

@@ -1,7 +1,7 @@
 """Fit one coordinate network to one image: by its values, its gradient or its Laplacian.
 
 The network maps pixel-centre coordinates ``(N, 2)`` (row, col) in [-1, 1]
-(``pixels.pixel_grid``) to model-space values ``(N, C)`` in [-1, 1]; every
+(``coordinates.cell_centres``) to model-space values ``(N, C)`` in [-1, 1]; every
 image argument here is model space ``(C, H, W)`` (``pixels.to_model_space``).
 Fits are full-batch Adam, as in the paper: every step sees every pixel.
 
@@ -25,9 +25,10 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from hypersiren.core.checks import require_count, require_positive, require_tensor
+from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.losses import gradient_mse, image_mse, laplacian_mse
 from hypersiren.core.metrics import psnr
-from hypersiren.core.pixels import pixel_grid, to_unit_range
+from hypersiren.core.pixels import to_unit_range
 
 Objective = Callable[[Tensor, Tensor], Tensor]  # (values (N, C), coords (N, 2)) -> scalar loss
 # Floats a step keeps per point and per hidden unit of each layer, by the order of the derivative supervised: measured
@@ -61,7 +62,7 @@ def harmonic_basis(height: int, width: int, degree: int, device: torch.device | 
     Re and Im of (row + i·col)^k span the harmonic polynomials of degree k in 2-D;
     degree 0 is the constant, degree 1 adds the two linear ramps.
     """
-    coords = pixel_grid(height, width, device=device)
+    coords = cell_centres((height, width), device=device)
     z = torch.complex(coords[:, 0], coords[:, 1])
     columns = [torch.ones_like(coords[:, 0])]
     for k in range(1, degree + 1):
@@ -120,7 +121,7 @@ def fit(
     device = next(net.parameters()).device
     reference = reference.to(device)
     # Derivative objectives differentiate w.r.t. the coordinates; for value fits this costs one (N, 2) product.
-    coords = pixel_grid(height, width, device=device).requires_grad_(True)
+    coords = cell_centres((height, width), device=device).requires_grad_(True)
 
     def as_image(values: Tensor) -> Tensor:
         return rearrange(values.detach(), "(h w) c -> c h w", h=height, w=width)
