@@ -152,7 +152,7 @@ def make_batch(config: ModelConfig, batch_size: int, size: int, device: str, see
     """A synthetic batch: the cost does not depend on pixel values."""
     generator = torch.Generator().manual_seed(seed)
     image = 2 * torch.rand(batch_size, config.image_channels, size, size, generator=generator) - 1
-    mask = training_context_mask(batch_size, size, size, min_context=10, max_context=size * size, generator=generator)
+    mask = training_context_mask(batch_size, (size, size), min_context=10, max_context=size * size, generator=generator)
     coords = cell_centres((size, size)).expand(batch_size, -1, -1)
     return Batch(*(t.to(device) for t in (image, mask, coords, rearrange(image, "b c h w -> b (h w) c"))))
 

@@ -69,7 +69,7 @@ def build_page(gradio: ModuleType, model: HyperSiren, size: int, seed: int) -> A
         how = "painted"
         if mask is None:
             count = max(1, round(percent / 100 * size * size))
-            mask, how = random_context_mask(1, size, size, count, generator=generator), f"{percent:g}% random"
+            mask, how = random_context_mask(1, (size, size), count, generator=generator), f"{percent:g}% random"
         device = next(model.parameters()).device
         completion = complete_photo(model, photo, mask.to(device), side=int(side))
         observed = context_image(to_unit_range(completion.original), completion.observed)

@@ -113,7 +113,7 @@ def main() -> None:
     }
     if not args.replace:  # before the minutes of evaluation
         require_not_fuller(out_dir / f"{name}.json", measured, scales=[f"{scale:g}" for scale in scales])
-    settings = protocol_settings(*images.shape[-2:])
+    settings = protocol_settings(images.shape[2:])
     results = evaluate_inpainting(
         model,
         images,
@@ -182,7 +182,7 @@ def save_scales_figure(
     truth = to_unit_range(to_model_space(high)).to(image.device)
     rows, row_labels = [], []
     for setting in scale_settings(*low.shape[-2:]):
-        mask = seeded_masks(setting, len(low), *low.shape[-2:], seed=seed).to(image.device)
+        mask = seeded_masks(setting, len(low), low.shape[2:], seed=seed).to(image.device)
         given = image if setting == "full" else classical_fill("biharmonic", image, mask)
         columns = [
             F.interpolate(context_image(to_unit_range(image), mask), size=size, mode="nearest"),

@@ -171,7 +171,7 @@ def held_out(name: str, run: Path, data_root: str, count: int) -> dict[str, dict
     classical fill, on the same seeded masks of the first ``count`` val images of ``data_root``."""
     config, model = load_run(run, data_root=data_root)
     images = load_images(config.data, "val", limit=count)
-    settings = protocol_settings(*images.shape[-2:])[:-1]
+    settings = protocol_settings(images.shape[2:])[:-1]
     ours = evaluate_inpainting(model=model, images=images, mean_image=None, settings=settings)
     table: dict[str, dict[str, float | str]] = {}
     for setting, scores in ours.items():

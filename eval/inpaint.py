@@ -42,7 +42,7 @@ from torchvision.transforms.v2 import functional as TF
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
 from hypersiren.across.config import ConfigError, RunConfig
-from hypersiren.across.context import protocol_settings, random_context_mask, top_half_mask
+from hypersiren.across.context import first_half_mask, protocol_settings, random_context_mask
 from hypersiren.across.data import (
     IMAGE_SUFFIXES,
     DatasetError,
@@ -195,7 +195,7 @@ def _require_distinct(outputs: list[Path], inputs: list[Path]) -> None:
 def observed_pixels(args: argparse.Namespace, count: int, size: int) -> Tensor:
     """The masks ``(count, 1, size, size)`` that --mask, --context or --top-half ask for; by default 10% random."""
     if args.top_half:
-        return top_half_mask(count, size, size)
+        return first_half_mask(count, (size, size))
     if args.mask is not None:
         luminance = TF.rgb_to_grayscale(decode_image(args.mask))  # (1, H, W) uint8
         mask = square_resize(luminance, size, nearest=True) > 127
@@ -212,7 +212,7 @@ def observed_pixels(args: argparse.Namespace, count: int, size: int) -> Tensor:
             f"--context {given} is {num_context} pixels of the model's {size}x{size} input: "
             f"give between 1 and {size * size} (or a percentage)"
         )
-    return random_context_mask(count, size, size, num_context, generator=torch.Generator().manual_seed(args.seed))
+    return random_context_mask(count, (size, size), num_context, generator=torch.Generator().manual_seed(args.seed))
 
 
 def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.Namespace) -> None:
@@ -222,8 +222,8 @@ def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.
     truth = to_unit_range(image)
     out_dir = Path(args.run) / figures_folder(args)
     written, overview_columns, overview_labels = [], [], []
-    for setting in protocol_settings(height, width):
-        mask = seeded_masks(setting, count=count, height=height, width=width, seed=args.seed).to(args.device)
+    for setting in protocol_settings((height, width)):
+        mask = seeded_masks(setting, count=count, shape=(height, width), seed=args.seed).to(args.device)
         prediction = to_unit_range(model.inpaint(image, mask))
         observed = context_image(truth, mask)
         labels = [f"observed ({int(mask[0].sum())} px)", "HyperSiren", "truth"]  # every image: the same count
@@ -237,7 +237,7 @@ def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.
     written.append(write_figure([*overview_columns, truth], labels, path, pixel_scale=args.display_scale))
 
     size = (args.factor * height, args.factor * width)
-    mask = seeded_masks("full", count=count, height=height, width=width, seed=args.seed).to(args.device)
+    mask = seeded_masks("full", count=count, shape=(height, width), seed=args.seed).to(args.device)
     rendered = to_unit_range(model.inpaint(image, mask, size=size))
     upsampled = F.interpolate(truth, size=size, mode="nearest")
     labels = [f"input {height}×{width} (nearest)", f"HyperSiren at {args.factor}x ({size[0]}×{size[1]})"]

@@ -123,10 +123,10 @@ def evaluate_precisions(
     """
     device = next(model.parameters()).device
     count, _, height, width = images.shape
-    settings = settings or protocol_settings(height, width)
+    settings = settings or protocol_settings((height, width))
     sums = {metric: {name: dict.fromkeys(settings, 0.0) for name in PRECISIONS} for metric in ("psnr", "psnr_vs_fp32")}
     for setting in tqdm(settings, desc="precisions"):
-        masks = seeded_masks(setting, count=count, height=height, width=width, seed=seed)
+        masks = seeded_masks(setting, count=count, shape=(height, width), seed=seed)
         for start in range(0, count, batch_size):
             image = to_model_space(images[start : start + batch_size].to(device))
             mask = masks[start : start + batch_size].to(device)

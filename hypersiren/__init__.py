@@ -35,7 +35,7 @@ _HOMES = {
     "random_context_mask": "hypersiren.across.context",
     "training_context_mask": "hypersiren.across.context",
     "render": "hypersiren.core.render",
-    "top_half_mask": "hypersiren.across.context",
+    "first_half_mask": "hypersiren.across.context",
 }
 
 __all__ = sorted(_HOMES)

@@ -26,9 +26,9 @@ SMALL_SIREN_3D = Siren(in_features=3, hidden_features=4, hidden_layers=1, out_fe
         (lambda model: classical_fill("linear", IMAGE.numpy(), MASK), r"image must be a torch.Tensor"),
         (lambda model: psnr(np.zeros((1, 4)), torch.zeros(1, 4)), r"prediction must be a torch.Tensor"),
         (lambda model: to_model_space(np.zeros((3, 4, 4), np.uint8)), r"images must be a torch.Tensor"),
-        (lambda model: random_context_mask(2, 8, 8, num_context=10.7), r"num_context must be an integer, got 10.7"),
-        (lambda model: random_context_mask(2.0, 8, 8, num_context=10), r"batch_size must be an integer, got 2.0"),
-        (lambda model: random_context_mask(2, 8, 8, num_context=True), r"num_context must be an integer, got True"),
+        (lambda model: random_context_mask(2, (8, 8), num_context=10.7), r"num_context must be an integer, got 10.7"),
+        (lambda model: random_context_mask(2.0, (8, 8), num_context=10), r"batch_size must be an integer, got 2.0"),
+        (lambda model: random_context_mask(2, (8, 8), num_context=True), r"num_context must be an integer, got True"),
         (lambda model: cell_centres((8.5, 8)), r"height must be an integer, got 8.5"),
         (lambda model: Siren(in_features=2, hidden_features=8.5), r"hidden_features must be an integer, got 8.5"),
         (lambda model: load_images(DataConfig(), "val", limit=3.5), r"limit must be an integer, got 3.5"),
@@ -51,7 +51,7 @@ def test_a_numpy_array_or_a_fractional_count_is_refused_naming_it(call, message,
     ("call", "message"),
     [
         (lambda: load_images(DataConfig(), "val", limit=-1), r"limit must be >= 1, got -1"),  # was: all but the last
-        (lambda: random_context_mask(-1, 8, 8, num_context=1), r"batch_size must be >= 0, got -1"),
+        (lambda: random_context_mask(-1, (8, 8), num_context=1), r"batch_size must be >= 0, got -1"),
         (lambda: cell_centres((0, 8)), r"height must be >= 1, got 0"),  # was: ZeroDivisionError
         (lambda: FitConfig(steps=0), r"steps must be >= 1, got 0"),  # was: a 'fit' of no step, scored
         (lambda: FitConfig(lr=float("nan")), r"lr must be a finite number > 0, got nan"),
@@ -63,7 +63,7 @@ def test_a_count_out_of_range_is_refused_not_wrapped_around(call, message):
 
 
 def test_numpy_integers_are_counts():
-    assert int(random_context_mask(2, np.int64(8), 8, num_context=np.int64(10)).sum()) == 20
+    assert int(random_context_mask(2, (np.int64(8), 8), num_context=np.int64(10)).sum()) == 20
     assert cell_centres((np.int32(4), 4)).shape == (16, 2)
     with pytest.raises(ValueError, match="hidden_layers must be >= 0"):
         Siren(in_features=2, hidden_layers=-1)

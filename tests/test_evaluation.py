@@ -72,8 +72,8 @@ def test_the_protocol_means_the_same_densities_at_every_size(models, size):
     model, _ = models
     images = torch.randint(0, 256, (2, 3, size, size), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
     results = evaluate_inpainting(model, images, mean_image=None, batch_size=1)
-    assert tuple(results) == protocol_settings(size, size)
-    observed = {setting: seeded_masks(setting, 1, size, size, seed=0).float().mean().item() for setting in results}
+    assert tuple(results) == protocol_settings((size, size))
+    observed = {setting: seeded_masks(setting, 1, (size, size), seed=0).float().mean().item() for setting in results}
     densities = [observed[setting] for setting in results if setting.isdigit()]
     assert densities == sorted(densities) and len(densities) == 3  # 1%, 10%, 98%: three distinct tasks at 8x8 too
     if size >= 16:  # rounding aside, the densities themselves

@@ -28,7 +28,7 @@ def test_a_pretrained_run_is_small_and_reproduces_its_recorded_psnr(name, reques
     root = request.getfixturevalue(f"{dataset}_root")  # skips, saying why, where the shared data is absent
     config, model = load_run(run, data_root=str(root))
     images = load_images(config.data, recorded["split"], limit=32)
-    setting = protocol_settings(*images.shape[-2:])[1]  # 10% of the pixels: 100 at 32x32
+    setting = protocol_settings(images.shape[2:])[1]  # 10% of the pixels: 100 at 32x32
     results = evaluate_inpainting(model, images, mean_image=None, settings=(setting,), seed=recorded["seed"])
     for method in ("hypersiren", "hypersiren_pasted"):
         expected = recorded["results"][setting][method]["psnr"]

@@ -316,7 +316,7 @@ def test_every_program_keeps_the_density_protocol_at_any_size(tmp_path, celeba_r
     options += ["--train.fine_points=64"] if size < 64 else []
     result = train(tmp_path, celeba_root, *FEW, *options)
     assert result.returncode == 0, result.stderr[-3000:]
-    settings = protocol_settings(size, size)
+    settings = protocol_settings((size, size))
     assert f"| PSNR (dB) | {' | '.join(settings[:-1])} |" in result.stdout.splitlines()  # the end-of-training table
     for program, extra in (("evaluate.py", ["--limit", "3"]), ("inpaint.py", ["--num-images", "2"])):
         command = [sys.executable, str(REPO / "eval" / program), "--run", str(tmp_path), "--device", "cpu", *extra]

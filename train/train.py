@@ -255,8 +255,8 @@ def log_held_out(model: HyperSiren, images: torch.Tensor, writer: SummaryWriter,
     TensorBoard shows 32x32 at 32 px."""
     model.eval()
     image = to_model_space(images)
-    setting = protocol_settings(*images.shape[-2:])[1]  # 10%: 100 pixels at 32x32
-    mask = seeded_masks(setting, len(images), *images.shape[-2:], seed=0).to(images.device)
+    setting = protocol_settings(images.shape[2:])[1]  # 10%: 100 pixels at 32x32
+    mask = seeded_masks(setting, len(images), images.shape[2:], seed=0).to(images.device)
     prediction, truth = to_unit_range(model.inpaint(image, mask)), to_unit_range(image)
     writer.add_scalar(f"held_out/psnr_{setting}_context", psnr(prediction, truth).mean().item(), step)
     grid = comparison_grid(truth[:8], mask[:8], prediction[:8])  # (C, H', W'): a row of 3 tiles per image
@@ -274,7 +274,7 @@ def end_summary(model: HyperSiren, eval_images: torch.Tensor, run_dir: Path, con
     ``eval_images``: uint8 ``(N, C, H, W)``; the masks are eval/evaluate.py's (seed 0).
     """
     model.eval()
-    settings = protocol_settings(*eval_images.shape[-2:])[:-1]  # "full" has nothing to fill
+    settings = protocol_settings(eval_images.shape[2:])[:-1]  # "full" has nothing to fill
     results = evaluate_inpainting(model=model, images=eval_images, mean_image=None, settings=settings, progress=True)
     ours, classical = {"PSNR (dB)": METHODS["hypersiren_pasted"]}, {"PSNR (dB)": "best classical fill"}
     for setting, scores in results.items():  # scores: {method: {"psnr": mean dB, ...}}

@@ -174,8 +174,7 @@ def training_batch(
     _, _, height, width = images.shape
     masks = training_context_mask(
         batches.batch_size,
-        height,
-        width,
+        (height, width),
         min_context,
         max_context,
         log_uniform,

@@ -1,8 +1,9 @@
-"""Encoders: a (partial) set of pixels -> latent codes.
+"""Encoders: a (partial) set of a signal's samples -> latent codes.
 
-Every encoder is called the same way, ``encoder(image (B, C, H, W), mask (B, 1, H, W)) -> Latents``.
-``ConvEncoder`` and ``SetEncoder`` give one global code ``(B, L)`` per image (the
-paper's design); ``UNetEncoder`` also keeps a grid of local codes ``(B, F, H, W)``.
+Every encoder is called the same way, ``encoder(signal (B, C, *S), mask (B, 1, *S)) -> Latents``, where ``S``
+is the grid of one, two or three dimensions (a series, an image, a volume; ``dims``), so one encoder class
+serves every signal family. ``ConvEncoder`` and ``SetEncoder`` give one global code ``(B, L)`` per signal
+(the paper's design); ``UNetEncoder`` also keeps a grid of local codes ``(B, F, *S)``.
 """
 
 from collections.abc import Sequence
@@ -15,10 +16,29 @@ from torch import Tensor, nn
 
 from hypersiren.core.coordinates import cell_centres
 
+CONVOLUTIONS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}  # F.interpolate's multilinear mode of each dimension
+
 
 class Latents(NamedTuple):
     global_latent: Tensor  # (B, L): the SIREN's weights
-    local_grid: Tensor | None  # (B, F, H, W): per-point shifts, interpolated at any coordinate; None for global-only
+    local_grid: Tensor | None  # (B, F, *S): per-point shifts, interpolated at any coordinate; None for global-only
+
+
+def spatial_mean(features: Tensor) -> Tensor:
+    """``(B, F, *S)`` -> ``(B, F)``: the mean over the grid, whatever its dimensions."""
+    return features.mean(dim=tuple(range(2, features.dim())))
+
+
+def average_pool(features: Tensor) -> Tensor:
+    """``(B, F, *S)`` -> half the size along every axis (rounded up): 2x average pooling of any dimension."""
+    dims = features.dim() - 2
+    return (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[dims - 1](features, kernel_size=2, ceil_mode=True)
+
+
+def resize(features: Tensor, size: Sequence[int]) -> Tensor:
+    """``(B, F, *s)`` -> ``(B, F, *size)``, multilinear (``align_corners=False``), any dimension."""
+    return F.interpolate(features, size=tuple(size), mode=LINEAR_MODES[features.dim() - 2], align_corners=False)
 
 
 def zero_unobserved(image: Tensor, mask: Tensor) -> Tensor:
@@ -37,14 +57,21 @@ class ConvEncoder(nn.Module):
     stays a small part of a step next to the hypernetwork and the rendering.
     """
 
-    def __init__(self, image_channels: int = 3, latent_dim: int = 256, widths: Sequence[int] = (32, 64, 128, 256)):
+    def __init__(
+        self,
+        image_channels: int = 3,
+        latent_dim: int = 256,
+        widths: Sequence[int] = (32, 64, 128, 256),
+        dims: int = 2,
+    ):
         super().__init__()
-        layers: list[nn.Module] = [nn.Conv2d(image_channels + 1, widths[0], 3, padding=1), nn.ReLU()]
+        conv = CONVOLUTIONS[dims]
+        layers: list[nn.Module] = [conv(image_channels + 1, widths[0], 3, padding=1), nn.ReLU()]
         for width_in, width_out in zip(widths[:-1], widths[1:]):
             layers += [
-                nn.Conv2d(width_in, width_out, 3, stride=2, padding=1),
+                conv(width_in, width_out, 3, stride=2, padding=1),
                 nn.ReLU(),
-                nn.Conv2d(width_out, width_out, 3, padding=1),
+                conv(width_out, width_out, 3, padding=1),
                 nn.ReLU(),
             ]
         self.features = nn.Sequential(*layers)
@@ -52,9 +79,9 @@ class ConvEncoder(nn.Module):
         self.image_channels = image_channels
 
     def forward(self, image: Tensor, mask: Tensor) -> Latents:
-        """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` bool -> a global latent ``(B, L)``."""
+        """``image (B, C, *S)`` in [-1, 1], ``mask (B, 1, *S)`` bool -> a global latent ``(B, L)``."""
         features = self.features(torch.cat([zero_unobserved(image, mask), mask.to(image.dtype)], dim=1))
-        return Latents(self.to_latent(features.mean(dim=(2, 3))), None)
+        return Latents(self.to_latent(spatial_mean(features)), None)
 
 
 class SetEncoder(nn.Module):
@@ -82,12 +109,11 @@ class SetEncoder(nn.Module):
         self.to_latent = nn.Linear(hidden_features, latent_dim)
 
     def forward(self, image: Tensor, mask: Tensor) -> Latents:
-        """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` bool -> a global latent ``(B, L)``: each observed
-        pixel is a point at its rendering coordinate (``cell_centres``)."""
-        height, width = image.shape[-2:]
-        coords = cell_centres((height, width), image.device).expand(image.shape[0], -1, -1)
-        values = rearrange(zero_unobserved(image, mask), "b c h w -> b (h w) c")
-        return Latents(self.pool(coords, values, rearrange(mask, "b 1 h w -> b (h w)")), None)
+        """``image (B, C, *S)`` in [-1, 1], ``mask (B, 1, *S)`` bool -> a global latent ``(B, L)``: each observed
+        sample is a point at its rendering coordinate (``cell_centres``)."""
+        coords = cell_centres(image.shape[2:], image.device).expand(image.shape[0], -1, -1)
+        values = rearrange(zero_unobserved(image, mask), "b c ... -> b (...) c")
+        return Latents(self.pool(coords, values, mask.flatten(1)), None)
 
     def pool(self, coords: Tensor, values: Tensor, mask: Tensor) -> Tensor:
         """``coords (B, N, D)``, ``values (B, N, C)``, ``mask (B, N)`` bool -> ``(B, L)``, the masked points ignored."""
@@ -105,34 +131,30 @@ class SetEncoder(nn.Module):
 def pull_push_fill(image: Tensor, mask: Tensor, levels: int) -> list[Tensor]:
     """Mask-normalized averages of the observed pixels at ``levels`` scales, coarse to fine, gaps filled from above.
 
-    ``image (B, C, H, W)``, ``mask (B, 1, H, W)`` bool -> per level ``(B, C + 1, H, W)``:
+    ``image (B, C, *S)``, ``mask (B, 1, *S)`` bool -> per level ``(B, C + 1, *S)``:
     the fill and the fraction of observed pixels it rests on. Level 0 (the last) is
     the image itself where observed. This is pull-push interpolation (Gortler et al.
     1996): a defined, smooth guess at every pixel from 10 scattered pixels or from
     half an image, which a small CNN would otherwise need many layers and steps to learn.
     The push starts from the mean of all observed pixels, so every level is defined.
     """
-    height, width = image.shape[-2:]
+    size = image.shape[2:]
     sums, counts = zero_unobserved(image, mask), mask.to(image.dtype)
     pulled = [(sums, counts)]
-    for _ in range(levels - 1):  # pull: sums and counts at half resolution, (B, C, h, w) and (B, 1, h, w)
-        sums = F.avg_pool2d(sums, kernel_size=2, ceil_mode=True)
-        counts = F.avg_pool2d(counts, kernel_size=2, ceil_mode=True)
+    for _ in range(levels - 1):  # pull: sums and counts at half resolution, (B, C, *s) and (B, 1, *s)
+        sums, counts = average_pool(sums), average_pool(counts)
         pulled.append((sums, counts))
-    fill = pulled[0][0].sum(dim=(2, 3), keepdim=True) / pulled[0][1].sum(dim=(2, 3), keepdim=True)  # (B, C, 1, 1)
+    spatial = tuple(range(2, image.dim()))
+    fill = pulled[0][0].sum(dim=spatial, keepdim=True) / pulled[0][1].sum(dim=spatial, keepdim=True)  # (B, C, 1, …)
     fills = []
-    for sums, counts in reversed(pulled):  # push: a cell with no observed pixel takes the coarser fill
-        coarse = F.interpolate(fill, size=sums.shape[-2:], mode="bilinear", align_corners=False)
-        fill = torch.where(counts > 0, sums / counts.clamp_min(1e-8), coarse)
-        full = F.interpolate(
-            torch.cat([fill, counts], dim=1), size=(height, width), mode="bilinear", align_corners=False
-        )
-        fills.append(full)
+    for sums, counts in reversed(pulled):  # push: a cell with no observed sample takes the coarser fill
+        fill = torch.where(counts > 0, sums / counts.clamp_min(1e-8), resize(fill, sums.shape[2:]))
+        fills.append(resize(torch.cat([fill, counts], dim=1), size))
     return fills
 
 
 class UNetEncoder(nn.Module):
-    """ReLU U-Net over the observed pixels -> global latent ``(B, L)`` and local codes ``(B, F + C, H, W)``.
+    """ReLU U-Net over the observed samples -> global latent ``(B, L)`` and local codes ``(B, F, *S)``.
 
     One global code cannot carry an image's detail: from 1000 of 1024 pixels it
     still renders a blurred generic face. Local codes at pixel resolution can, and
@@ -150,60 +172,65 @@ class UNetEncoder(nn.Module):
         local_features: int = 64,
         widths: Sequence[int] = (32, 64, 96, 128),
         fill_levels: int = 6,
+        dims: int = 2,
     ):
         super().__init__()
         self.fill_levels = fill_levels
+        conv = CONVOLUTIONS[dims]
         in_channels = fill_levels * (image_channels + 1)
         self.down = nn.ModuleList()
         for index, width in enumerate(widths):
             first = (
-                nn.Conv2d(in_channels, width, 3, padding=1)
+                conv(in_channels, width, 3, padding=1)
                 if index == 0
-                else nn.Conv2d(widths[index - 1], width, 3, stride=2, padding=1)
+                else conv(widths[index - 1], width, 3, stride=2, padding=1)
             )
-            self.down.append(nn.Sequential(first, nn.ReLU(), nn.Conv2d(width, width, 3, padding=1), nn.ReLU()))
+            self.down.append(nn.Sequential(first, nn.ReLU(), conv(width, width, 3, padding=1), nn.ReLU()))
         self.up = nn.ModuleList(
             nn.Sequential(
-                nn.Conv2d(wide + narrow, narrow, 3, padding=1),
+                conv(wide + narrow, narrow, 3, padding=1),
                 nn.ReLU(),
-                nn.Conv2d(narrow, narrow, 3, padding=1),
+                conv(narrow, narrow, 3, padding=1),
                 nn.ReLU(),
             )
             for narrow, wide in zip(widths[:-1], widths[1:])
         )
-        self.to_local = nn.Conv2d(widths[0], local_features - image_channels, 1)
+        self.to_local = conv(widths[0], local_features - image_channels, 1)
         self.to_latent = nn.Linear(widths[-1], latent_dim)
 
     def forward(self, image: Tensor, mask: Tensor) -> Latents:
-        """``image (B, C, H, W)`` in [-1, 1], ``mask (B, 1, H, W)`` bool -> ``(B, L)``, local codes ``(B, F, H, W)``."""
+        """``image (B, C, *S)`` in [-1, 1], ``mask (B, 1, *S)`` bool -> ``(B, L)``, local codes ``(B, F, *S)``."""
         fills = pull_push_fill(image, mask, self.fill_levels)
         features = torch.cat(fills, dim=1)
         skips = []
         for stage in self.down:
             features = stage(features)
             skips.append(features)
-        latent = self.to_latent(features.mean(dim=(2, 3)))
+        latent = self.to_latent(spatial_mean(features))
         for stage, skip in zip(reversed(self.up), reversed(skips[:-1])):
-            features = stage(torch.cat([upsample(features, size=skip.shape[-2:]), skip], dim=1))
+            features = stage(torch.cat([upsample(features, size=skip.shape[2:]), skip], dim=1))
         return Latents(latent, torch.cat([self.to_local(features), fills[-1][:, :-1]], dim=1))
 
 
-def upsample(features: Tensor, size: tuple[int, int]) -> Tensor:
-    """``features (B, F, h, w)`` bilinearly resized to ``size`` (``align_corners=False``).
+def upsample(features: Tensor, size: Sequence[int]) -> Tensor:
+    """``features (B, F, *s)`` multilinearly resized to ``size`` (``align_corners=False``).
 
-    On CUDA, to exactly twice the size (every U-Net stage of a power-of-two image) it is ``doubled``:
-    the same numbers up to rounding, with a backward of dense adds, where ``F.interpolate``'s backward
-    scatters with atomics (57% of the default step's device time on an H200). Elsewhere, and on the CPU,
-    ``F.interpolate``, so CPU runs keep their exact numbers.
+    On CUDA, to exactly twice the size along every axis (every U-Net stage of a power-of-two signal) it
+    is ``doubled`` axis by axis: the same numbers up to rounding, with a backward of dense adds, where
+    ``F.interpolate``'s backward scatters with atomics (57% of the default step's device time on an H200).
+    Elsewhere, and on the CPU, ``F.interpolate``, so CPU runs keep their exact numbers.
     """
-    if features.device.type == "cuda" and tuple(size) == (2 * features.shape[-2], 2 * features.shape[-1]):
-        return doubled(doubled(features, dim=-2), dim=-1)
-    return F.interpolate(features, size=tuple(size), mode="bilinear", align_corners=False)
+    if features.device.type == "cuda" and tuple(size) == tuple(2 * side for side in features.shape[2:]):
+        for dim in range(2 - features.dim(), 0):  # every spatial axis, counted from the end
+            features = doubled(features, dim=dim)
+        return features
+    return resize(features, size)
 
 
 def doubled(features: Tensor, dim: int) -> Tensor:
-    """Twice the samples along ``dim`` (-2 or -1), as bilinear ``align_corners=False`` upsampling places them:
-    each new sample is 3/4 of its source plus 1/4 of the neighbour on its side, the border sample repeating."""
+    """Twice the samples along ``dim`` (a spatial axis counted from the end: -1, -2, …), as multilinear
+    ``align_corners=False`` upsampling places them: each new sample is 3/4 of its source plus 1/4 of the
+    neighbour on its side, the border sample repeating."""
     count = features.shape[dim]
     before = torch.cat([features.narrow(dim, 0, 1), features.narrow(dim, 0, count - 1)], dim=dim)
     after = torch.cat([features.narrow(dim, 1, count - 1), features.narrow(dim, count - 1, 1)], dim=dim)

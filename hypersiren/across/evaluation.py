@@ -34,10 +34,10 @@ ABLATION_METHODS = ("pixel_unet", "pixel_unet_pasted")  # rows only when an abla
 METRICS = {"psnr": "all pixels", "psnr_unobserved": "unobserved pixels only"}
 
 
-def seeded_masks(setting: str, count: int, height: int, width: int, seed: int) -> Tensor:
-    """The masks of one setting for ``count`` images, independent of batch size and device."""
+def seeded_masks(setting: str, count: int, shape: tuple[int, ...], seed: int) -> Tensor:
+    """The masks of one setting for ``count`` signals on a ``shape`` grid, independent of batch size and device."""
     generator = torch.Generator().manual_seed(seed * 1_009 + sum(map(ord, setting)))
-    return context_mask(setting, count, height, width, generator)
+    return context_mask(setting, count, shape, generator)
 
 
 @torch.no_grad()
@@ -68,8 +68,8 @@ def evaluate_inpainting(
     device = next(model.parameters()).device
     count, _, height, width = images.shape
     results: dict[str, dict[str, dict[str, float | None]]] = {}
-    for setting in tqdm(settings or protocol_settings(height, width), desc="evaluating", disable=not progress):
-        masks = seeded_masks(setting, count, height, width, seed)
+    for setting in tqdm(settings or protocol_settings((height, width)), desc="evaluating", disable=not progress):
+        masks = seeded_masks(setting, count, (height, width), seed)
         full = bool(masks.all())
         methods = [m for m in listed if not full or m in ("hypersiren", "pixel_unet")]
         sums = {method: torch.zeros(len(METRICS), dtype=torch.float64) for method in methods}
@@ -148,7 +148,7 @@ def evaluate_scales(
     methods = [m for m in SCALE_METHODS if ablation is not None or m != "pixel_unet_bicubic"]
     results: dict[str, dict[str, dict[str, float]]] = {}
     for setting in settings or scale_settings(*low.shape[-2:]):
-        masks = seeded_masks(setting, len(low), *low.shape[-2:], seed=seed)
+        masks = seeded_masks(setting, len(low), low.shape[2:], seed=seed)
         sums = {scale: dict.fromkeys(methods, 0.0) for scale in high}
         for start in range(0, len(low), batch_size):
             image = to_model_space(low[start : start + batch_size].to(device))
@@ -194,7 +194,7 @@ def require_informative(images: Tensor, source: str) -> None:
 
 def scale_settings(height: int, width: int) -> tuple[str, str]:
     """What arbitrary-scale rendering starts from: all pixels, and 10% of them (100 at 32x32)."""
-    return "full", protocol_settings(height, width)[1]
+    return "full", protocol_settings((height, width))[1]
 
 
 def scales_table(results: dict[str, dict[str, float]], low_size: int, setting: str) -> str:
