@@ -12,8 +12,9 @@ import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one l
 import time
 
 from hypersiren.across.config import validate_data_config
-from hypersiren.across.data import DataConfig, DatasetError, command_line_root, load_images
+from hypersiren.across.data import DataConfig, command_line_root, load_images
 from hypersiren.cli import exits_cleanly, program
+from hypersiren.errors import DatasetError
 
 SPLITS = {"celeba": ["train", "val", "test"], "cifar10": ["train", "test"], "folder": ["train", "val"]}
 

@@ -49,7 +49,7 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from hypersiren.across import encoders as encoders_module
-from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.config import RunConfig
 from hypersiren.across.context import training_context_mask
 from hypersiren.across.data import ShuffledBatches, recipe_batch
 from hypersiren.across.model import HyperSiren, ModelConfig, Prediction
@@ -66,6 +66,7 @@ from hypersiren.across.training import (
 from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.core import render as render_module
 from hypersiren.core.coordinates import cell_centres
+from hypersiren.errors import ConfigError
 from hypersiren.results import earlier_result, markdown_table, write_json
 
 PRESETS = Path(__file__).resolve().parents[1] / "train"
@@ -112,7 +113,7 @@ class ReferenceModel(nn.Module):
 
     def __init__(self, model: HyperSiren):
         super().__init__()
-        hypernet, self.omega = model.hypernet, model.config.omega
+        hypernet, self.omega = model.decoder.hypernet, model.config.omega
         self.encoder = copy.deepcopy(model.encoder)
         self.shapes = [shape for (fan_in, fan_out), bias in hypernet.shapes for shape in ((fan_out, fan_in), bias)]
         self.nets = nn.ModuleList()
@@ -151,7 +152,7 @@ class Batch(NamedTuple):
 def make_batch(config: ModelConfig, batch_size: int, size: int, device: str, seed: int = 0) -> Batch:
     """A synthetic batch: the cost does not depend on pixel values."""
     generator = torch.Generator().manual_seed(seed)
-    image = 2 * torch.rand(batch_size, config.image_channels, size, size, generator=generator) - 1
+    image = 2 * torch.rand(batch_size, config.channels, size, size, generator=generator) - 1
     mask = training_context_mask(batch_size, (size, size), min_context=10, max_context=size * size, generator=generator)
     coords = cell_centres((size, size)).expand(batch_size, -1, -1)
     return Batch(*(t.to(device) for t in (image, mask, coords, rearrange(image, "b c h w -> b (h w) c"))))

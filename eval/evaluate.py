@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
-from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.config import RunConfig
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import DataConfig, command_line_root, dataset_root, load_images
 from hypersiren.across.evaluation import (
@@ -41,6 +41,7 @@ from hypersiren.across.evaluation import (
 from hypersiren.across.model import HyperSiren
 from hypersiren.cli import add_run_options, exits_cleanly, float_in, int_in, program
 from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.errors import ConfigError
 from hypersiren.figures import MISSING_LEGEND, context_image, plot_psnr_vs_context, save_labeled_grid
 from hypersiren.results import write_results
 

@@ -39,13 +39,14 @@ import torch
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS
 from hypersiren.across.checkpoint import load_run
-from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.config import RunConfig
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import evaluate_inpainting
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.training import set_tf32
 from hypersiren.cli import exits_cleanly, int_in, program
+from hypersiren.errors import ConfigError
 from hypersiren.results import markdown_table, write_json
 
 REPO = Path(__file__).resolve().parents[1]

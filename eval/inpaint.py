@@ -41,21 +41,15 @@ from torchvision.transforms.v2 import functional as TF
 
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run
-from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.config import RunConfig
 from hypersiren.across.context import first_half_mask, protocol_settings, random_context_mask
-from hypersiren.across.data import (
-    IMAGE_SUFFIXES,
-    DatasetError,
-    command_line_root,
-    decode_image,
-    load_images,
-    square_resize,
-)
+from hypersiren.across.data import IMAGE_SUFFIXES, command_line_root, decode_image, load_images, square_resize
 from hypersiren.across.evaluation import root_tag, seeded_masks
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.user_images import complete_photo
 from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.errors import ConfigError, DatasetError
 from hypersiren.figures import MISSING_LEGEND, context_image, save_labeled_grid, save_png, written_here
 
 DEFAULT_NUM_IMAGES = 8  # rows of the held-out figures in RUN_DIR/figures; other counts go to a folder of their own

@@ -100,11 +100,11 @@ def inpaint_with(model: HyperSiren, image: Tensor, mask: Tensor, precision: Prec
     autocast = torch.autocast(image.device.type, dtype=torch.bfloat16) if precision.bf16_trunk else nullcontext()
     with autocast:
         latents = model.encode(image, mask)
-        params = model.hypernet(latents.global_latent)
+        params = model.decoder.hypernet(latents.global_latent)
     params = [type(layer)(*(t.float() for t in layer)) for layer in params]
     height, width = image.shape[-2:]
     coords = cell_centres((height, width), image.device).expand(image.shape[0], -1, -1)
-    shifts = model.shifts(latents.local_grid, coords)  # they enter the sine's argument: fp32, as in HyperSiren.render
+    shifts = model.decoder.shifts(latents.local_grid, coords)  # fp32, as SirenDecoder renders
     values = rounded_render(params, coords, model.config.omega, precision, shifts)
     return rearrange(values, "b (h w) c -> b c h w", h=height, w=width)
 
@@ -148,7 +148,7 @@ def require_precision_memory(model: HyperSiren, images: Tensor, device: str) -> 
     count, _, height, width = images.shape
     batch = min(count, BATCH_SIZE)
     require_memory(
-        inpaint_bytes(model.config, batch, height, width, size=(height, width), chunk_size=height * width),
+        inpaint_bytes(model.config, batch, (height, width), size=(height, width), chunk_size=height * width),
         device=device,
         what=f"rendering {batch} images of {height}x{width} at once",
         fix="evaluate a smaller model or on a larger device",

@@ -18,7 +18,6 @@ _HOMES = {
     "Latents": "hypersiren.across.encoders",
     "ModelConfig": "hypersiren.across.model",
     "Prediction": "hypersiren.across.model",
-    "Refinement": "hypersiren.across.model",
     "SetEncoder": "hypersiren.across.encoders",
     "ShiftModulator": "hypersiren.across.hypernet",
     "Siren": "hypersiren.core.siren",

@@ -32,14 +32,13 @@ from typing import Any, Literal, NoReturn
 import torch
 from tqdm import tqdm
 
-from hypersiren.across.checkpoint import CheckpointError
 from hypersiren.across.config import FIELD_HELP, RunConfig, option_type
-from hypersiren.across.data import DatasetError
-from hypersiren.across.memory import MemoryLimitError, require_memory
-from hypersiren.across.rules import MAX_OMEGA, MAX_SEED, ConfigError
+from hypersiren.across.memory import require_memory
+from hypersiren.across.rules import MAX_OMEGA, MAX_SEED
 from hypersiren.across.run_folder import LOCK
 from hypersiren.core.siren import Siren
-from hypersiren.results import NonFiniteResultError, write_json
+from hypersiren.errors import CheckpointError, ConfigError, DatasetError, MemoryLimitError, NonFiniteResultError
+from hypersiren.results import write_json
 from hypersiren.single.fitting import FitDivergedError
 
 EXIT_CODE = 2  # as argparse uses for a bad command line

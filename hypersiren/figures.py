@@ -15,8 +15,8 @@ from PIL.PngImagePlugin import PngInfo
 from torch import Tensor
 from torchvision.utils import make_grid
 
+from hypersiren.errors import NonFiniteResultError
 from hypersiren.files import write_atomically
-from hypersiren.results import NonFiniteResultError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -5,12 +5,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hypersiren.across.rules import ConfigError
+from hypersiren.errors import ConfigError, NonFiniteResultError
 from hypersiren.files import write_text
-
-
-class NonFiniteResultError(ValueError):
-    """A result holds NaN or inf: no number to report, and no strict JSON reader takes it."""
 
 
 def write_json(value: Any, path: str | Path) -> None:

@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from hypersiren.across import memory
-from hypersiren.across.config import ConfigError
-from hypersiren.across.memory import MemoryLimitError
 from hypersiren.across.model import HyperSiren
+from hypersiren.errors import ConfigError, MemoryLimitError
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +47,7 @@ def test_reference_is_the_per_tensor_design_with_its_own_copies(bench, model):
     reference = bench.ReferenceModel(model)
     assert len(reference.nets) == 2 * len(model.config.siren.layer_shapes)
     trunk_weights = {id(net[0].weight) for net in reference.nets}
-    assert len(trunk_weights) == len(reference.nets) and id(model.hypernet.trunk[0].weight) not in trunk_weights
+    assert len(trunk_weights) == len(reference.nets) and id(model.decoder.hypernet.trunk[0].weight) not in trunk_weights
     assert reference.encoder is not model.encoder
 
 
@@ -56,7 +55,9 @@ def test_a_head_block_left_in_hypersiren_layout_is_caught(bench, model, batch):
     reference = bench.ReferenceModel(model)
     layer = 1  # a 6x6 hidden layer: the wrong layout still has the right shape
     with torch.no_grad():
-        reference.nets[2 * layer][-1].weight.copy_(torch.split(model.hypernet.head.weight, model.hypernet.sizes)[2])
+        reference.nets[2 * layer][-1].weight.copy_(
+            torch.split(model.decoder.hypernet.head.weight, model.decoder.hypernet.sizes)[2]
+        )
     expected = bench.loss_and_encoder_gradient(model, batch)
     with pytest.raises(AssertionError, match="other numbers"):
         bench.assert_same_numbers(expected, bench.loss_and_encoder_gradient(reference, batch), "reference")
@@ -167,5 +168,5 @@ def test_a_benchmark_of_another_setup_or_fewer_rounds_replaces_none_unless_asked
 def test_a_batch_too_large_for_memory_is_refused_before_timing(bench, monkeypatch):
     bench.require_bench_memory("cpu", batch_size=1)
     monkeypatch.setattr(memory, "physical_memory", lambda: 2**30)
-    with pytest.raises(MemoryLimitError, match=r"a training step of 1024 images of \d+x\d+ .* lower --batch-size"):
+    with pytest.raises(MemoryLimitError, match=r"a training step of 1024 signals of \d+x\d+ .* lower --batch-size"):
         bench.require_bench_memory("cpu", batch_size=1024)

@@ -10,17 +10,16 @@ import torch
 from hypersiren.across import memory
 from hypersiren.across.checkpoint import (
     PRETRAINED,
-    CheckpointError,
     export_run,
     load_checkpoint,
     load_run,
     require_resumable,
     save_checkpoint,
 )
-from hypersiren.across.config import ConfigError, RunConfig
-from hypersiren.across.memory import MemoryLimitError
+from hypersiren.across.config import RunConfig
 from hypersiren.across.model import HyperSiren
 from hypersiren.core.siren import Siren
+from hypersiren.errors import CheckpointError, ConfigError, MemoryLimitError
 from hypersiren.files import remove_stale_temporaries, write_text
 
 REPO = Path(__file__).resolve().parents[1]

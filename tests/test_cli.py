@@ -8,8 +8,6 @@ import torch
 from tqdm import tqdm
 
 from hypersiren.across.config import RunConfig
-from hypersiren.across.memory import MemoryLimitError
-from hypersiren.across.rules import ConfigError
 from hypersiren.cli import (
     add_config_options,
     add_fit_options,
@@ -19,6 +17,7 @@ from hypersiren.cli import (
     require_fit_folder,
     seeded_siren,
 )
+from hypersiren.errors import ConfigError, MemoryLimitError
 
 PRESETS = Path(__file__).resolve().parents[1] / "train"
 PROGRAMS = [*PRESETS.glob("*.py"), *(PRESETS.parent / "eval").glob("*.py"), PRESETS.parent / "hypersiren" / "cli.py"]

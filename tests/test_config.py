@@ -6,16 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from hypersiren.across.config import (
-    MAX_PARAMETERS,
-    ConfigError,
-    RunConfig,
-    parameter_count,
-    require_same_model,
-)
+from hypersiren.across.config import MAX_PARAMETERS, RunConfig, parameter_count, require_same_model
 from hypersiren.across.data import dataset_root
 from hypersiren.across.model import HyperSiren, ModelConfig
 from hypersiren.across.rules import model_problems
+from hypersiren.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -41,7 +36,7 @@ def test_options_are_typed_and_roundtrip(tmp_path, configured):
 
 
 def test_an_unknown_key_is_named_with_the_valid_ones():
-    with pytest.raises(ConfigError, match="unknown config key 'train.lrr'; valid keys: model.image_channels"):
+    with pytest.raises(ConfigError, match="unknown config key 'train.lrr'; valid keys: model.channels"):
         RunConfig.from_dict({"train": {"lrr": 1}})
 
 
@@ -171,7 +166,7 @@ def test_relative_roots_in_presets_are_taken_from_the_repository_not_the_working
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("model.local_features=3", "model.local_features=3 must exceed model.image_channels=3"),
+        ("model.local_features=3", "model.local_features=3 must exceed model.channels=3"),
         ("train.top_half_fraction=1.5", "train.top_half_fraction=1.5 must be in"),
         ("train.fine_points=-1", "train.fine_points=-1 must be"),
     ],

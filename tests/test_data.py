@@ -11,7 +11,6 @@ from hypersiren.across import data, memory
 from hypersiren.across.config import TrainConfig
 from hypersiren.across.data import (
     DataConfig,
-    DatasetError,
     ShuffledBatches,
     decode_image,
     fine_grid_points,
@@ -22,6 +21,7 @@ from hypersiren.across.data import (
 from hypersiren.across.objective import missing_log_mse
 from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.errors import DatasetError
 
 REPO = Path(__file__).resolve().parents[1]
 

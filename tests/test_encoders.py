@@ -11,7 +11,7 @@ LATENT_DIM = 12
 @pytest.fixture(scope="module")
 def conv_encoder():
     torch.manual_seed(0)
-    return ConvEncoder(image_channels=3, latent_dim=LATENT_DIM, widths=(8, 16, 16))
+    return ConvEncoder(channels=3, latent_dim=LATENT_DIM, widths=(8, 16, 16))
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_pull_push_fill_of_a_constant_image_is_that_constant_at_every_level():
 @pytest.mark.parametrize(("height", "width"), [(32, 32), (20, 12), (7, 5)])
 def test_unet_encoder_gives_a_global_latent_and_a_local_grid_at_any_size(height, width):
     torch.manual_seed(0)
-    encoder = UNetEncoder(image_channels=3, latent_dim=LATENT_DIM, local_features=6, widths=(8, 16, 16), fill_levels=3)
+    encoder = UNetEncoder(channels=3, latent_dim=LATENT_DIM, local_features=6, widths=(8, 16, 16), fill_levels=3)
     image = torch.rand(2, 3, height, width) * 2 - 1
     latent, grid = encoder(image, torch.rand(2, 1, height, width) < 0.5)
     assert latent.shape == (2, LATENT_DIM)
@@ -130,7 +130,7 @@ def test_unet_encoder_gives_a_global_latent_and_a_local_grid_at_any_size(height,
 
 def test_unet_encoder_ignores_unobserved_pixels_even_nan():
     torch.manual_seed(0)
-    encoder = UNetEncoder(image_channels=3, latent_dim=LATENT_DIM, local_features=6, widths=(8, 16), fill_levels=2)
+    encoder = UNetEncoder(channels=3, latent_dim=LATENT_DIM, local_features=6, widths=(8, 16), fill_levels=2)
     image = torch.rand(2, 3, 16, 16) * 2 - 1
     mask = torch.rand(2, 1, 16, 16) < 0.3
     with torch.no_grad():

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from hypersiren.across.checkpoint import save_checkpoint
-from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.config import RunConfig
 from hypersiren.across.evaluation import require_not_fuller
 from hypersiren.across.model import HyperSiren
+from hypersiren.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 TABLE_ROW = "| HyperSiren (raw rendering) |"

@@ -14,16 +14,16 @@ from hypersiren.across.evaluation import (
     seeded_masks,
 )
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.rules import ConfigError
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
 def models(tiny_model_config):
     torch.manual_seed(0)
     ablation = HyperSiren(tiny_model_config(decoder="pixel")).eval()
-    torch.nn.init.normal_(ablation.pixel_head.correction[-1].weight, std=0.1)  # untrained, it renders the fill exactly
+    torch.nn.init.normal_(ablation.decoder.correction[-1].weight, std=0.1)  # untrained, it renders the fill exactly
     return HyperSiren(tiny_model_config()).eval(), ablation
 
 

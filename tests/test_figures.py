@@ -2,6 +2,7 @@ import matplotlib.image
 import pytest
 import torch
 
+from hypersiren.errors import NonFiniteResultError
 from hypersiren.figures import (
     MISSING_COLOUR,
     MISSING_LEGEND,
@@ -14,7 +15,6 @@ from hypersiren.figures import (
     signed_distance_for_display,
     signed_for_display,
 )
-from hypersiren.results import NonFiniteResultError
 
 
 def test_plot_draws_each_curve_in_its_own_colour(tmp_path):

@@ -7,8 +7,9 @@ import torch
 
 from hypersiren.across import memory
 from hypersiren.across.config import RunConfig, parameter_count
-from hypersiren.across.memory import MemoryLimitError, inpaint_bytes, require_memory, training_bytes
+from hypersiren.across.memory import inpaint_bytes, require_memory, training_bytes
 from hypersiren.across.model import HyperSiren
+from hypersiren.errors import MemoryLimitError
 
 PRESETS = Path(__file__).resolve().parents[1] / "train"
 GIB = 2**30
@@ -24,7 +25,7 @@ def step_bytes(**changes: int) -> float:
     config = RunConfig.load(PRESETS / "default.toml").update({k.replace("__", "."): v for k, v in changes.items()})
     size = config.data.image_size
     points = size * size + config.train.fine_points
-    return training_bytes(config.model, config.train.batch_size, size, points, parameter_count(config.model))
+    return training_bytes(config.model, config.train.batch_size, size * size, points, parameter_count(config.model))
 
 
 def test_the_default_preset_fits_and_an_absurd_image_size_is_refused_in_one_line(machine_of_8_gib):
@@ -50,7 +51,7 @@ def test_inpaint_refuses_a_render_that_cannot_fit_before_computing_anything(mach
     config = tiny_model_config()
     model = HyperSiren(config).eval()
     image, mask = torch.zeros(1, 3, 8, 8), torch.ones(1, 1, 8, 8, dtype=torch.bool)
-    with pytest.raises(MemoryLimitError, match=r"inpainting 1 images of 8x8 at 50000x50000 needs about .* GiB"):
+    with pytest.raises(MemoryLimitError, match=r"inpainting 1 signals of 8x8 at 50000x50000 needs about .* GiB"):
         model.inpaint(image, mask, size=(50_000, 50_000))
-    assert inpaint_bytes(config, 1, 8, 8, (64, 64), chunk_size=65536) < 0.01 * GIB
+    assert inpaint_bytes(config, 1, (8, 8), (64, 64), chunk_size=65536) < 0.01 * GIB
     assert model.inpaint(image, mask, size=(64, 64)).shape == (1, 3, 64, 64)

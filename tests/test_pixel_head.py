@@ -7,10 +7,11 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.config import RunConfig
 from hypersiren.across.model import HyperSiren, ModelConfig
 from hypersiren.across.objective import hypernetwork_loss
 from hypersiren.core.coordinates import cell_centres
+from hypersiren.errors import ConfigError
 
 HEIGHT, WIDTH = 8, 6  # the size of conftest.py's batch
 DEFAULT_PRESET = Path(__file__).resolve().parents[1] / "train" / "default.toml"
@@ -21,14 +22,14 @@ def model():
     torch.manual_seed(0)
     config = ModelConfig(latent_dim=16, encoder_widths=[8, 16], local_features=8, decoder="pixel")
     model = HyperSiren(config).eval()
-    torch.nn.init.normal_(model.pixel_head.correction[-1].weight)  # a trained head's correction is not zero
+    torch.nn.init.normal_(model.decoder.correction[-1].weight)  # a trained head's correction is not zero
     return model
 
 
 def test_it_has_no_hypernetwork_or_siren(model):
-    assert model.hypernet is None and model.modulator is None
+    assert not hasattr(model.decoder, "hypernet") and not hasattr(model.decoder, "modulator")
     names = {name.split(".")[0] for name, _ in model.named_parameters()}
-    assert names == {"encoder", "pixel_head"}
+    assert names == {"encoder", "decoder"}
 
 
 def test_an_untrained_head_renders_the_encoders_fill(batch):
@@ -42,20 +43,24 @@ def test_forward_on_the_pixel_grid_is_the_head_and_trains(model, batch):
     image, mask = batch
     prediction = model(image, mask, cell_centres((HEIGHT, WIDTH)).expand(2, -1, -1))
     with torch.no_grad():
-        head = model.pixel_head(model.encode(image, mask).local_grid)
+        head = model.decoder.cells(model.encode(image, mask).local_grid)
     torch.testing.assert_close(prediction.values, rearrange(head, "b c h w -> b (h w) c"))
     target = rearrange(image, "b c h w -> b (h w) c")
     loss, terms = hypernetwork_loss(prediction, target, observed=rearrange(mask, "b 1 h w -> b (h w)"))
     loss.backward()
-    assert terms["weight_l2"] == 0 and model.pixel_head.correction[0].weight.grad.abs().sum() > 0
+    assert terms["weight_l2"] == 0 and model.decoder.correction[0].weight.grad.abs().sum() > 0
 
 
-def test_inpaint_pastes_then_upsamples_bicubically(model, batch):
+def test_inpaint_pastes_and_other_sizes_interpolate_the_cells_bilinearly(model, batch):
     image, mask = batch
     completed = model.inpaint(image, mask)
-    torch.testing.assert_close(completed, torch.where(mask, image, model.inpaint(image, mask, raw=True)).clamp(-1, 1))
+    raw = model.inpaint(image, mask, raw=True)
+    with torch.no_grad():
+        cells = model.decoder.cells(model.encode(image, mask).local_grid)
+    torch.testing.assert_close(raw, cells)  # at the cell centres the cells' own values
+    torch.testing.assert_close(completed, torch.where(mask, image, raw).clamp(-1, 1))
     large = model.inpaint(image, mask, size=(3 * HEIGHT, 2 * WIDTH))
-    expected = F.interpolate(completed, size=(3 * HEIGHT, 2 * WIDTH), mode="bicubic", align_corners=False)
+    expected = F.interpolate(cells, size=(3 * HEIGHT, 2 * WIDTH), mode="bilinear", align_corners=False)
     torch.testing.assert_close(large, expected.clamp(-1, 1))
 
 

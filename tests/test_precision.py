@@ -5,11 +5,11 @@ import torch
 
 from hypersiren.across import memory
 from hypersiren.across.evaluation import evaluate_inpainting
-from hypersiren.across.memory import MemoryLimitError
 from hypersiren.across.model import HyperSiren
 from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.render import LayerParams, render
 from hypersiren.core.siren import SirenConfig, init_siren_params
+from hypersiren.errors import MemoryLimitError
 
 
 @pytest.fixture(scope="module")

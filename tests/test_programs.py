@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from hypersiren import start
-from hypersiren.across.checkpoint import CheckpointError, save_checkpoint
+from hypersiren.across.checkpoint import save_checkpoint
 from hypersiren.across.config import RunConfig
 from hypersiren.across.model import HyperSiren
 from hypersiren.cli import exits_cleanly
+from hypersiren.errors import CheckpointError
 
 REPO = Path(__file__).resolve().parents[1]
 

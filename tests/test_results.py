@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from hypersiren.results import NonFiniteResultError, markdown_table, write_curves_csv, write_json, write_table
+from hypersiren.errors import NonFiniteResultError
+from hypersiren.results import markdown_table, write_curves_csv, write_json, write_table
 
 
 def test_markdown_table_formats_floats_and_missing_values():

@@ -6,7 +6,8 @@ import pytest
 
 from hypersiren.across import config
 from hypersiren.across.model import HyperSiren, ModelConfig
-from hypersiren.across.rules import ConfigError, field_problems, model_problems
+from hypersiren.across.rules import field_problems, model_problems
+from hypersiren.errors import ConfigError
 
 
 @dataclass

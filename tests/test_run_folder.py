@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from hypersiren.across.checkpoint import load_checkpoint, load_run, save_checkpoint
-from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.config import RunConfig
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.run_folder import (
     LOCK,
@@ -20,6 +20,7 @@ from hypersiren.across.run_folder import (
     program_command,
     resume_message,
 )
+from hypersiren.errors import ConfigError
 from hypersiren.results import write_json
 
 

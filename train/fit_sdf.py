@@ -18,7 +18,6 @@ import math
 
 import torch
 
-from hypersiren.across.config import ConfigError
 from hypersiren.cli import (
     add_fit_options,
     exits_cleanly,
@@ -29,6 +28,7 @@ from hypersiren.cli import (
     start_run,
 )
 from hypersiren.core.siren import Siren
+from hypersiren.errors import ConfigError
 from hypersiren.figures import plot_curves, save_labeled_grid, signed_distance_for_display
 from hypersiren.results import write_curves_csv, write_json, write_table
 from hypersiren.single.sdf import (

@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS
 from hypersiren.across.checkpoint import checkpoint_config, load_checkpoint, run_model
-from hypersiren.across.config import ConfigError, RunConfig, learning_rate
+from hypersiren.across.config import RunConfig, learning_rate
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import ShuffledBatches, load_images, recipe_batch
 from hypersiren.across.evaluation import METHODS, evaluate_inpainting, seeded_masks
@@ -60,6 +60,7 @@ from hypersiren.cli import (
 )
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.errors import ConfigError
 from hypersiren.figures import comparison_grid
 from hypersiren.results import markdown_table
 

@@ -11,18 +11,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from hypersiren.across.config import ConfigError, RunConfig
+from hypersiren.across.config import RunConfig
 from hypersiren.across.data import REPO_ROOT, command_line_root
 from hypersiren.across.memory import require_memory
 from hypersiren.across.model import HyperSiren
+from hypersiren.errors import CheckpointError, ConfigError
 from hypersiren.files import write_atomically
 
 # The trained runs that come with the repository: load_run(PRETRAINED / "celeba32") from any working directory.
 PRETRAINED = REPO_ROOT / "pretrained"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, truncated, not a hypersiren checkpoint, or would hold non-finite values."""
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
@@ -71,6 +68,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         ) from error
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise CheckpointError(f"{path} holds no 'model' entry: not a hypersiren checkpoint")
+    state["model"] = {_renamed_weight(name): tensor for name, tensor in state["model"].items()}
     non_finite = _non_finite_tensors(state)  # save_checkpoint never writes one: the file was damaged or edited
     if non_finite:
         more = f" (and {len(non_finite) - 1} more tensors)" if len(non_finite) > 1 else ""
@@ -78,6 +76,18 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
             f"{path} holds NaN or inf in {non_finite[0]}{more}: it would render garbage; use an intact checkpoint"
         )
     return state
+
+
+# Modules moved since runs were saved (the decoders behind one interface), so that their checkpoints still load;
+# the parameter order, which the optimizer state follows, did not change.
+RENAMED_WEIGHTS = {"hypernet.": "decoder.hypernet.", "modulator.": "decoder.modulator.", "pixel_head.": "decoder."}
+
+
+def _renamed_weight(name: str) -> str:
+    for old, new in RENAMED_WEIGHTS.items():
+        if name.startswith(old):
+            return new + name.removeprefix(old)
+    return name
 
 
 def _load_failure(error: Exception) -> str:

@@ -20,25 +20,32 @@ import torch
 
 from hypersiren.across.data import DataConfig, command_line_root
 from hypersiren.across.model import HyperSiren, ModelConfig
-from hypersiren.across.rules import ConfigError, field_problems, model_problems, type_name
+from hypersiren.across.rules import field_problems, model_problems, type_name
+from hypersiren.errors import ConfigError
 from hypersiren.results import write_json
 
 # 2^30 parameters are 4 GiB of fp32 weights and 16 GiB with gradients and Adam's two moments, 20x the
 # paper's model: beyond that a config is a typo (hyper_hidden_features=40000), not an experiment.
 MAX_PARAMETERS = 2**30
 # Fields renamed since runs were saved, so that their config.json and checkpoints still load.
-RENAMED = {"train.weight_weight": "train.params_weight"}
-EVAL_SPLITS = {"celeba": ("train", "val", "test"), "cifar10": ("train", "test", "val"), "folder": ("train", "val")}
+RENAMED = {"train.weight_weight": "train.params_weight", "model.image_channels": "model.channels"}
+EVAL_SPLITS = {
+    "celeba": ("train", "val", "test"),
+    "cifar10": ("train", "test", "val"),
+    "folder": ("train", "val"),
+    "ucr": ("train", "test"),
+}
 
 # What each field does, for --help (add_config_options), where a TOML preset's user reads it; a Literal field's
 # choices are added there from its type. Every field has one (tested).
 FIELD_HELP = {
-    "model.image_channels": "colour channels of the images (3: RGB)",
+    "model.channels": "values per point: 3 for RGB images, 1 for a series or a gray image",
+    "model.dims": "dimensions of the signals' grid: 1 for series (data.dataset ucr), 2 for images, 3 for volumes",
     "model.latent_dim": "size of each image's global code, from which the hypernetwork makes its SIREN's weights",
     "model.encoder": "what reads the observed pixels: unet (global code + a grid of local codes, the default "
     "design), conv or set (the paper's global code only)",
     "model.encoder_widths": "channels of the encoder's stages, one per halving of the image, e.g. [32,64,96,128]",
-    "model.local_features": "channels of the local code grid (unet only); its last image_channels are a colour guess",
+    "model.local_features": "channels of the local code grid (unet only); its last model.channels are a value guess",
     "model.decoder": "siren: hypernetwork -> SIREN, rendered at any coordinates; pixel: the ablation, a 1x1-conv "
     "pixel head on the same unet encoder, pixel grid only",
     "model.siren_hidden_features": "width of each generated SIREN's hidden layers",
@@ -46,10 +53,12 @@ FIELD_HELP = {
     "model.omega": "the SIREN's frequency scale ω₀ (sin(ω₀·Wx + b)); 30 is the paper's",
     "model.hyper_hidden_features": "width of the hypernetwork's hidden layers",
     "model.hyper_hidden_layers": "hidden layers of the hypernetwork",
-    "data.dataset": "the layout of data.root: celeba (img_align_celeba + list_eval_partition.txt), cifar10, or a "
+    "data.dataset": "the layout of data.root: celeba (img_align_celeba + list_eval_partition.txt), cifar10, ucr (a "
+    "UCR time-series dataset: data.root is its name, e.g. OSULeaf, or its folder of .ts files), or a "
     "folder of images (train/ and val/ subfolders); see datasets/README.md",
     "data.root": "the dataset's folder (relative: from the repository in a preset, from here on the command line)",
-    "data.image_size": "side in pixels the images are cropped and resized to: the model's input and output grid",
+    "data.image_size": "side in pixels the images are cropped and resized to (for series: samples they are "
+    "resampled to): the model's input and output grid",
     "data.eval_split": "the held-out split scored during and after training",
     "data.download": "CIFAR-10 only: download torchvision's copy into data.root when online",
     "data.train_limit": "train on the first N images only (0: all); for quick experiments and tests",
@@ -174,6 +183,11 @@ class RunConfig:
             f"{s.name}.{f.name}" for s in dataclasses.fields(self) for f in dataclasses.fields(getattr(self, s.name))
         ]
 
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """The signals' grid: ``data.image_size`` along each of ``model.dims`` axes ((32, 32) for the default)."""
+        return (self.data.image_size,) * self.model.dims
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
 
@@ -189,8 +203,8 @@ class RunConfig:
             for problem in field_problems(section.name, getattr(self, section.name))
         ]
         if not problems:  # the checks across fields assume each field is well typed
-            checks = [_context_problem(self.train, self.data.image_size), *model_problems(self.model)]
-            checks += [_points_problem(self), _split_problem(self.data)]
+            checks = [_context_problem(self.train, self.grid), *model_problems(self.model)]
+            checks += [_points_problem(self), _split_problem(self.data), _signal_problem(self)]
             problems = [problem for problem in checks if problem]
             if not problems:  # counting parameters builds the model, which needs a consistent config
                 problems = [problem for problem in (_size_problem(self.model),) if problem]
@@ -232,14 +246,26 @@ def parameter_count(config: ModelConfig) -> int:
         return sum(parameter.numel() for parameter in HyperSiren(config).parameters())
 
 
-def _context_problem(train: TrainConfig, image_size: int) -> str | None:
-    pixels = image_size * image_size
+def _context_problem(train: TrainConfig, grid: tuple[int, ...]) -> str | None:
+    pixels = math.prod(grid)
     if train.min_context <= train.max_context <= pixels:
         return None
     fix = "lower train.max_context" if train.max_context > pixels else "lower train.min_context"
+    what = (
+        f"pixels of a {grid[0]}x{grid[1]} image" if len(grid) == 2 else f"points of a {'x'.join(map(str, grid))} grid"
+    )
+    asked = f"[{train.min_context}, {train.max_context}]"
+    return f"need 1 <= train.min_context <= train.max_context <= {pixels} ({what}), got {asked}: {fix}"
+
+
+def _signal_problem(config: "RunConfig") -> str | None:
+    """Series are 1-D signals of one channel; the image datasets are 2-D RGB."""
+    dims, channels = (1, 1) if config.data.dataset == "ucr" else (2, 3)
+    if (config.model.dims, config.model.channels) == (dims, channels):
+        return None
     return (
-        f"need 1 <= train.min_context <= train.max_context <= {pixels} (pixels of a {image_size}x{image_size} "
-        f"image), got [{train.min_context}, {train.max_context}]: {fix}"
+        f"data.dataset={config.data.dataset!r} holds {dims}-D signals of {channels} channels, but the model has "
+        f"model.dims={config.model.dims} and model.channels={config.model.channels}: set them to {dims} and {channels}"
     )
 
 

@@ -1,4 +1,4 @@
-"""Image datasets as uint8 tensors, and the batches drawn from them.
+"""Datasets as signal tensors, and the batches drawn from them: images here, series through ``series``.
 
 Each split is decoded once (``decode_image``, with PIL: torchvision.io's decoders are
 deprecated since 0.29) into a ``(N, 3, S, S)`` uint8 tensor, cached on disk and memory-mapped
@@ -9,6 +9,7 @@ bounds the training step.
 
 import hashlib
 import json
+import math
 import shutil
 import sys
 import warnings
@@ -28,9 +29,11 @@ from tqdm import tqdm
 
 from hypersiren.across import memory
 from hypersiren.across.context import training_context_mask
+from hypersiren.across.series import load_series
 from hypersiren.core.checks import require_count
 from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.pixels import to_model_space
+from hypersiren.errors import DatasetError
 from hypersiren.files import write_atomically
 
 if TYPE_CHECKING:
@@ -41,13 +44,9 @@ CELEBA_SPLITS = {"train": "0", "val": "1", "test": "2"}
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-class DatasetError(RuntimeError):
-    """A dataset root is missing, incomplete, has the wrong layout, or cannot be held in memory as asked."""
-
-
 @dataclass
 class DataConfig:
-    dataset: Literal["celeba", "cifar10", "folder"] = "celeba"
+    dataset: Literal["celeba", "cifar10", "folder", "ucr"] = "celeba"
     root: str = "../shared/data/celeba"  # a relative root is taken from the repository root: see dataset_root
     image_size: int = 32
     eval_split: str = (
@@ -61,6 +60,9 @@ class DataConfig:
 def load_images(config: DataConfig, split: str, limit: int | None = None) -> Tensor:
     """Decode one split into a uint8 tensor ``(N, 3, S, S)``; ``limit`` keeps the first N (in file order).
 
+    ``dataset="ucr"`` loads series instead (``series.load_series``): float ``(N, 1, S)`` in [-1, 1], ``root`` the
+    UCR dataset's name (or folder), so every program that loads a split trains and scores series as well.
+
     Every image is centre-cropped to its short side's square, then resized. For CelebA's aligned
     178x218 faces that square is the standard 178 crop, in a rescaled copy (89x109) it is the same
     framing, and a copy already cropped square (64x64) is used whole: nothing is ever padded, where
@@ -68,6 +70,8 @@ def load_images(config: DataConfig, split: str, limit: int | None = None) -> Ten
     """
     if limit is not None:
         require_count(limit, "limit", low=1)  # a slice would take -1 as all but the last image, and 3.5 not at all
+    if config.dataset == "ucr":
+        return load_series(config.root, split, config.image_size, limit)
     root = dataset_root(config)
     if root.exists() and not root.is_dir():
         raise DatasetError(f"data.root {root} is a file, not a folder: pass the folder that holds the dataset")
@@ -140,9 +144,9 @@ class ShuffledBatches:
 class Batch(NamedTuple):
     """One training step's share of images and the points its loss is taken at."""
 
-    image: Tensor  # (B, C, S, S) in [-1, 1]
-    mask: Tensor  # (B, 1, S, S) bool: the context the encoder sees
-    coords: Tensor  # (B, N, 2): the query points rendered
+    image: Tensor  # (B, C, *S) in [-1, 1]: images (B, C, S, S), series (B, C, S)
+    mask: Tensor  # (B, 1, *S) bool: the context the encoder sees
+    coords: Tensor  # (B, N, D): the query points rendered
     target: Tensor  # (B, N, C) in [-1, 1]: their true values
     observed: Tensor  # (B, N) bool: which query points are context pixels
 
@@ -163,7 +167,8 @@ def training_batch(
 ) -> Batch:
     """Training step ``step``'s batch, a pure function of (seed, step): a resumed run replays it exactly.
 
-    ``images`` is a uint8 split from ``load_images`` on ``batches.device``, where every draw is made: the
+    ``images`` is a split from ``load_images`` (uint8 images or float signals) on ``batches.device``, where every
+    draw is made: the
     batch is assembled without a copy from the host or a wait on the device. The query points are every
     pixel, or ``query_points`` of them per image (``query_pixels``), plus ``fine_points`` points of
     ``fine_images`` (the same split at twice the size, ``fine_grid_points``); ``hflip`` mirrors half the
@@ -171,28 +176,28 @@ def training_batch(
     for the whole batch, then ``shard`` (this process's share under DDP) is kept, so that the draws
     do not depend on the number of processes.
     """
-    _, _, height, width = images.shape
+    grid = images.shape[2:]
     masks = training_context_mask(
         batches.batch_size,
-        (height, width),
+        grid,
         min_context,
         max_context,
         log_uniform,
         top_half_fraction,
         generator=batches.generator(batches.seed * 1_000_003 + step),
     )
-    image = to_model_space(images[batches.indices(step)])
+    image = model_space(images[batches.indices(step)])
     if hflip:
-        mirrored = _mirrored_rows(batches, step)  # the same rows of the fine images below
+        mirrored = _mirrored_rows(batches, step, dims=len(grid))  # the same rows of the fine images below
         image = torch.where(mirrored, image.flip(-1), image)
-    coords = cell_centres((height, width), images.device).expand(batches.batch_size, -1, -1)
-    target, observed = rearrange(image, "b c h w -> b (h w) c"), rearrange(masks, "b 1 h w -> b (h w)")
+    coords = cell_centres(grid, images.device).expand(batches.batch_size, -1, -1)
+    target, observed = rearrange(image, "b c ... -> b (...) c"), masks.flatten(1)
     if query_points:
         index = query_pixels(observed, query_points, batches.generator(batches.seed * 104_729 + step))  # (B, K)
         coords, target = (_take(t, index) for t in (coords, target))
         observed = observed.gather(1, index)
     if fine_points:
-        fine = to_model_space(fine_images[batches.indices(step)])
+        fine = model_space(fine_images[batches.indices(step)])
         if hflip:
             fine = torch.where(mirrored, fine.flip(-1), fine)
         fine_coords, fine_target = fine_grid_points(
@@ -228,12 +233,18 @@ def recipe_batch(
     )
 
 
-def _mirrored_rows(batches: ShuffledBatches, step: int) -> Tensor:
-    """``(B, 1, 1, 1)`` bool: which images of step ``step`` are mirrored left-right (half of them, drawn from
+def _mirrored_rows(batches: ShuffledBatches, step: int, dims: int) -> Tensor:
+    """``(B, 1, …)`` bool: which signals of step ``step`` are mirrored along the last axis (half of them, drawn from
     (seed, step) on the device). A mirrored face is another plausible face: on 4,560 faces seen hundreds of times
     each (the GPU presets), it doubles the faces there are to learn from."""
     generator = batches.generator(batches.seed * 31_337 + step)
-    return (torch.rand(batches.batch_size, generator=generator, device=batches.device) < 0.5).view(-1, 1, 1, 1)
+    mirrored = torch.rand(batches.batch_size, generator=generator, device=batches.device) < 0.5
+    return mirrored.view(-1, *[1] * (dims + 1))
+
+
+def model_space(signals: Tensor) -> Tensor:
+    """A split's signals in model space: uint8 images mapped to [-1, 1]; float signals are stored there already."""
+    return to_model_space(signals) if signals.dtype == torch.uint8 else signals.float()
 
 
 def query_pixels(observed: Tensor, count: int, generator: torch.Generator | None = None) -> Tensor:
@@ -506,15 +517,13 @@ def fine_grid_points(
 ) -> tuple[Tensor, Tensor]:
     """Random pixel centres of a finer grid: supervision *between* the input's pixel centres.
 
-    ``fine_images (B, C, kH, kW)`` in [-1, 1] are the input images at k times their
+    ``fine_images (B, C, *kS)`` in [-1, 1] are the input signals at k times their
     resolution (resized from the same originals). Trained only on the input grid, a
-    renderer is free to do anything between pixel centres; these points teach it what
-    a sharper image looks like there. Returns ``coords (B, M, 2)`` and ``target (B, M, C)``.
+    renderer is free to do anything between cell centres; these points teach it what
+    a sharper signal looks like there. Returns ``coords (B, M, D)`` and ``target (B, M, C)``.
     """
-    batch, channels, fine_height, fine_width = fine_images.shape
-    index = torch.randint(
-        0, fine_height * fine_width, (batch, num_points), generator=generator, device=fine_images.device
-    )
-    coords = cell_centres((fine_height, fine_width), fine_images.device)[index]  # (B, M, 2)
-    pixels = rearrange(fine_images, "b c h w -> b (h w) c")
+    batch, channels, *fine_grid = fine_images.shape
+    index = torch.randint(0, math.prod(fine_grid), (batch, num_points), generator=generator, device=fine_images.device)
+    coords = cell_centres(fine_grid, fine_images.device)[index]  # (B, M, D)
+    pixels = rearrange(fine_images, "b c ... -> b (...) c")
     return coords, pixels.gather(1, index.unsqueeze(-1).expand(-1, -1, channels))

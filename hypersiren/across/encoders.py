@@ -59,14 +59,14 @@ class ConvEncoder(nn.Module):
 
     def __init__(
         self,
-        image_channels: int = 3,
+        channels: int = 3,
         latent_dim: int = 256,
         widths: Sequence[int] = (32, 64, 128, 256),
         dims: int = 2,
     ):
         super().__init__()
         conv = CONVOLUTIONS[dims]
-        layers: list[nn.Module] = [conv(image_channels + 1, widths[0], 3, padding=1), nn.ReLU()]
+        layers: list[nn.Module] = [conv(channels + 1, widths[0], 3, padding=1), nn.ReLU()]
         for width_in, width_out in zip(widths[:-1], widths[1:]):
             layers += [
                 conv(width_in, width_out, 3, stride=2, padding=1),
@@ -76,7 +76,7 @@ class ConvEncoder(nn.Module):
             ]
         self.features = nn.Sequential(*layers)
         self.to_latent = nn.Linear(widths[-1], latent_dim)
-        self.image_channels = image_channels
+        self.channels = channels
 
     def forward(self, image: Tensor, mask: Tensor) -> Latents:
         """``image (B, C, *S)`` in [-1, 1], ``mask (B, 1, *S)`` bool -> a global latent ``(B, L)``."""
@@ -167,7 +167,7 @@ class UNetEncoder(nn.Module):
 
     def __init__(
         self,
-        image_channels: int = 3,
+        channels: int = 3,
         latent_dim: int = 128,
         local_features: int = 64,
         widths: Sequence[int] = (32, 64, 96, 128),
@@ -177,7 +177,7 @@ class UNetEncoder(nn.Module):
         super().__init__()
         self.fill_levels = fill_levels
         conv = CONVOLUTIONS[dims]
-        in_channels = fill_levels * (image_channels + 1)
+        in_channels = fill_levels * (channels + 1)
         self.down = nn.ModuleList()
         for index, width in enumerate(widths):
             first = (
@@ -195,7 +195,7 @@ class UNetEncoder(nn.Module):
             )
             for narrow, wide in zip(widths[:-1], widths[1:])
         )
-        self.to_local = conv(widths[0], local_features - image_channels, 1)
+        self.to_local = conv(widths[0], local_features - channels, 1)
         self.to_latent = nn.Linear(widths[-1], latent_dim)
 
     def forward(self, image: Tensor, mask: Tensor) -> Latents:

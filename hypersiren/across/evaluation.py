@@ -14,10 +14,10 @@ from hypersiren.across.baseline_fill import CLASSICAL_FILLS, classical_fill, mea
 from hypersiren.across.context import context_mask, protocol_settings
 from hypersiren.across.data import DataConfig, dataset_root
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.rules import ConfigError
 from hypersiren.core.checks import require_tensor
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.errors import ConfigError
 from hypersiren.results import earlier_result, markdown_table
 
 METHODS = {

@@ -4,8 +4,8 @@ The estimates are rough and err high. They count, per image and in fp32 (bf16 au
 lowers the truth), the tensors a step keeps alive at once:
 
 - batch, per pixel: the images in float and the context masks' random ranks (two int64 argsorts);
-- encoder, per input pixel: the pull-push fills and every U-Net (or CNN) stage's four
-  activations and its skip and upsampled copies, at its resolution (a quarter per level);
+- encoder, per input point: the pull-push fills and every U-Net (or CNN) stage's four
+  activations and its skip and upsampled copies, at its resolution (a quarter per level for images);
 - renderer, per rendered point: for training, each sine layer's input, per-point bias, pre-activation
   and output (what ``render._SineLayer`` saves for backward), the local code and its shifts; for
   inference, one layer's activations at a time and every layer's shifts;
@@ -18,10 +18,13 @@ temporaries, the allocator's caching. Decoded datasets are checked where they ar
 on CUDA the GPU's.
 """
 
+import math
 import os
 from typing import TYPE_CHECKING
 
 import torch
+
+from hypersiren.errors import MemoryLimitError
 
 if TYPE_CHECKING:
     from hypersiren.across.model import ModelConfig
@@ -29,10 +32,6 @@ if TYPE_CHECKING:
 BYTES = 4  # fp32
 SAFETY = 2.0
 GIB = 2**30
-
-
-class MemoryLimitError(ValueError):
-    """A run or call whose estimated memory exceeds the device's; the message names the estimate and what to lower."""
 
 
 def physical_memory() -> int:
@@ -59,10 +58,11 @@ def require_memory(needed: float, device: str | torch.device, what: str, fix: st
         )
 
 
-def training_bytes(config: "ModelConfig", batch_size: int, image_size: int, points: int, parameters: int) -> float:
-    """Estimated bytes of one training step: ``batch_size`` images of ``image_size``², ``points`` rendered per image."""
-    per_pixel = 4 * config.image_channels + 8 + _encoder_floats(config)  # the batch, then the encoder
-    per_image = image_size**2 * per_pixel + points * _render_floats(config, training=True)
+def training_bytes(config: "ModelConfig", batch_size: int, grid_points: int, points: int, parameters: int) -> float:
+    """Estimated bytes of one training step: ``batch_size`` signals of ``grid_points`` points each (an image's
+    pixels), ``points`` rendered per signal."""
+    per_pixel = 4 * config.channels + 8 + _encoder_floats(config)  # the batch, then the encoder
+    per_image = grid_points * per_pixel + points * _render_floats(config, training=True)
     per_image += 3 * _siren_parameters(config) if config.decoder == "siren" else 0
     return SAFETY * BYTES * (batch_size * per_image + 4 * parameters)
 
@@ -70,27 +70,27 @@ def training_bytes(config: "ModelConfig", batch_size: int, image_size: int, poin
 def inpaint_bytes(
     config: "ModelConfig",
     batch_size: int,
-    height: int,
-    width: int,
-    size: tuple[int, int],
+    grid: tuple[int, ...],
+    size: tuple[int, ...],
     chunk_size: int,
     supersample: int = 1,
 ) -> float:
-    """Estimated bytes of ``HyperSiren.inpaint`` on ``batch_size`` images of ``height x width`` rendered at ``size``
-    from ``supersample²`` points per pixel: the encoder at the input's size, ``chunk_size`` points rendered at a
-    time, the rendered points, the completed images and the points' grid."""
-    points = size[0] * size[1] * supersample**2
-    per_image = height * width * _encoder_floats(config)
-    per_image += min(chunk_size, points) * _render_floats(config, training=False) + 3 * config.image_channels * points
+    """Estimated bytes of ``HyperSiren.inpaint`` on ``batch_size`` signals on ``grid`` (an image's (H, W)) rendered
+    at ``size`` from ``supersample`` points per cell and axis: the encoder at the input's size, ``chunk_size``
+    points rendered at a time, the rendered points, the completed signals and the points' grid."""
+    points = math.prod(size) * supersample ** len(size)
+    per_image = math.prod(grid) * _encoder_floats(config)
+    per_image += min(chunk_size, points) * _render_floats(config, training=False) + 3 * config.channels * points
     return SAFETY * BYTES * (batch_size * per_image + 2 * points)
 
 
 def _encoder_floats(config: "ModelConfig") -> float:
-    """Floats per input pixel that the encoder keeps alive: every level's activations, a quarter per level down."""
+    """Floats per input point that the encoder keeps alive: every level's activations, 2^-dims as many per level
+    down (a quarter for images)."""
     widths = config.encoder_widths
-    fills = 12 * (config.image_channels + 1)  # the pull-push fills at 6 scales and their intermediates
+    fills = 12 * (config.channels + 1)  # the pull-push fills at 6 scales and their intermediates
     levels = sum(
-        (4 * width + 2 * next_width + 5 * width) / 4**level
+        (4 * width + 2 * next_width + 5 * width) / 2 ** (config.dims * level)
         for level, (width, next_width) in enumerate(zip(widths, [*widths[1:], 0]))
     )
     point_net = 4 * config.latent_dim if config.encoder == "set" else 0
@@ -99,7 +99,7 @@ def _encoder_floats(config: "ModelConfig") -> float:
 
 def _render_floats(config: "ModelConfig", training: bool) -> float:
     """Floats per rendered point: the SIREN's activations (or the pixel head's), local code, shifts and output."""
-    hidden, sine_layers, channels = config.siren_hidden_features, config.siren_hidden_layers + 1, config.image_channels
+    hidden, sine_layers, channels = config.siren_hidden_features, config.siren_hidden_layers + 1, config.channels
     local = config.local_features if config.encoder == "unet" else 0
     if config.decoder == "pixel":
         return local + 4 * channels

@@ -24,10 +24,6 @@ MAX_OMEGA = 1e4  # sin(omega x) in fp32: beyond, x's rounding alone moves the ph
 MAX_STEPS = 10**12  # batches are seeded by seed * 1_000_003 + step, which must stay below 2^64
 
 
-class ConfigError(ValueError):
-    """A preset, override or saved config that cannot work; the message names the key and the fix."""
-
-
 def _at_least(minimum: int) -> tuple[Callable[[Any], bool], str]:
     return (lambda value: value >= minimum), f">= {minimum}"
 
@@ -42,7 +38,8 @@ _NON_NEGATIVE = (lambda value: 0 <= value < math.inf), "a finite number >= 0"
 # What each field needs beyond its type, by name: a section may gain fields (the model will), which
 # are then only type-checked, and a field that goes away is simply not checked.
 RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "model.image_channels": _between(1, 4),  # gray to RGBA
+    "model.channels": _between(1, 4),  # gray to RGBA
+    "model.dims": _between(1, 3),  # series, images, volumes
     "model.latent_dim": _between(1, MAX_WIDTH),
     "model.local_features": _between(1, MAX_WIDTH),
     "model.siren_hidden_features": _between(1, MAX_WIDTH),
@@ -96,10 +93,10 @@ def model_problems(model: Any) -> list[str]:
     problems = field_problems("model", model)
     if problems:  # the checks across fields assume each field is well typed
         return problems
-    if model.encoder == "unet" and model.local_features <= model.image_channels:
+    if model.encoder == "unet" and model.local_features <= model.channels:
         problems.append(
-            f"model.local_features={model.local_features} must exceed model.image_channels={model.image_channels}: "
-            "the last image_channels local code channels are the colour guess"
+            f"model.local_features={model.local_features} must exceed model.channels={model.channels}: "
+            "the last model.channels local code channels are the value guess"
         )
     if model.decoder == "pixel" and model.encoder != "unet":
         problems.append(f"model.decoder='pixel' needs model.encoder='unet' (its local codes), not {model.encoder!r}")

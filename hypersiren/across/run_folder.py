@@ -31,8 +31,9 @@ from hypersiren.across.checkpoint import (
     save_checkpoint,
     warn_of_config_edits,
 )
-from hypersiren.across.config import ConfigError, RunConfig, learning_rate, require_same_model
+from hypersiren.across.config import RunConfig, learning_rate, require_same_model
 from hypersiren.across.data import REPO_ROOT
+from hypersiren.errors import ConfigError
 from hypersiren.files import append_line, remove_stale_temporaries, write_text
 from hypersiren.results import write_json
 

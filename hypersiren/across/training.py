@@ -7,6 +7,7 @@ step), where training stops with the step it happened at. ``train/train.py`` and
 take the same step, so the bench times what training runs.
 """
 
+import math
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, NamedTuple
@@ -107,11 +108,11 @@ def set_tf32(enabled: bool) -> None:
 def require_step_memory(config: RunConfig, batch_size: int, device: str | torch.device, fix: str) -> None:
     """Refuse a training step of ``config`` on ``batch_size`` images that would not fit in ``device``'s memory
     (``memory.training_bytes``, a rough and high estimate), before anything is allocated; ``fix`` says what to lower."""
-    size = config.data.image_size
-    points = (config.train.query_points or size * size) + config.train.fine_points
+    grid = config.grid
+    points = (config.train.query_points or math.prod(grid)) + config.train.fine_points
     require_memory(
-        training_bytes(config.model, batch_size, size, points, parameters=parameter_count(config.model)),
+        training_bytes(config.model, batch_size, math.prod(grid), points, parameters=parameter_count(config.model)),
         device=device,
-        what=f"a training step of {batch_size} images of {size}x{size} and {points} points each",
+        what=f"a training step of {batch_size} signals of {'x'.join(map(str, grid))} and {points} points each",
         fix=fix,
     )
