@@ -122,7 +122,7 @@ def test_harmonic_basis_functions_have_zero_laplacian():
     assert interior.abs().max() < 1e-3
 
 
-def test_image_psnr_without_matching_is_plain_psnr():
+def test_signal_psnr_without_matching_is_plain_psnr():
     torch.manual_seed(0)
     prediction, reference = torch.rand(1, 8, 8) * 2 - 1, torch.rand(1, 8, 8) * 2 - 1
     expected = float(psnr(to_unit_range(prediction).unsqueeze(0), to_unit_range(reference).unsqueeze(0)))
