@@ -36,7 +36,7 @@ SMALL_SIREN_3D = Siren(in_features=3, hidden_features=4, hidden_layers=1, out_fe
         (lambda model: classical_fill("linear", IMAGE, MASK.float()), r"mask must be bool \(True: observed\)"),
         (lambda model: FitConfig(steps=2.5), r"steps must be an integer, got 2.5"),
         (lambda model: SDFFitConfig(batch_size=10.5), r"batch_size must be an integer, got 10.5"),
-        (lambda model: fit_values(SMALL_SIREN, IMAGE[0, :1].numpy(), FitConfig(steps=1)), r"image must be a torch"),
+        (lambda model: fit_values(SMALL_SIREN, IMAGE[0, :1].numpy(), FitConfig(steps=1)), r"signal must be a torch"),
         (lambda model: SMALL_SIREN(np.zeros((4, 2), np.float32)), r"coords must be a torch.Tensor"),
         (lambda model: load_photo("camera", 8.5), r"size must be an integer, got 8.5"),
         (lambda model: extract_mesh(SMALL_SIREN_3D, 8.5), r"resolution must be an integer, got 8.5"),

@@ -2,10 +2,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-pytest.importorskip("skimage")
-
-from hypersiren.core.metrics import psnr  # noqa: E402
-from hypersiren.single.photos import load_photo  # noqa: E402
+from hypersiren.core.metrics import psnr
+from hypersiren.single.photos import load_photo
 
 
 def test_camera_is_a_grayscale_uint8_image():

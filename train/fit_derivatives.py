@@ -42,8 +42,8 @@ from hypersiren.single.fitting import (
     fit_bytes,
     fit_gradient,
     fit_laplacian,
-    image_psnr,
     match_harmonic,
+    signal_psnr,
 )
 from hypersiren.single.photos import PHOTOS, load_photo
 
@@ -102,7 +102,7 @@ def main() -> None:
         # Only the Laplacian loses more than a constant; for gradient fits the offset is the whole null space.
         harmonic = None
         if net is laplacian_net:
-            harmonic = image_psnr(render_image(net, size, size), reference, HARMONIC_DEGREE)
+            harmonic = signal_psnr(render_image(net, size, size), reference, HARMONIC_DEGREE)
         rows.append(
             {
                 "fit": name,

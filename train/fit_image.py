@@ -41,7 +41,7 @@ from hypersiren.results import write_curves_csv, write_json, write_table
 from hypersiren.single.coordinate_mlps import ACTIVATIONS, coordinate_mlp, nyquist_frequencies
 from hypersiren.single.field_images import derivative_images, render_image
 from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
-from hypersiren.single.fitting import FitConfig, fit_bytes, fit_values, image_psnr
+from hypersiren.single.fitting import FitConfig, fit_bytes, fit_values, signal_psnr
 from hypersiren.single.photos import PHOTOS, load_photo
 
 LABELS = {"relu": "ReLU", "tanh": "tanh", "relu_pe": "ReLU + P.E.", "siren": "SIREN"}
@@ -164,8 +164,8 @@ def beyond_the_grid(net: torch.nn.Module, image: torch.Tensor, args: argparse.Na
     truth = to_model_space(load_photo(args.photo, double)).to(image.device)
     upsampled = F.interpolate(image.unsqueeze(0), scale_factor=2, mode="bicubic", align_corners=False)[0]
     return {
-        "superres_2x_psnr_db": image_psnr(render_image(net, double, double), truth),
-        "bicubic_2x_psnr_db": image_psnr(upsampled, truth),
+        "superres_2x_psnr_db": signal_psnr(render_image(net, double, double), truth),
+        "bicubic_2x_psnr_db": signal_psnr(upsampled, truth),
     }
 
 

@@ -1,7 +1,13 @@
 """The one rendering code path: a SIREN as a pure function of (params, coords).
 
-Both the standalone ``Siren`` and the hypernetwork produce ``SirenParams``; every
-image, derivative and benchmark in hypersiren is rendered by ``render``.
+Both the standalone ``Siren`` and the hypernetwork produce ``SirenParams``, and
+every SIREN in hypersiren is evaluated by ``render``: single-signal fits, SDFs and
+their images through ``Siren.forward``, the hypernetwork's through
+``HyperSiren.render``. Three things compute outside it, on purpose: the ReLU, tanh
+and positional-encoding baselines of ``single.coordinate_mlps`` (plain
+``nn.Sequential``, not SIRENs), the reference design ``eval/bench.py`` times it
+against (``ReferenceModel``), and ``eval/precision.py``'s
+``rounded_render``, a copy of its loop with bf16 roundings inserted.
 """
 
 from typing import NamedTuple

@@ -1,17 +1,18 @@
-"""Fit one coordinate network to one image: by its values, its gradient or its Laplacian.
+"""Fit one coordinate network to one signal on a grid: by its values, its gradient or its Laplacian.
 
-The network maps pixel-centre coordinates ``(N, 2)`` (row, col) in [-1, 1]
-(``coordinates.cell_centres``) to model-space values ``(N, C)`` in [-1, 1]; every
-image argument here is model space ``(C, H, W)`` (``pixels.to_model_space``).
-Fits are full-batch Adam, as in the paper: every step sees every pixel.
+A signal is model-space values in [-1, 1] on a grid of any number of dimensions, ``(C, *spatial)``:
+a series or audio clip ``(C, T)``, an image ``(C, H, W)`` (``pixels.to_model_space``), a volume
+``(C, D, H, W)``. The network maps the grid's cell centres ``(N, D)`` in [-1, 1]
+(``coordinates.cell_centres(spatial)``, D = len(spatial), the network's ``in_features``) to values
+``(N, C)``. Fits are full-batch Adam, as in the paper: every step sees every sample.
 
 Derivative supervision cannot recover what the derivative discards, so such fits
 are scored modulo it (``match_harmonic``): a gradient fit loses exactly a
 constant, so its PSNR is taken after the best constant offset (as the paper
 does). A Laplacian fit loses every harmonic function (Δh = 0: constants, ramps,
-x² − y², …); ``fit_laplacian`` also scores it after the best offset, and
-``match_harmonic(..., degree=k)`` shows how much of the remaining error lies in
-the harmonic polynomials of degree ≤ k.
+x² − y², …); ``fit_laplacian`` also scores it after the best offset, and, for
+images, ``match_harmonic(..., degree=k)`` shows how much of the remaining error
+lies in the harmonic polynomials of degree ≤ k.
 """
 
 import math
@@ -30,7 +31,7 @@ from hypersiren.core.losses import gradient_mse, image_mse, laplacian_mse
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_unit_range
 
-Objective = Callable[[Tensor, Tensor], Tensor]  # (values (N, C), coords (N, 2)) -> scalar loss
+Objective = Callable[[Tensor, Tensor], Tensor]  # (values (N, C), coords (N, D)) -> scalar loss
 # Floats a step keeps per point and per hidden unit of each layer, by the order of the derivative supervised: measured
 # on the CPU at 128² points, 4 layers of 256 (5.3, 12.1, 41.3: each order keeps the graph of the one below), rounded up.
 FLOATS_PER_UNIT = {0: 6, 1: 13, 2: 42}
@@ -56,6 +57,16 @@ class FitResult:
     seconds: float  # wall time of the optimization
 
 
+def grid_points(signal: Tensor) -> Tensor:
+    """A signal's samples as points in ``cell_centres`` order: ``(C, *spatial) -> (prod(spatial), C)``."""
+    return rearrange(signal, "c ... -> (...) c")
+
+
+def grid_signal(values: Tensor, spatial: tuple[int, ...]) -> Tensor:
+    """The inverse of ``grid_points``: ``values (prod(spatial), C) -> (C, *spatial)``."""
+    return rearrange(values, "n c -> c n").reshape(-1, *spatial)
+
+
 def harmonic_basis(height: int, width: int, degree: int, device: torch.device | str | None = None) -> Tensor:
     """Harmonic polynomials of degree ≤ ``degree`` on the pixel grid, ``(H*W, 2 degree + 1)``.
 
@@ -71,19 +82,28 @@ def harmonic_basis(height: int, width: int, degree: int, device: torch.device | 
 
 
 def match_harmonic(prediction: Tensor, reference: Tensor, degree: int = 0) -> Tensor:
-    """``prediction (C, H, W)`` plus the harmonic polynomial of degree ≤ ``degree`` that best matches ``reference``.
+    """``prediction (C, *spatial)`` plus the harmonic polynomial of degree ≤ ``degree`` that best matches ``reference``.
 
-    Least squares per channel; degree 0 shifts the prediction to the reference's mean.
+    Least squares per channel; degree 0 shifts the prediction to the reference's mean, on a grid of any
+    number of dimensions. Higher degrees are for images ``(C, H, W)`` (``harmonic_basis`` is 2-D).
     """
-    channels, height, width = prediction.shape
-    basis = harmonic_basis(height, width, degree, device=prediction.device)
-    residual = rearrange(reference - prediction, "c h w -> (h w) c")
-    coefficients = torch.linalg.lstsq(basis, residual).solution  # (2 degree + 1, C)
-    return prediction + rearrange(basis @ coefficients, "(h w) c -> c h w", h=height, w=width)
+    spatial = tuple(prediction.shape[1:])
+    if degree == 0:
+        basis = prediction.new_ones(math.prod(spatial), 1)
+    elif len(spatial) == 2:
+        basis = harmonic_basis(*spatial, degree, device=prediction.device)
+    else:
+        raise ValueError(
+            f"harmonic matching of degree {degree} needs an image (C, H, W), got {tuple(prediction.shape)}: "
+            "use degree 0 (the best constant) for signals of other dimensions"
+        )
+    residual = grid_points(reference - prediction)
+    coefficients = torch.linalg.lstsq(basis, residual).solution  # (basis functions, C)
+    return prediction + grid_signal(basis @ coefficients, spatial)
 
 
-def image_psnr(prediction: Tensor, reference: Tensor, match_degree: int | None = None) -> float:
-    """PSNR (dB) on [0, 1] of model-space images ``(C, H, W)``, optionally modulo harmonic polynomials.
+def signal_psnr(prediction: Tensor, reference: Tensor, match_degree: int | None = None) -> float:
+    """PSNR (dB) on [0, 1] of model-space signals ``(C, *spatial)``, optionally modulo harmonic polynomials.
 
     ``match_degree`` None compares as is; k compares ``match_harmonic(prediction, reference, k)``.
     """
@@ -113,26 +133,24 @@ def fit(
     match_degree: int | None = None,
     progress: str | None = None,
 ) -> FitResult:
-    """Minimize ``objective`` over the pixel grid of ``reference (C, H, W)``; PSNR against ``reference``.
+    """Minimize ``objective`` over the grid of ``reference (C, *spatial)``; PSNR against ``reference``.
 
-    ``match_degree`` as in ``image_psnr``; ``progress`` is a tqdm description (None: silent).
+    ``net`` maps ``(N, len(spatial))`` coordinates to ``(N, C)``; ``match_degree`` as in ``signal_psnr``;
+    ``progress`` is a tqdm description (None: silent).
     """
-    channels, height, width = reference.shape
+    spatial = tuple(reference.shape[1:])
     device = next(net.parameters()).device
     reference = reference.to(device)
-    # Derivative objectives differentiate w.r.t. the coordinates; for value fits this costs one (N, 2) product.
-    coords = cell_centres((height, width), device=device).requires_grad_(True)
-
-    def as_image(values: Tensor) -> Tensor:
-        return rearrange(values.detach(), "(h w) c -> c h w", h=height, w=width)
+    # Derivative objectives differentiate w.r.t. the coordinates; for value fits this costs one (N, D) product.
+    coords = cell_centres(spatial, device=device).requires_grad_(True)
 
     def step_loss() -> tuple[Tensor, float]:
         values = net(coords)
-        return objective(values, coords), image_psnr(as_image(values), reference, match_degree)
+        return objective(values, coords), signal_psnr(grid_signal(values.detach(), spatial), reference, match_degree)
 
     history, seconds = minimize(net, step_loss, steps=config.steps, lr=config.lr, progress=progress)
     with torch.no_grad():
-        final = image_psnr(as_image(net(coords)), reference, match_degree)
+        final = signal_psnr(grid_signal(net(coords), spatial), reference, match_degree)
     return FitResult(psnr=history, final_psnr=final, seconds=seconds)
 
 
@@ -169,27 +187,41 @@ def minimize(
     return records, time.perf_counter() - start
 
 
-def fit_values(net: nn.Module, image: Tensor, config: FitConfig, progress: str | None = None) -> FitResult:
-    """Fit the pixel values of ``image (C, H, W)`` (MSE)."""
-    require_tensor(image, "image")
-    target = rearrange(image, "c h w -> (h w) c").to(next(net.parameters()).device)
+def require_signal(signal: Tensor, name: str) -> Tensor:
+    """``signal`` if it is a tensor ``(C, *spatial)`` with at least one spatial axis; an error naming the fix if not."""
+    if require_tensor(signal, name).dim() < 2:
+        raise ValueError(
+            f"{name} must be (C, *spatial), e.g. (C, T) for a series or (C, H, W) for an image, got shape "
+            f"{tuple(signal.shape)}: add the channel axis with {name}.unsqueeze(0)"
+        )
+    return signal
+
+
+def fit_values(net: nn.Module, signal: Tensor, config: FitConfig, progress: str | None = None) -> FitResult:
+    """Fit the values of ``signal (C, *spatial)`` (MSE); ``net`` takes ``len(spatial)`` coordinates.
+
+    A series ``(C, T)`` is fitted by a network of 1 input, an image ``(C, H, W)`` of 2, a volume ``(C, D, H, W)``
+    of 3.
+    """
+    target = grid_points(require_signal(signal, "signal")).to(next(net.parameters()).device)
 
     def objective(values: Tensor, coords: Tensor) -> Tensor:
         return image_mse(values, target)
 
-    return fit(net, objective, image, config, progress=progress)
+    return fit(net, objective, signal, config, progress=progress)
 
 
 def fit_gradient(
     net: nn.Module, target_gradient: Tensor, reference: Tensor, config: FitConfig, progress: str | None = None
 ) -> FitResult:
-    """Fit a scalar image by its gradient ``(2, H, W)`` = (∂/∂row, ∂/∂col) only; PSNR up to an offset.
+    """Fit a scalar signal by its gradient ``(D, *spatial)`` only (D = len(spatial), one component per axis in
+    ``cell_centres`` order); PSNR against ``reference (1, *spatial)`` up to an offset.
 
-    ``finite_differences.sobel_gradient(image)[0]`` is the gradient of a one-channel ``image (1, H, W)``.
+    ``finite_differences.sobel_gradient(image)[0]`` is the gradient (∂/∂row, ∂/∂col) of an image ``(1, H, W)``.
     """
     require_tensor(target_gradient, "target_gradient")
-    require_tensor(reference, "reference")
-    target = rearrange(target_gradient, "d h w -> (h w) d").to(next(net.parameters()).device)
+    require_signal(reference, "reference")
+    target = grid_points(target_gradient).to(next(net.parameters()).device)
 
     def objective(values: Tensor, coords: Tensor) -> Tensor:
         return gradient_mse(values, coords, target)
@@ -200,13 +232,14 @@ def fit_gradient(
 def fit_laplacian(
     net: nn.Module, target_laplacian: Tensor, reference: Tensor, config: FitConfig, progress: str | None = None
 ) -> FitResult:
-    """Fit a scalar image by its Laplacian ``(1, H, W)`` only; PSNR up to an offset.
+    """Fit a scalar signal by its Laplacian ``(1, *spatial)`` only; PSNR against ``reference (1, *spatial)`` up to
+    an offset.
 
-    ``finite_differences.discrete_laplacian(image)`` is the Laplacian of a one-channel ``image (1, H, W)``.
+    ``finite_differences.discrete_laplacian(image)`` is the Laplacian of an image ``(1, H, W)``.
     """
     require_tensor(target_laplacian, "target_laplacian")
-    require_tensor(reference, "reference")
-    target = rearrange(target_laplacian, "c h w -> (h w) c").to(next(net.parameters()).device)
+    require_signal(reference, "reference")
+    target = grid_points(target_laplacian).to(next(net.parameters()).device)
 
     def objective(values: Tensor, coords: Tensor) -> Tensor:
         return laplacian_mse(values, coords, target)

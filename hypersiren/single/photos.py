@@ -1,12 +1,13 @@
 """Real photographs bundled with scikit-image, for single-signal fits.
 
 ``skimage.data.camera()`` (512x512 grayscale) and ``skimage.data.astronaut()``
-(512x512 RGB) ship inside the scikit-image package, so nothing is downloaded.
+(512x512 RGB) ship inside scikit-image, one of hypersiren's dependencies, so
+nothing is downloaded.
 Photos are returned as uint8 like every image in hypersiren, so
 ``pixels.to_model_space`` maps them to the [-1, 1] the SIREN is fitted in.
-scikit-image is an optional dependency (the ``examples`` and ``test`` extras).
 """
 
+import skimage.data
 import torch
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
@@ -26,10 +27,6 @@ def load_photo(name: str = "camera", size: int | None = None, grayscale: bool = 
     average of the original pixels, not a point sample of them), so a 64x64
     camera is a faithful thumbnail of the 512x512 one.
     """
-    try:
-        import skimage.data
-    except ImportError as error:
-        raise ImportError("load_photo needs scikit-image: pip install 'hypersiren[examples]'") from error
     loader = getattr(skimage.data, name, None)
     if loader is None:
         raise ValueError(f"skimage.data has no photo {name!r}: try 'camera' or 'astronaut'")

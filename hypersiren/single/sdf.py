@@ -19,12 +19,15 @@ from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
+from skimage.measure import marching_cubes
 from torch import Tensor, nn
 
-from hypersiren.core.checks import require_count, require_positive
+from hypersiren.core.checks import require_count
+from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.diffops import gradient
 from hypersiren.files import write_text
-from hypersiren.single.fitting import fit_bytes, minimize
+from hypersiren.single.field_images import window_grid
+from hypersiren.single.fitting import FitConfig, fit_bytes, minimize
 
 CHAMFER_CHUNK = 2048  # points whose distances to a whole point set are computed at once
 
@@ -117,16 +120,17 @@ def sdf_loss(
 
 
 @dataclass
-class SDFFitConfig:
+class SDFFitConfig(FitConfig):
+    """``FitConfig``'s steps and rate (the paper's 1e-4), and the point cloud an SDF is fitted to."""
+
     steps: int = 2000
-    lr: float = 1e-4  # the paper's rate
     cloud_size: int = 100_000  # points in the oriented point cloud sampled once from the shape
     batch_size: int = 4096  # surface points per step; as many off-surface points again, as in the paper
 
     def __post_init__(self) -> None:
-        for name in ("steps", "cloud_size", "batch_size"):
+        super().__post_init__()
+        for name in ("cloud_size", "batch_size"):
             require_count(getattr(self, name), name, low=1)
-        require_positive(self.lr, "lr")
 
 
 def fit_sdf(
@@ -161,27 +165,27 @@ def sdf_bytes(config: SDFFitConfig, hidden: int, layers: int, resolution: int, e
 
 @torch.no_grad()
 def sdf_volume(net: nn.Module, resolution: int, extent: float = 1.0, chunk: int = 65_536) -> Tensor:
-    """Φ on the ``resolution``³ lattice over [-extent, extent]³ (corners included): ``(R, R, R)``, [x, y, z]."""
-    axis = torch.linspace(-extent, extent, resolution, device=next(net.parameters()).device)
-    points = torch.cartesian_prod(axis, axis, axis)
+    """Φ at the centres of the ``resolution``³ cells of [-extent, extent]³: ``(R, R, R)``, indexed [x, y, z]."""
+    points = extent * cell_centres((resolution,) * 3, device=next(net.parameters()).device)
     values = torch.cat([net(part) for part in points.split(chunk)])
     return values.view(resolution, resolution, resolution)
 
 
 def extract_mesh(net: nn.Module, resolution: int = 64, extent: float = 1.0) -> tuple[Tensor, Tensor]:
-    """Zero level set of ``net`` by marching cubes: vertices ``(V, 3)`` in world units, faces ``(F, 3)`` int64."""
-    try:
-        from skimage.measure import marching_cubes
-    except ImportError as error:
-        raise ImportError("extract_mesh needs scikit-image: pip install 'hypersiren[examples]'") from error
+    """Zero level set of ``net`` by marching cubes: vertices ``(V, 3)`` in world units, faces ``(F, 3)`` int64.
+
+    The volume is sampled at cell centres (``sdf_volume``), so the mesh spans the centres' cube, half a cell
+    inside [-extent, extent]³: sample index i lies at (i + 1/2)·2·extent/R − extent.
+    """
     volume = sdf_volume(net, require_count(resolution, "resolution", low=2), extent).cpu()
     if not volume.min() < 0 < volume.max():
         raise ValueError(
             f"Φ does not change sign on the grid (range {volume.min():.3g} … {volume.max():.3g}): no surface to extract"
         )
-    spacing = 2 * extent / (resolution - 1)
+    spacing = 2 * extent / resolution
     vertices, faces, _, _ = marching_cubes(volume.numpy(), level=0.0, spacing=(spacing,) * 3)
-    return torch.from_numpy(vertices.copy()).float() - extent, torch.from_numpy(faces.copy()).long()
+    first_centre = spacing / 2 - extent
+    return torch.from_numpy(vertices.copy()).float() + first_centre, torch.from_numpy(faces.copy()).long()
 
 
 def sample_mesh(vertices: Tensor, faces: Tensor, count: int, generator: torch.Generator | None = None) -> Tensor:
@@ -225,14 +229,14 @@ def field_and_gradient(net: nn.Module, points: Tensor, chunk: int = 16_384) -> t
 
 
 def sdf_slice(net: nn.Module, resolution: int = 256, extent: float = 1.0, axis: int = 2, offset: float = 0.0) -> Tensor:
-    """Φ on the plane {x_axis = offset}, ``(R, R)``: columns along the first remaining axis, rows along the
-    second (top = +extent), e.g. axis=2 gives the z = offset plane with x to the right and y up."""
-    grid = torch.linspace(-extent, extent, resolution, device=next(net.parameters()).device)
-    vertical, horizontal = torch.meshgrid(grid.flip(0), grid, indexing="ij")
-    in_plane = [horizontal, vertical]
-    in_plane.insert(axis, torch.full_like(horizontal, offset))
+    """Φ at the pixel centres of the plane {x_axis = offset} over [-extent, extent]², ``(R, R)``: columns along
+    the first remaining axis, rows along the second (top = +extent), e.g. axis=2 gives the z = offset plane with
+    x to the right and y up."""
+    row, col = window_grid(resolution, resolution, extent, device=next(net.parameters()).device).unbind(dim=-1)
+    in_plane = [col, -row]  # rows grow downwards, the second axis upwards
+    in_plane.insert(axis, torch.full_like(col, offset))
     with torch.no_grad():
-        return net(torch.stack(in_plane, dim=-1).view(-1, 3)).view(resolution, resolution)
+        return net(torch.stack(in_plane, dim=-1)).view(resolution, resolution)
 
 
 def sphere_trace(
@@ -251,9 +255,8 @@ def sphere_trace(
     # An orthonormal image plane (right, up) perpendicular to the view direction.
     right = F.normalize(torch.linalg.cross(view, torch.tensor([0.0, 0.0, 1.0], device=device)), dim=0)
     up = torch.linalg.cross(right, view)
-    axis = torch.linspace(-extent, extent, resolution, device=device)
-    rows, cols = torch.meshgrid(axis.flip(0), axis, indexing="ij")
-    origins = (cols.reshape(-1, 1) * right + rows.reshape(-1, 1) * up) - 2 * extent * view
+    row, col = window_grid(resolution, resolution, extent, device=device).unbind(dim=-1)
+    origins = (col.unsqueeze(1) * right - row.unsqueeze(1) * up) - 2 * extent * view  # one ray per pixel centre
     travelled = torch.zeros(origins.shape[0], 1, device=device)
     with torch.no_grad():
         for _ in range(iterations):
