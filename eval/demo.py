@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
-from hypersiren.across.checkpoint import load_run
+from hypersiren.across.checkpoint import load_run, require_image_run
 from hypersiren.across.context import random_context_mask
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.user_images import complete_photo
@@ -49,6 +49,7 @@ def main() -> None:
     except ImportError:
         parser.error('the demo page needs Gradio: install the demo extra, pip install -e ".[demo]"')
     config, model = load_run(args.run, device=args.device, data_root=args.data_root)
+    require_image_run(config, args.run, program="eval/demo.py")
     page = build_page(gradio, model, size=config.data.image_size, seed=args.seed)
     print(f"serving {args.run} on http://{HOST}:{args.port} (Ctrl-C stops it)", flush=True)
     theme = gradio.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no web fonts

@@ -20,17 +20,17 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from hypersiren.across.baseline_fill import classical_fill
+from hypersiren.across.baseline_fill import CLASSICAL_FILLS, classical_fill
 from hypersiren.across.checkpoint import load_run
 from hypersiren.across.config import RunConfig
 from hypersiren.across.context import protocol_settings
-from hypersiren.across.data import DataConfig, command_line_root, dataset_root, load_images
+from hypersiren.across.data import DataConfig, command_line_root, dataset_root, load_images, model_space
 from hypersiren.across.evaluation import (
-    METHODS,
     METRICS,
     evaluate_inpainting,
     evaluate_scales,
     inpainting_table,
+    method_labels,
     require_informative,
     require_not_fuller,
     root_tag,
@@ -39,10 +39,19 @@ from hypersiren.across.evaluation import (
     seeded_masks,
 )
 from hypersiren.across.model import HyperSiren
+from hypersiren.across.series import ucr_split
 from hypersiren.cli import add_run_options, exits_cleanly, float_in, int_in, program
+from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.errors import ConfigError
-from hypersiren.figures import MISSING_LEGEND, context_image, plot_psnr_vs_context, save_labeled_grid
+from hypersiren.figures import (
+    MISSING_LEGEND,
+    context_image,
+    plot_psnr_vs_context,
+    save_figure,
+    save_labeled_grid,
+    series_figure,
+)
 from hypersiren.results import write_results
 
 SCALES = (2.0, 2.5, 3.0, 4.0)
@@ -83,11 +92,12 @@ def main() -> None:
     args = parser.parse_args()
 
     config, model = load_run(args.run, args.device)
-    scales = args.scales or [scale for scale in SCALES if scale * config.data.image_size <= LARGEST_TRUTH]
+    largest = LARGEST_TRUTH if config.model.dims == 2 else original_length(config.data)
+    scales = args.scales or default_scales(config.data.image_size, largest)
     ablation = load_ablation(args.ablation, config, args.device) if args.ablation else None
     split = args.split or config.data.eval_split
     # The evaluated split may live apart from the training images (a separate test folder): one root each.
-    mean_image = to_model_space(load_images(reading_from(config.data, args.train_data_root), "train")).mean(dim=0)
+    mean_image = model_space(load_images(reading_from(config.data, args.train_data_root), "train")).mean(dim=0)
     data = reading_from(config.data, args.data_root)
     images = load_images(data, split, limit=args.limit)
     require_informative(images, source=f"{data.root} ({split})")
@@ -127,9 +137,11 @@ def main() -> None:
     )
 
     summary = measured | {"results": results}
-    title = f"{config.data.dataset} {split}, {len(images)} images, {config.data.image_size}x{config.data.image_size}"
-    tables = f"### {title}\n\nImages of {data.root}, seed {args.seed}.\n\n"
-    tables += "\n\n".join(inpainting_table(results, metric) for metric in METRICS) + "\n"
+    dims, size = config.model.dims, config.data.image_size
+    what = f"{len(images)} images, {size}x{size}" if dims == 2 else f"{len(images)} series of {size} samples"
+    title = f"{config.data.dataset} {split}, {what}"
+    tables = f"### {title}\n\n{'Images' if dims == 2 else 'Series'} of {data.root}, seed {args.seed}.\n\n"
+    tables += "\n\n".join(inpainting_table(results, metric, dims) for metric in METRICS) + "\n"
     if scales:
         size = config.data.image_size
         high = {
@@ -145,15 +157,19 @@ def main() -> None:
             supersample=args.supersample,
         )
         tables += "".join(
-            "\n" + scales_table(by_scale, size, setting) + "\n" for setting, by_scale in summary["scales"].items()
+            "\n" + scales_table(by_scale, size, setting, dims) + "\n" for setting, by_scale in summary["scales"].items()
         )
         figure_scale = max(scales)
     print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
     write_results(summary, tables, out_dir, name)
     written = [f"{name}.json", f"{name}.md", f"{name}_psnr_vs_context.png"]
-    labels = {method: label for method, label in METHODS.items() if method in results[settings[0]]}
-    plot_psnr_vs_context(results, labels, out_dir / written[-1], title=title)
-    if "scales" in summary:
+    labels = {method: label for method, label in method_labels(dims).items() if method in results[settings[0]]}
+    points = "pixels (of the image's H·W)" if dims == 2 else f"samples (of {size})"
+    plot_psnr_vs_context(results, labels, out_dir / written[-1], title=title, points=points)
+    if dims == 1:
+        written.append(f"{name}_series.png")
+        save_series_figure(model, images[:4], settings, out_dir / written[-1], seed=args.seed)
+    if "scales" in summary and dims == 2:
         written.append(f"{name}_scale_{figure_scale:g}x.png")
         save_scales_figure(model, ablation, images[:3], high[figure_scale][:3], out_dir / written[-1], seed=args.seed)
     print(f"wrote {', '.join(written)} to {out_dir}")
@@ -182,7 +198,7 @@ def save_scales_figure(
     image = to_model_space(low).to(next(model.parameters()).device)
     truth = to_unit_range(to_model_space(high)).to(image.device)
     rows, row_labels = [], []
-    for setting in scale_settings(*low.shape[-2:]):
+    for setting in scale_settings(low.shape[2:]):
         mask = seeded_masks(setting, len(low), low.shape[2:], seed=seed).to(image.device)
         given = image if setting == "full" else classical_fill("biharmonic", image, mask)
         columns = [
@@ -201,6 +217,47 @@ def save_scales_figure(
     labels += ["pixel U-Net + bicubic"] if ablation is not None else []
     labels += [f"HyperSiren at {size[0]}×{size[1]}", f"truth {size[0]}×{size[1]}"]
     save_labeled_grid(tiles, path, column_labels=labels, row_labels=row_labels, legend=MISSING_LEGEND)
+
+
+def default_scales(size: int, largest: int) -> list[float]:
+    """The render scales of ``SCALES`` whose truth stays within ``largest`` (the originals' size), and for series
+    the originals' own rate, where the truest signal is."""
+    scales = [scale for scale in SCALES if scale * size <= largest]
+    return (
+        scales
+        if largest == LARGEST_TRUTH or largest in (round(s * size) for s in scales)
+        else [*scales, largest / size]
+    )
+
+
+def original_length(data: DataConfig) -> int:
+    """The samples of a series dataset's originals, the finest truth there is."""
+    return ucr_split(data.root, "train").shape[-1]
+
+
+@torch.no_grad()
+def save_series_figure(
+    model: HyperSiren, series: torch.Tensor, settings: tuple[str, ...], path: Path, seed: int
+) -> None:
+    """Held-out series completed from the sparse settings (1% and 10%): observed samples, HyperSiren, the best
+    classical fill of the figure's own series, and the truth, one panel per series and setting."""
+    signal = series.to(next(model.parameters()).device)
+    truths, masks, predictions, labels = [], [], {"HyperSiren": [], "best classical": []}, []
+    for setting in settings[:2]:
+        mask = seeded_masks(setting, len(series), series.shape[2:], seed=seed).to(signal.device)
+        fills = {method: classical_fill(method, signal, mask) for method in CLASSICAL_FILLS[1]}
+        best = max(fills, key=lambda method: float(psnr(to_unit_range(fills[method]), to_unit_range(signal)).mean()))
+        truths.append(signal), masks.append(mask)
+        predictions["HyperSiren"].append(model.inpaint(signal, mask))
+        predictions["best classical"].append(fills[best])
+        labels += [f"{setting} of {series.shape[-1]} samples\n(classical: {best})" for _ in range(len(series))]
+    figure = series_figure(
+        to_unit_range(torch.cat(truths)),
+        torch.cat(masks),
+        {label: to_unit_range(torch.cat(rows)) for label, rows in predictions.items()},
+        row_labels=labels,
+    )
+    save_figure(figure, path)
 
 
 def reading_from(config: DataConfig, root: str | None) -> DataConfig:

@@ -40,7 +40,7 @@ from torch import Tensor
 from torchvision.transforms.v2 import functional as TF
 
 from hypersiren.across.baseline_fill import classical_fill
-from hypersiren.across.checkpoint import load_run
+from hypersiren.across.checkpoint import load_run, require_image_run
 from hypersiren.across.config import RunConfig
 from hypersiren.across.context import first_half_mask, protocol_settings, random_context_mask
 from hypersiren.across.data import IMAGE_SUFFIXES, command_line_root, decode_image, load_images, square_resize
@@ -101,6 +101,7 @@ def main() -> None:
         parser.error("--mask, --context, --top-half, --size and --out complete images: give them with --image")
 
     config, model = load_run(args.run, device=args.device, data_root=args.data_root)
+    require_image_run(config, args.run, program="eval/inpaint.py")
     if args.image is None:
         write_held_out_figures(model, config, args)
     else:

@@ -30,18 +30,15 @@ from pathlib import Path
 import torch
 from einops import rearrange
 from torch import Tensor
-from tqdm import tqdm
 
-from hypersiren.across.checkpoint import load_run
+from hypersiren.across.checkpoint import load_run, require_image_run
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import load_images
-from hypersiren.across.evaluation import require_not_fuller, seeded_masks
+from hypersiren.across.evaluation import mean_psnrs, require_not_fuller
 from hypersiren.across.memory import inpaint_bytes, require_memory
 from hypersiren.across.model import HyperSiren
 from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.coordinates import cell_centres
-from hypersiren.core.metrics import psnr
-from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.core.render import SirenParams
 from hypersiren.results import markdown_table, write_results
 
@@ -122,23 +119,23 @@ def evaluate_precisions(
     the error the choice adds, which bounds what it can cost a better-trained model.
     """
     device = next(model.parameters()).device
-    count, _, height, width = images.shape
-    settings = settings or protocol_settings((height, width))
-    sums = {metric: {name: dict.fromkeys(settings, 0.0) for name in PRECISIONS} for metric in ("psnr", "psnr_vs_fp32")}
-    for setting in tqdm(settings, desc="precisions"):
-        masks = seeded_masks(setting, count=count, shape=(height, width), seed=seed)
-        for start in range(0, count, batch_size):
-            image = to_model_space(images[start : start + batch_size].to(device))
-            mask = masks[start : start + batch_size].to(device)
-            truth = to_unit_range(image)
-            exact = to_unit_range(inpaint_with(model, image, mask, PRECISIONS["fp32"]))
-            for name, precision in PRECISIONS.items():
-                prediction = to_unit_range(inpaint_with(model, image, mask, precision)) if name != "fp32" else exact
-                sums["psnr"][name][setting] += float(psnr(prediction, truth).double().sum())
-                sums["psnr_vs_fp32"][name][setting] += float(psnr(prediction, exact).double().sum())
+
+    def predict(image: Tensor, mask: Tensor, rows: slice) -> dict[tuple[str, str], tuple[Tensor, Tensor]]:
+        exact = inpaint_with(model, image, mask, PRECISIONS["fp32"])
+        rendered = {
+            name: inpaint_with(model, image, mask, p) if name != "fp32" else exact for name, p in PRECISIONS.items()
+        }
+        return {
+            (metric, name): (prediction, truth)
+            for name, prediction in rendered.items()
+            for metric, truth in (("psnr", image), ("psnr_vs_fp32", exact))
+        }
+
+    settings = settings or protocol_settings(images.shape[2:])
+    scored = mean_psnrs(images, settings, predict, device, seed, batch_size, progress=True, desc="precisions")
     return {
-        metric: {name: {setting: total / count for setting, total in row.items()} for name, row in rows.items()}
-        for metric, rows in sums.items()
+        metric: {name: {setting: scored[setting][metric, name]["psnr"] for setting in settings} for name in PRECISIONS}
+        for metric in ("psnr", "psnr_vs_fp32")
     }
 
 
@@ -182,6 +179,7 @@ def main() -> None:
     args = parser.parse_args()
 
     config, model = load_run(args.run, device=args.device, data_root=args.data_root)
+    require_image_run(config, args.run, program="eval/precision.py")
     images = load_images(config.data, config.data.eval_split, limit=args.limit)
     split, out_dir = config.data.eval_split, Path(args.run) / "eval"
     summary = {"dataset": config.data.dataset, "data_root": config.data.root, "split": split, "num_images": len(images)}

@@ -37,9 +37,15 @@ from hypersiren.across.memory import require_memory
 from hypersiren.across.rules import MAX_OMEGA, MAX_SEED
 from hypersiren.across.run_folder import LOCK
 from hypersiren.core.siren import Siren
-from hypersiren.errors import CheckpointError, ConfigError, DatasetError, MemoryLimitError, NonFiniteResultError
+from hypersiren.errors import (
+    CheckpointError,
+    ConfigError,
+    DatasetError,
+    FitDivergedError,
+    MemoryLimitError,
+    NonFiniteResultError,
+)
 from hypersiren.results import write_json
-from hypersiren.single.fitting import FitDivergedError
 
 EXIT_CODE = 2  # as argparse uses for a bad command line
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a program stopped by Ctrl-C

@@ -19,6 +19,7 @@ from hypersiren.errors import NonFiniteResultError
 from hypersiren.files import write_atomically
 
 if TYPE_CHECKING:
+    import numpy as np
     from matplotlib.figure import Figure
 
 # Missing pixels are drawn magenta, not grey: a grey pixel can be an observed one (all of a grayscale photo's
@@ -89,6 +90,53 @@ def save_labeled_grid(
     _save(figure, path)
 
 
+def series_figure(
+    truth: Tensor,
+    mask: Tensor,
+    predictions: dict[str, Tensor],
+    row_labels: list[str] | None = None,
+    truth_fine: Tensor | None = None,
+) -> "Figure":
+    """One panel per series: the truth (grey), the observed samples (dots) and each prediction (a line).
+
+    ``truth (B, 1, T)`` and ``predictions`` ``(B, 1, T')`` in [0, 1] (a prediction may be rendered on a finer
+    grid: each is drawn at its own cell centres), ``mask (B, 1, T)`` bool. ``truth_fine`` is the truth on a
+    finer grid, drawn instead of ``truth`` where given. The series analogue of a context | prediction | truth
+    grid; returned open, for ``save_figure`` or TensorBoard's ``add_figure``.
+    """
+    _require_finite(torch.cat([truth.flatten(), *(p.flatten() for p in predictions.values())]), "a series figure")
+    rows = truth.shape[0]
+    figure, axes = _pyplot().subplots(rows, 1, figsize=(7.0, 1.5 * rows + 0.4), squeeze=False, layout="constrained")
+    shown = truth if truth_fine is None else truth_fine
+    for row, axis in enumerate(axes[:, 0]):
+        axis.plot(*_timed(shown[row, 0]), color="0.6", linewidth=2.5, label="truth")
+        for (label, prediction), colour in zip(predictions.items(), ("tab:blue", "tab:orange", "tab:green", "tab:red")):
+            axis.plot(*_timed(prediction[row, 0]), color=colour, linewidth=1.0, label=label)
+        times, values = _timed(truth[row, 0])
+        seen = mask[row, 0].cpu().numpy()
+        axis.plot(times[seen], values[seen], "o", color="black", markersize=3.5, label="observed")
+        axis.set(xlim=(-1, 1), ylim=(-0.02, 1.02), yticks=[])
+        if row_labels is not None:
+            axis.set_ylabel(row_labels[row], rotation=0, ha="right", va="center")
+        if row < rows - 1:
+            axis.set(xticks=[])
+    axes[0, 0].legend(loc="lower left", bbox_to_anchor=(0, 1.02), ncol=2 + len(predictions), frameon=False)
+    axes[-1, 0].set_xlabel("time (cell centres in [-1, 1])")
+    return figure
+
+
+def _timed(values: Tensor) -> tuple["np.ndarray", "np.ndarray"]:
+    """``(T,)`` -> the cell-centre times in [-1, 1] and the values, as NumPy arrays for matplotlib."""
+    length = values.shape[-1]
+    times = (torch.arange(length, dtype=torch.float64) + 0.5) * (2.0 / length) - 1.0
+    return times.numpy(), values.detach().double().cpu().numpy()
+
+
+def save_figure(figure: "Figure", path: str | Path) -> None:
+    """A figure from this module (e.g. ``series_figure``) as a PNG, written atomically, then closed."""
+    _save(figure, path)
+
+
 def plot_curves(
     curves: dict[str, list[float]], path: str | Path, y_label: str = "PSNR (dB)", x_label: str = "step"
 ) -> None:
@@ -105,9 +153,13 @@ def plot_curves(
 
 
 def plot_psnr_vs_context(
-    results: dict[str, dict[str, dict[str, float | None]]], labels: dict[str, str], path: str | Path, title: str = ""
+    results: dict[str, dict[str, dict[str, float | None]]],
+    labels: dict[str, str],
+    path: str | Path,
+    title: str = "",
+    points: str = "pixels (of the image's H·W)",
 ) -> None:
-    """PSNR against the number of observed pixels, one line per method, as a PNG.
+    """PSNR against the number of observed ``points`` (pixels, a series' samples), one line per method, as a PNG.
 
     ``results`` is ``evaluate_inpainting``'s ``{setting: {method: {"psnr": …}}}``;
     settings that are not pixel counts (top half, full) are left out of the x axis.
@@ -121,7 +173,7 @@ def plot_psnr_vs_context(
         points = [(count, value) for count, value in points if value is not None]
         if points:
             axes.plot(*zip(*points), marker="o", label=label)
-    axes.set(xscale="log", xlabel="observed pixels (of the image's H·W)", ylabel="PSNR (dB), all pixels", title=title)
+    axes.set(xscale="log", xlabel=f"observed {points}", ylabel="PSNR (dB), every point", title=title)
     axes.set_xticks([count for count, _ in counts], [str(count) for count, _ in counts])
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")

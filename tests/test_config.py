@@ -188,3 +188,8 @@ def test_a_config_saved_before_weight_weight_was_renamed_params_weight_still_loa
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert RunConfig.load(tmp_path / "config.json").train.params_weight == RunConfig().train.params_weight / 4
     assert "weight_weight" not in RunConfig.from_dict(saved).to_dict()["train"]
+
+
+def test_model_config_defaults_are_the_default_presets_model():
+    """``HyperSiren(ModelConfig())`` is the model the README's main command trains, not another one."""
+    assert ModelConfig() == RunConfig.load(REPO / "train" / "default.toml").model

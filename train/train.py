@@ -37,7 +37,7 @@ from hypersiren.across.baseline_fill import CLASSICAL_FILLS
 from hypersiren.across.checkpoint import checkpoint_config, load_checkpoint, run_model
 from hypersiren.across.config import RunConfig, learning_rate
 from hypersiren.across.context import protocol_settings
-from hypersiren.across.data import ShuffledBatches, load_images, recipe_batch
+from hypersiren.across.data import ShuffledBatches, load_images, model_space, recipe_batch
 from hypersiren.across.evaluation import METHODS, evaluate_inpainting, seeded_masks
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.run_folder import RunFolder, program_command, resume_message
@@ -59,9 +59,9 @@ from hypersiren.cli import (
     program,
 )
 from hypersiren.core.metrics import psnr
-from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.core.pixels import to_unit_range
 from hypersiren.errors import ConfigError
-from hypersiren.figures import comparison_grid
+from hypersiren.figures import comparison_grid, series_figure
 from hypersiren.results import markdown_table
 
 PRESETS = Path(__file__).parent
@@ -255,11 +255,19 @@ def log_held_out(model: HyperSiren, images: torch.Tensor, writer: SummaryWriter,
     truth grid, its tiles enlarged (nearest, so pixels stay pixels) to at least ``TENSORBOARD_TILE`` px:
     TensorBoard shows 32x32 at 32 px."""
     model.eval()
-    image = to_model_space(images)
+    image = model_space(images)
     setting = protocol_settings(images.shape[2:])[1]  # 10%: 100 pixels at 32x32
     mask = seeded_masks(setting, len(images), images.shape[2:], seed=0).to(images.device)
     prediction, truth = to_unit_range(model.inpaint(image, mask)), to_unit_range(image)
     writer.add_scalar(f"held_out/psnr_{setting}_context", psnr(prediction, truth).mean().item(), step)
+    if image.dim() == 3:  # series: a plot of truth, observed samples and prediction
+        writer.add_figure(
+            "held_out/context_prediction_truth",
+            series_figure(truth[:4], mask[:4], {"HyperSiren": prediction[:4]}),
+            step,
+        )
+        model.train()
+        return
     grid = comparison_grid(truth[:8], mask[:8], prediction[:8])  # (C, H', W'): a row of 3 tiles per image
     scale = math.ceil(TENSORBOARD_TILE / min(images.shape[-2:]))
     writer.add_image(
@@ -272,27 +280,33 @@ def end_summary(model: HyperSiren, eval_images: torch.Tensor, run_dir: Path, con
     """The last lines of a training: how it inpaints held-out images beside the best classical fill (the bar it
     must clear, so the run ends with an answer rather than a loss), where its files are, and what to run next.
 
-    ``eval_images``: uint8 ``(N, C, H, W)``; the masks are eval/evaluate.py's (seed 0).
+    ``eval_images``: uint8 ``(N, C, H, W)`` or float series ``(N, 1, T)``; the masks are eval/evaluate.py's (seed 0).
     """
     model.eval()
     settings = protocol_settings(eval_images.shape[2:])[:-1]  # "full" has nothing to fill
     results = evaluate_inpainting(model=model, images=eval_images, mean_image=None, settings=settings, progress=True)
     ours, classical = {"PSNR (dB)": METHODS["hypersiren_pasted"]}, {"PSNR (dB)": "best classical fill"}
     for setting, scores in results.items():  # scores: {method: {"psnr": mean dB, ...}}
-        best = max(CLASSICAL_FILLS, key=lambda fill: scores[fill]["psnr"])
+        best = max(CLASSICAL_FILLS[eval_images.dim() - 2], key=lambda fill: scores[fill]["psnr"])
         ours[setting] = f"{scores['hypersiren_pasted']['psnr']:.2f}"
         classical[setting] = f"{scores[best]['psnr']:.2f} ({best})"
     run = str(run_dir)
     return "\n".join(
         [
-            f"\nHeld-out inpainting of {len(eval_images)} {config.data.eval_split} images (eval/evaluate.py's masks):",
+            f"\nHeld-out inpainting of {len(eval_images)} {config.data.eval_split} signals (eval/evaluate.py's masks):",
             markdown_table([ours, classical]),
             f"\ncheckpoint: {run_dir / 'checkpoint.pt'} (step {config.train.max_steps})",
             f"TensorBoard: tensorboard --logdir {shlex.quote(str(run_dir / 'tensorboard'))}",
             "next:",
-            f"  {program_command('eval/evaluate.py', '--run', run)}    # the full held-out table",
-            f"  {program_command('eval/inpaint.py', '--run', run)}     # figures",
-            f"  {program_command('eval/inpaint.py', '--run', run, '--image', 'YOUR_PHOTO.jpg')}",
+            f"  {program_command('eval/evaluate.py', '--run', run)}    # the full held-out table and plots",
+            *(
+                [
+                    f"  {program_command('eval/inpaint.py', '--run', run)}     # figures",
+                    f"  {program_command('eval/inpaint.py', '--run', run, '--image', 'YOUR_PHOTO.jpg')}",
+                ]
+                if config.model.dims == 2
+                else []
+            ),
         ]
     )
 

@@ -139,6 +139,15 @@ def load_run(
     return config, model.eval()
 
 
+def require_image_run(config: RunConfig, run_dir: str | Path, program: str) -> None:
+    """``ConfigError`` for a run of other signals than images (``model.dims`` 2) given to an image program."""
+    if config.model.dims != 2:
+        raise ConfigError(
+            f"{run_dir} models {config.model.dims}-D signals ({config.data.dataset}), and {program} works on images: "
+            "eval/evaluate.py scores and draws any run's held-out signals"
+        )
+
+
 def _from_where(path: Path) -> str:
     """Where a relative ``path`` was looked for, and the repository's folder of that name if it has one."""
     if path.is_absolute():

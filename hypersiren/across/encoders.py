@@ -31,9 +31,11 @@ def spatial_mean(features: Tensor) -> Tensor:
 
 
 def average_pool(features: Tensor) -> Tensor:
-    """``(B, F, *S)`` -> half the size along every axis (rounded up): 2x average pooling of any dimension."""
+    """``(B, F, *S)`` -> half the size along every axis (rounded up; an axis of one cell stays one): 2x average
+    pooling of any dimension."""
     dims = features.dim() - 2
-    return (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[dims - 1](features, kernel_size=2, ceil_mode=True)
+    kernel = [min(2, side) for side in features.shape[2:]]
+    return (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[dims - 1](features, kernel_size=kernel, ceil_mode=True)
 
 
 def resize(features: Tensor, size: Sequence[int]) -> Tensor:

@@ -1,7 +1,9 @@
 """Held-out inpainting evaluation: HyperSiren and the classical fills on the same seeded masks."""
 
 import hashlib
+import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,28 +12,57 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from hypersiren.across.baseline_fill import CLASSICAL_FILLS, classical_fill, mean_image_fill
+from hypersiren.across.baseline_fill import CLASSICAL_FILLS, CLASSICAL_LABELS, classical_fill, mean_image_fill
 from hypersiren.across.context import context_mask, protocol_settings
-from hypersiren.across.data import DataConfig, dataset_root
+from hypersiren.across.data import DataConfig, dataset_root, model_space
 from hypersiren.across.model import HyperSiren
 from hypersiren.core.checks import require_tensor
 from hypersiren.core.metrics import psnr
-from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.core.pixels import to_unit_range
 from hypersiren.errors import ConfigError
 from hypersiren.results import earlier_result, markdown_table
 
-METHODS = {
+LEARNED_METHODS = {
     "hypersiren": "HyperSiren (raw rendering)",
     "hypersiren_pasted": "HyperSiren, observed pixels pasted",
     "mean_image": "Mean training image",
-    "nearest": "Nearest (scipy griddata)",
-    "linear": "Linear (scipy griddata, nearest outside the hull)",
-    "biharmonic": "Biharmonic (scikit-image inpaint_biharmonic)",
+}
+ABLATION_LABELS = {
     "pixel_unet": "Ablation: same U-Net, pixel head (raw)",
     "pixel_unet_pasted": "Ablation: same U-Net, pixel head, pasted",
 }
-ABLATION_METHODS = ("pixel_unet", "pixel_unet_pasted")  # rows only when an ablation run is evaluated beside
+ABLATION_METHODS = tuple(ABLATION_LABELS)  # rows only when an ablation run is evaluated beside
 METRICS = {"psnr": "all pixels", "psnr_unobserved": "unobserved pixels only"}
+# The classical rows of each dimension, between the learned ones and the ablation's; images keep the labels
+# their tables always had.
+CLASSICAL_METHODS = {
+    1: {name: CLASSICAL_LABELS[name] for name in CLASSICAL_FILLS[1]},
+    2: {
+        "nearest": "Nearest (scipy griddata)",
+        "linear": "Linear (scipy griddata, nearest outside the hull)",
+        "biharmonic": CLASSICAL_LABELS["biharmonic"],
+    },
+    3: {name: CLASSICAL_LABELS[name] for name in CLASSICAL_FILLS[3]},
+}
+
+
+def method_labels(dims: int) -> dict[str, str]:
+    """Every row an inpainting table of ``dims``-D signals can have, in table order, with its label."""
+    learned = LEARNED_METHODS | {"mean_image": "Mean training image"}
+    if dims != 2:
+        word = "series" if dims == 1 else "volume"
+        learned = learned | {
+            "hypersiren_pasted": "HyperSiren, observed points pasted",
+            "mean_image": f"Mean training {word}",
+        }
+    ablation = (
+        ABLATION_LABELS if dims == 2 else {m: label.replace("pixel", "cell") for m, label in ABLATION_LABELS.items()}
+    )
+    return learned | CLASSICAL_METHODS[dims] | ablation
+
+
+METHODS = method_labels(2)  # the image tables' rows
+Predict = Callable[[Tensor, Tensor, slice], dict[Any, tuple[Tensor, Tensor]]]
 
 
 def seeded_masks(setting: str, count: int, shape: tuple[int, ...], seed: int) -> Tensor:
@@ -41,6 +72,48 @@ def seeded_masks(setting: str, count: int, shape: tuple[int, ...], seed: int) ->
 
 
 @torch.no_grad()
+def mean_psnrs(
+    signals: Tensor,
+    settings: tuple[str, ...],
+    predict: Predict,
+    device: torch.device | str,
+    seed: int = 0,
+    batch_size: int = 256,
+    progress: bool = False,
+    desc: str = "evaluating",
+) -> dict[str, dict[Any, dict[str, float | None]]]:
+    """The one evaluation loop: mean per-signal PSNR (dB, on [0, 1]) of every row ``predict`` returns, on the
+    seeded masks of each setting; the inpainting, any-scale and precision tables are all made by it.
+
+    ``signals (N, C, *S)``: uint8 images or float signals in [-1, 1]. ``predict(signal, mask, rows)`` gets a
+    batch in model space, its masks and its rows of ``signals``, and returns ``{row: (prediction, truth)}``
+    in model space (a truth may be another, e.g. a finer grid's). Returns ``{setting: {row: {metric: dB}}}``
+    with ``METRICS``' two metrics; the unobserved one is None where every point is observed, or where a row's
+    prediction is on another grid than its mask.
+    """
+    _require_signals(signals, "signals")
+    count, _, *grid = signals.shape
+    results: dict[str, dict[Any, dict[str, float | None]]] = {}
+    for setting in tqdm(settings, desc=desc, disable=not progress):
+        masks = seeded_masks(setting, count, tuple(grid), seed)
+        full = bool(masks.all())
+        sums: dict[Any, Tensor] = {}
+        for start in range(0, count, batch_size):
+            rows = slice(start, start + batch_size)
+            signal, mask = model_space(signals[rows].to(device)), masks[rows].to(device)
+            for key, (prediction, truth) in predict(signal, mask, rows).items():
+                prediction, truth = to_unit_range(prediction), to_unit_range(truth)
+                scores = [psnr(prediction, truth).sum()]
+                unobserved = not full and prediction.shape[2:] == mask.shape[2:]
+                scores.append(psnr(prediction, truth, where=~mask).sum() if unobserved else torch.tensor(math.nan))
+                sums[key] = sums.get(key, 0) + torch.stack(scores).double().cpu()
+        results[setting] = {
+            key: {metric: None if math.isnan(total) else float(total) / count for metric, total in zip(METRICS, both)}
+            for key, both in sums.items()
+        }
+    return results
+
+
 def evaluate_inpainting(
     model: HyperSiren,
     images: Tensor,
@@ -52,69 +125,64 @@ def evaluate_inpainting(
     ablation: HyperSiren | None = None,
     supersample: int | None = None,
 ) -> dict[str, dict[str, dict[str, float | None]]]:
-    """Mean per-image PSNR (dB, on [0, 1]) over all and over unobserved pixels.
+    """Mean per-signal PSNR (dB, on [0, 1]) over all and over unobserved points, beside the classical fills.
 
     Returns ``{setting: {method: {metric: value}}}``.
 
-    ``images (N, C, H, W)`` uint8; ``mean_image (C, H, W)`` in [-1, 1] (None: no mean-image row); ``settings``
-    default to ``protocol_settings`` of the images' size. With every pixel
-    observed ("full") a fill is exact and unobserved pixels do not exist: those are None.
+    ``images (N, C, *S)`` uint8 images or float signals in [-1, 1]; ``mean_image (C, *S)`` in [-1, 1] (None: no
+    mean-image row); ``settings`` default to ``protocol_settings`` of the grid. With every point
+    observed ("full") a fill is exact and unobserved points do not exist: those are None.
     ``ablation`` (a model trained alike, e.g. ``decoder="pixel"``) is scored on the same masks;
     ``supersample`` is ``HyperSiren.inpaint``'s (None: the model's own).
     """
-    _require_uint8(images, "images")
+    _require_signals(images, "images")
+    grid = tuple(images.shape[2:])
+    classical = CLASSICAL_METHODS[len(grid)]
     left_out = {*(ABLATION_METHODS if ablation is None else ()), *(("mean_image",) if mean_image is None else ())}
-    listed = [method for method in METHODS if method not in left_out]
+    listed = [method for method in method_labels(len(grid)) if method not in left_out]
     device = next(model.parameters()).device
-    count, _, height, width = images.shape
-    results: dict[str, dict[str, dict[str, float | None]]] = {}
-    for setting in tqdm(settings or protocol_settings((height, width)), desc="evaluating", disable=not progress):
-        masks = seeded_masks(setting, count, (height, width), seed)
-        full = bool(masks.all())
-        methods = [m for m in listed if not full or m in ("hypersiren", "pixel_unet")]
-        sums = {method: torch.zeros(len(METRICS), dtype=torch.float64) for method in methods}
-        for start in range(0, count, batch_size):
-            image = to_model_space(images[start : start + batch_size].to(device))
-            mask = masks[start : start + batch_size].to(device)
-            rendered = {"hypersiren": model.inpaint(image, mask, raw=True, supersample=supersample)}
-            if ablation is not None:
-                rendered["pixel_unet"] = ablation.inpaint(image, mask, raw=True)
-            predictions = dict(rendered)
-            if not full:
-                predictions |= {f"{method}_pasted": torch.where(mask, image, raw) for method, raw in rendered.items()}
-                if mean_image is not None:
-                    predictions["mean_image"] = mean_image_fill(mean_image.to(device), image, mask)
-                predictions |= {method: classical_fill(method, image, mask) for method in CLASSICAL_FILLS}
-            truth = to_unit_range(image)
-            for method, prediction in predictions.items():
-                prediction = to_unit_range(prediction)
-                scores = [psnr(prediction, truth).sum()]
-                scores.append(torch.zeros(()) if full else psnr(prediction, truth, where=~mask).sum())
-                sums[method] += torch.stack(scores).double().cpu()
-        results[setting] = {
-            method: {
-                metric: float(sums[method][index]) / count if method in sums and not (full and index) else None
-                for index, metric in enumerate(METRICS)
-            }
-            for method in listed
-        }
-    return results
+
+    def predict(image: Tensor, mask: Tensor, rows: slice) -> dict[str, tuple[Tensor, Tensor]]:
+        rendered = {"hypersiren": model.inpaint(image, mask, raw=True, supersample=supersample)}
+        if ablation is not None:
+            rendered["pixel_unet"] = ablation.inpaint(image, mask, raw=True)
+        predictions = dict(rendered)
+        if not bool(mask.all()):
+            predictions |= {f"{method}_pasted": torch.where(mask, image, raw) for method, raw in rendered.items()}
+            if mean_image is not None:
+                predictions["mean_image"] = mean_image_fill(mean_image.to(image.device), image, mask)
+            predictions |= {method: classical_fill(method, image, mask) for method in classical}
+        return {method: (prediction, image) for method, prediction in predictions.items()}
+
+    scored = mean_psnrs(images, settings or protocol_settings(grid), predict, device, seed, batch_size, progress)
+    empty = dict.fromkeys(METRICS)
+    return {setting: {m: rows.get(m, empty) for m in listed} for setting, rows in scored.items()}
 
 
-def inpainting_table(results: dict[str, dict[str, dict[str, float | None]]], metric: str = "psnr") -> str:
-    """Methods as rows, context settings as columns; the best number of each column in bold."""
+def inpainting_table(
+    results: dict[str, dict[str, dict[str, float | None]]], metric: str = "psnr", dims: int = 2
+) -> str:
+    """Methods as rows, context settings as columns; the best number of each column in bold. ``dims``: the
+    signals' dimension, whose classical fills the rows name."""
     best = {
         s: max((v[metric] for v in by_method.values() if v[metric] is not None), default=None)
         for s, by_method in results.items()
     }
     rows = [
-        {f"PSNR (dB), {METRICS[metric]}": label} | {s: _cell(results[s][method][metric], best[s]) for s in results}
-        for method, label in METHODS.items()
+        {f"PSNR (dB), {METRICS[metric] if dims == 2 else METRICS[metric].replace('pixels', 'points')}": label}
+        | {s: _cell(results[s][method][metric], best[s]) for s in results}
+        for method, label in method_labels(dims).items()
         if method in next(iter(results.values()))
     ]
     return markdown_table(rows)
 
 
+SERIES_SCALE_METHODS = {
+    "hypersiren": "HyperSiren rendered at the rate",
+    "hypersiren_bicubic": "HyperSiren's own-rate completion, cubic",
+    "pixel_unet_bicubic": "Ablation cell head's completion, cubic",
+    "bicubic": "Cubic of the input (fewer samples: of its spline fill)",
+}
 SCALE_METHODS = {
     "hypersiren": "HyperSiren rendered at the scale",
     "hypersiren_bicubic": "HyperSiren's own-size completion, bicubic",
@@ -123,7 +191,6 @@ SCALE_METHODS = {
 }
 
 
-@torch.no_grad()
 def evaluate_scales(
     model: HyperSiren,
     low: Tensor,
@@ -143,41 +210,47 @@ def evaluate_scales(
     sparse one. Returns ``{setting: {scale: {method: psnr}}}``.
     """
     for name, images in {"low": low, **{f"high[{scale}]": truths for scale, truths in high.items()}}.items():
-        _require_uint8(images, name)
+        _require_signals(images, name)
     device = next(model.parameters()).device
-    methods = [m for m in SCALE_METHODS if ablation is not None or m != "pixel_unet_bicubic"]
-    results: dict[str, dict[str, dict[str, float]]] = {}
-    for setting in settings or scale_settings(*low.shape[-2:]):
-        masks = seeded_masks(setting, len(low), low.shape[2:], seed=seed)
-        sums = {scale: dict.fromkeys(methods, 0.0) for scale in high}
-        for start in range(0, len(low), batch_size):
-            image = to_model_space(low[start : start + batch_size].to(device))
-            mask = masks[start : start + batch_size].to(device)
-            own_size = {"hypersiren_bicubic": model.inpaint(image, mask, supersample=supersample)}
-            own_size["bicubic"] = image if bool(mask.all()) else classical_fill("biharmonic", image, mask)
-            if ablation is not None:
-                own_size["pixel_unet_bicubic"] = ablation.inpaint(image, mask)
-            for scale, truths in high.items():
-                size = tuple(truths.shape[-2:])
-                truth = to_unit_range(to_model_space(truths[start : start + batch_size].to(device)))
-                predictions = {"hypersiren": model.inpaint(image, mask, size=size, supersample=supersample)} | {
-                    method: F.interpolate(completion, size=size, mode="bicubic", align_corners=False)
-                    for method, completion in own_size.items()
-                }
-                for method, prediction in predictions.items():
-                    sums[scale][method] += float(psnr(to_unit_range(prediction), truth).sum())
-        results[setting] = {
-            f"{scale:g}": {method: total / len(low) for method, total in by_method.items()}
-            for scale, by_method in sums.items()
+
+    fill = "biharmonic" if low.dim() == 4 else "cubic"  # the sparse input's classical completion
+
+    def predict(image: Tensor, mask: Tensor, rows: slice) -> dict[tuple[float, str], tuple[Tensor, Tensor]]:
+        own_size = {"hypersiren_bicubic": model.inpaint(image, mask, supersample=supersample)}
+        own_size["bicubic"] = image if bool(mask.all()) else classical_fill(fill, image, mask)
+        if ablation is not None:
+            own_size["pixel_unet_bicubic"] = ablation.inpaint(image, mask)
+        predictions = {}
+        for scale, truths in high.items():
+            size = tuple(truths.shape[2:])
+            truth = model_space(truths[rows].to(device))
+            predictions[scale, "hypersiren"] = (model.inpaint(image, mask, size=size, supersample=supersample), truth)
+            for method, completion in own_size.items():
+                predictions[scale, method] = (cubic_resize(completion, size), truth)
+        return predictions
+
+    settings = settings or scale_settings(low.shape[2:])
+    scored = mean_psnrs(low, settings, predict, device, seed, batch_size, desc="scales")
+    return {
+        setting: {
+            f"{scale:g}": {method: scores["psnr"] for (at, method), scores in rows.items() if at == scale}
+            for scale in high
         }
-    return results
+        for setting, rows in scored.items()
+    }
 
 
-def _require_uint8(images: Tensor, name: str) -> None:
-    """``TypeError`` unless ``images`` are uint8 in [0, 255], as ``load_images`` gives: model-space floats would be
-    mapped again and scored as a dark, flat image, a number that looks like a result."""
-    if require_tensor(images, name).dtype != torch.uint8:
-        raise TypeError(f"{name} must be uint8 images in [0, 255] (as load_images gives), got {images.dtype}")
+def _require_signals(signals: Tensor, name: str) -> None:
+    """``TypeError`` unless ``signals`` are what ``load_images`` gives: uint8 images in [0, 255], or float signals
+    (series) in [-1, 1]. Float images in [0, 1] or [0, 255] would be scored as other values, a number that looks
+    like a result."""
+    if require_tensor(signals, name).dtype == torch.uint8:
+        return
+    if not signals.is_floating_point() or signals.dim() != 3 or not bool((signals.abs() <= 1).all()):
+        raise TypeError(
+            f"{name} must be uint8 images in [0, 255] or float series (N, C, T) in [-1, 1], as load_images gives; "
+            f"got {signals.dtype} {tuple(signals.shape)}"
+        )
 
 
 def require_informative(images: Tensor, source: str) -> None:
@@ -192,23 +265,35 @@ def require_informative(images: Tensor, source: str) -> None:
         )
 
 
-def scale_settings(height: int, width: int) -> tuple[str, str]:
-    """What arbitrary-scale rendering starts from: all pixels, and 10% of them (100 at 32x32)."""
-    return "full", protocol_settings((height, width))[1]
+def scale_settings(grid: tuple[int, ...]) -> tuple[str, str]:
+    """What arbitrary-scale rendering starts from: all points, and 10% of them (100 at 32x32)."""
+    return "full", protocol_settings(grid)[1]
 
 
-def scales_table(results: dict[str, dict[str, float]], low_size: int, setting: str) -> str:
+def cubic_resize(signals: Tensor, size: tuple[int, ...]) -> Tensor:
+    """``(B, C, *S)`` -> ``(B, C, *size)`` by cubic convolution (``align_corners=False``): bicubic for images, for a
+    series the same along its one axis (a one-row image), trilinear for volumes (torch has no tricubic)."""
+    if signals.dim() == 3:
+        return F.interpolate(signals.unsqueeze(2), size=(1, *size), mode="bicubic", align_corners=False).squeeze(2)
+    mode = "bicubic" if signals.dim() == 4 else "trilinear"
+    return F.interpolate(signals, size=size, mode=mode, align_corners=False)
+
+
+def scales_table(results: dict[str, dict[str, float]], low_size: int, setting: str, dims: int = 2) -> str:
     """One setting of ``evaluate_scales``'s results: methods as rows, scales as columns, best in bold."""
     scales = list(results)
     best = {scale: max(results[scale].values()) for scale in scales}
-    title = f"{low_size}² input ({'all pixels' if setting == 'full' else setting + ' pixels'}), PSNR (dB) vs the truth"
+    power, points = ("²", "pixels") if dims == 2 else ("", "samples")
+    given = f"all {points}" if setting == "full" else f"{setting} {points}"
+    title = f"{low_size}{power} input ({given}), PSNR (dB) vs the truth"
+    labels = SCALE_METHODS if dims == 2 else SERIES_SCALE_METHODS
     rows = [
         {title: label}
         | {
-            f"×{scale} ({round(float(scale) * low_size)}²)": _cell(results[scale][method], best[scale])
+            f"×{float(scale):.3g} ({round(float(scale) * low_size)}{power})": _cell(results[scale][method], best[scale])
             for scale in scales
         }
-        for method, label in SCALE_METHODS.items()
+        for method, label in labels.items()
         if method in results[scales[0]]
     ]
     return markdown_table(rows)

@@ -55,7 +55,7 @@ def ucr_split(name_or_folder: str, split: str) -> Tensor:
     try:
         from aeon.datasets import load_classification, load_from_ts_file
     except ImportError as error:
-        raise DatasetError(f"reading the UCR archive needs aeon ({error}): pip install aeon") from None
+        raise DatasetError(f"reading the UCR archive needs aeon ({error}): pip install -e '.[series]'") from None
     folder = Path(name_or_folder).expanduser()
     try:
         if folder.is_dir():

@@ -30,6 +30,7 @@ from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.losses import gradient_mse, image_mse, laplacian_mse
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_unit_range
+from hypersiren.errors import FitDivergedError
 
 Objective = Callable[[Tensor, Tensor], Tensor]  # (values (N, C), coords (N, D)) -> scalar loss
 # Floats a step keeps per point and per hidden unit of each layer, by the order of the derivative supervised: measured
@@ -110,10 +111,6 @@ def signal_psnr(prediction: Tensor, reference: Tensor, match_degree: int | None 
     if match_degree is not None:
         prediction = match_harmonic(prediction, reference, match_degree)
     return float(psnr(to_unit_range(prediction).unsqueeze(0), to_unit_range(reference).unsqueeze(0)))
-
-
-class FitDivergedError(ArithmeticError):
-    """A fit's loss became NaN or inf: its numbers are no result; the message names the step and the fix."""
 
 
 def fit_bytes(points: int, hidden: int, layers: int, derivative_order: int = 0, in_features: int = 2) -> float:

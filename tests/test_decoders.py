@@ -1,4 +1,5 @@
-"""The pixel-head ablation (model.decoder = "pixel"): the same encoder, no hypernetwork, no SIREN."""
+"""Decoders behind one contract: the cell head (the ablation, model.decoder = "pixel": the same encoder, no
+hypernetwork, no SIREN), sampling a grid of any dimension, and a new decoder as one class."""
 
 from pathlib import Path
 
@@ -6,8 +7,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from einops import rearrange
+from torch import Tensor, nn
 
 from hypersiren.across.config import RunConfig
+from hypersiren.across.context import random_context_mask
+from hypersiren.across.decoders import Decoded, sample_grid
+from hypersiren.across.encoders import Latents
 from hypersiren.across.model import HyperSiren, ModelConfig
 from hypersiren.across.objective import hypernetwork_loss
 from hypersiren.core.coordinates import cell_centres
@@ -78,3 +83,39 @@ def test_config_refuses_what_a_pixel_head_cannot_do(overrides, message, configur
 
 def test_config_accepts_the_default_recipe_without_fine_points(configured):
     configured(RunConfig.load(DEFAULT_PRESET), "model.decoder=pixel", "train.fine_points=0").validate()
+
+
+GRIDS = {1: (32,), 2: (12, 10), 3: (6, 8, 4)}
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_sample_grid_is_exact_at_cell_centres_and_multilinear_between(dims):
+    grid = torch.randn(2, 3, *GRIDS[dims])
+    centres = cell_centres(GRIDS[dims]).expand(2, -1, -1)
+    torch.testing.assert_close(sample_grid(grid, centres), grid.flatten(2).mT)
+    ramp = cell_centres(GRIDS[dims])[:, -1].view(1, 1, *GRIDS[dims])  # linear along the last axis
+    inside = torch.rand(2, 50, dims) * 1.2 - 0.6  # within the outer centres: no border clamping
+    torch.testing.assert_close(sample_grid(ramp.expand(2, -1, *GRIDS[dims]), inside)[..., 0], inside[..., -1])
+
+
+class ConstantDecoder(nn.Module):
+    """A new decoder is one class: the global latent's first ``C`` entries everywhere."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+
+    def forward(self, latents: Latents, coords: Tensor) -> Decoded:
+        value = latents.global_latent[:, None, : self.channels]  # (B, 1, C)
+        return Decoded(value.expand(-1, coords.shape[1], -1), [])
+
+
+def test_a_new_decoder_is_one_class_the_model_composes_without_a_branch():
+    model = HyperSiren(ModelConfig(channels=1, dims=1, latent_dim=8, encoder_widths=[8, 16], local_features=8)).eval()
+    model.decoder = ConstantDecoder(channels=1)
+    signal, mask = torch.rand(2, 1, 16) * 2 - 1, random_context_mask(2, (16,), num_context=4)
+    with torch.no_grad():
+        latent = model.encode(signal, mask).global_latent
+        raw = model.inpaint(signal, mask, raw=True, size=(40,))
+    torch.testing.assert_close(raw, latent[:, :1, None].expand(-1, -1, 40))
+    assert model(signal, mask, torch.zeros(2, 5, 1)).params == []
