@@ -1,6 +1,6 @@
 """Pack CelebA into a compact copy that travels with the repository to a machine without ``../shared``.
 
-    python datasets/pack.py                       # ../shared/data/celeba -> datasets/packed/celeba128 (~19 MB)
+    python datasets/pack.py                       # ../shared/data/celeba -> datasets/packed/celeba128 (10.4 MiB)
     python eval/gpu_check.py                      # reads it from there
 
 The copy keeps CelebA's own layout (``img_align_celeba/`` and ``list_eval_partition.txt``), so every
@@ -32,7 +32,7 @@ def main() -> None:
     parser = program(__doc__)
     parser.add_argument("--root", default="../shared/data/celeba", help="the CelebA folder to pack")
     parser.add_argument("--size", type=int_in(2, 1024), default=128, help="side of the packed square images")
-    parser.add_argument("--quality", type=int_in(1, 100), default=85, help="WebP quality (100: largest, sharpest)")
+    parser.add_argument("--quality", type=int_in(1, 100), default=75, help="WebP quality (100: largest, sharpest)")
     parser.add_argument("--out", default=None, help="the packed folder (default datasets/packed/celeba<size>)")
     args = parser.parse_args()
     root = dataset_root(DataConfig(root=args.root))

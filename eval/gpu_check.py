@@ -1,6 +1,6 @@
 """The device check: one command on a GPU machine that measures the training step and trains the GPU presets.
 
-    python datasets/pack.py                   # where ../shared is: CelebA packed into datasets/packed (~16 MB)
+    python datasets/pack.py                   # where ../shared is: CelebA packed into datasets/packed (10.4 MiB)
     python eval/gpu_check.py --presets        # on the GPU: the bench rows only (compiling takes most of it)
     python eval/gpu_check.py --skip-bench     # train/gpu/celeba32 and celeba64, trained and scored
     python eval/gpu_check.py --skip-bench --presets celeba128

@@ -34,6 +34,13 @@ def cifar10_root() -> Path:
 
 
 @pytest.fixture(scope="session")
+def ucr_root() -> str:
+    """The UCR dataset the series tests use: shipped inside aeon (the ``series`` extra), so never downloaded."""
+    pytest.importorskip("aeon", reason="the series tests read OSULeaf from aeon: pip install -e '.[series]'")
+    return "OSULeaf"
+
+
+@pytest.fixture(scope="session")
 def load_program() -> Callable[[str], ModuleType]:
     """Imports a program under train/ or eval/ (not a package) as a module, to test its functions."""
 

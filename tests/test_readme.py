@@ -57,3 +57,20 @@ def test_the_results_behind_the_readmes_link_are_the_pretrained_runs_numbers():
         row = next(line for line in lines if line.startswith(f"| {label}"))  # the first table: CelebA 32x32
         shown = [cell.strip(" *") for cell in row.split("|")[2:6]]
         assert shown == [f"{results[setting][method]['psnr']:.2f}" for setting in ("10", "100", "1000", "top_half")]
+
+
+def test_the_readmes_series_table_is_the_pretrained_series_runs_numbers():
+    """The OSULeaf table in the README (observed samples pasted) is ``pretrained/osuleaf``'s recorded evaluation."""
+    results = json.loads((REPO / "pretrained" / "osuleaf" / "eval" / "metrics.json").read_text())["results"]
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| PSNR (dB), all samples, observed pasted") :].split("\n\n")[0].splitlines()
+    rows = {line.split("|")[1].strip(): [cell.strip(" *") for cell in line.split("|")[2:6]] for line in table[2:]}
+    settings = ("1", "13", "125", "first_half")
+    for label, method in [
+        ("HyperSiren", "hypersiren_pasted"),
+        ("Ablation: same U-Net, cell head", "pixel_unet_pasted"),
+        ("Mean training series", "mean_image"),
+        ("Nearest sample", "nearest"),
+        ("Cubic spline (scipy `CubicSpline`, natural)", "cubic"),
+    ]:
+        assert rows[label] == [f"{results[setting][method]['psnr']:.2f}" for setting in settings], label

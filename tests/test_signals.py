@@ -10,7 +10,7 @@ from hypersiren.across.baseline_fill import CLASSICAL_FILLS, classical_fill
 from hypersiren.across.context import first_half_mask, protocol_settings, random_context_mask
 from hypersiren.across.data import ShuffledBatches, training_batch
 from hypersiren.across.encoders import pull_push_fill
-from hypersiren.across.evaluation import evaluate_inpainting, mean_psnrs
+from hypersiren.across.evaluation import CLASSICAL_METHODS, evaluate_inpainting, mean_psnrs
 from hypersiren.across.model import HyperSiren, ModelConfig
 from hypersiren.across.objective import hypernetwork_loss
 from hypersiren.core.coordinates import cell_centres
@@ -97,10 +97,11 @@ def test_classical_fills_reproduce_a_linear_signal_inside_the_observed_hull(dims
         torch.testing.assert_close(filled, signal.double())
 
 
-def test_each_dimension_has_its_classical_fills():
+def test_each_dimension_has_its_classical_fills_each_with_a_table_row():
     assert set(CLASSICAL_FILLS[1]) == {"nearest", "linear", "cubic"}
     assert set(CLASSICAL_FILLS[2]) == {"nearest", "linear", "biharmonic"}
     assert set(CLASSICAL_FILLS[3]) == {"nearest", "linear", "rbf"}
+    assert all(list(CLASSICAL_METHODS[dims]) == list(CLASSICAL_FILLS[dims]) for dims in (1, 2, 3))
     with pytest.raises(ValueError, match="unknown classical fill 'biharmonic' for 1-D signals"):
         classical_fill("biharmonic", torch.zeros(1, 1, 8), torch.ones(1, 1, 8, dtype=torch.bool))
 

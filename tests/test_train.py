@@ -333,7 +333,7 @@ def test_every_program_keeps_the_density_protocol_at_any_size(tmp_path, celeba_r
 
 def test_a_step_too_large_for_memory_is_refused_before_anything_is_written(tmp_path, celeba_root):
     result = train(tmp_path / "run", celeba_root, "--data.image_size=1024", "--train.batch_size=4096")
-    assert_one_line_error(result, "a training step of 4096 images of 1024x1024", "GiB", "lower train.batch_size")
+    assert_one_line_error(result, "a training step of 4096 signals of 1024x1024", "GiB", "lower train.batch_size")
     assert not (tmp_path / "run").exists() and "decoding" not in result.stderr
 
 

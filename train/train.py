@@ -293,7 +293,8 @@ def end_summary(model: HyperSiren, eval_images: torch.Tensor, run_dir: Path, con
     run = str(run_dir)
     return "\n".join(
         [
-            f"\nHeld-out inpainting of {len(eval_images)} {config.data.eval_split} signals (eval/evaluate.py's masks):",
+            f"\nHeld-out inpainting of {len(eval_images)} {config.data.eval_split} "
+            f"{'images' if config.model.dims == 2 else 'series'} (eval/evaluate.py's masks):",
             markdown_table([ours, classical]),
             f"\ncheckpoint: {run_dir / 'checkpoint.pt'} (step {config.train.max_steps})",
             f"TensorBoard: tensorboard --logdir {shlex.quote(str(run_dir / 'tensorboard'))}",

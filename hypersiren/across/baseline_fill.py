@@ -89,13 +89,6 @@ CLASSICAL_FILLS: dict[int, dict[str, Fill]] = {
     2: {"nearest": _scattered_fill("nearest"), "linear": _scattered_fill("linear"), "biharmonic": _biharmonic},
     3: {"nearest": _scattered_fill("nearest"), "linear": _scattered_fill("linear"), "rbf": _thin_plate},
 }
-CLASSICAL_LABELS = {
-    "nearest": "Nearest (scipy)",
-    "linear": "Linear (scipy; nearest outside the hull)",
-    "cubic": "Cubic spline (scipy CubicSpline, natural)",
-    "biharmonic": "Biharmonic (scikit-image inpaint_biharmonic)",
-    "rbf": "Thin-plate RBF (scipy RBFInterpolator)",
-}
 
 
 def classical_fill(method: str, image: Tensor, mask: Tensor) -> Tensor:

@@ -1,7 +1,11 @@
-"""Held-out inpainting evaluation: HyperSiren and the classical fills on the same seeded masks."""
+"""Held-out evaluation: HyperSiren, its ablation and the classical fills on the same seeded masks.
+
+One loop (``mean_psnrs``) scores every table: the inpainting protocol (``evaluate_inpainting``), rendering
+at other scales (``evaluate_scales``) and the precision choices (eval/precision.py); each supplies only
+its rows' predictions and truths. Signals are images (uint8) or series (float in [-1, 1]).
+"""
 
 import hashlib
-import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm import tqdm
 
-from hypersiren.across.baseline_fill import CLASSICAL_FILLS, CLASSICAL_LABELS, classical_fill, mean_image_fill
+from hypersiren.across.baseline_fill import classical_fill, mean_image_fill
 from hypersiren.across.context import context_mask, protocol_settings
 from hypersiren.across.data import DataConfig, dataset_root, model_space
 from hypersiren.across.model import HyperSiren
@@ -36,13 +40,21 @@ METRICS = {"psnr": "all pixels", "psnr_unobserved": "unobserved pixels only"}
 # The classical rows of each dimension, between the learned ones and the ablation's; images keep the labels
 # their tables always had.
 CLASSICAL_METHODS = {
-    1: {name: CLASSICAL_LABELS[name] for name in CLASSICAL_FILLS[1]},
+    1: {
+        "nearest": "Nearest sample",
+        "linear": "Linear (np.interp; end values held outside the observed span)",
+        "cubic": "Cubic spline (scipy CubicSpline, natural)",
+    },
     2: {
         "nearest": "Nearest (scipy griddata)",
         "linear": "Linear (scipy griddata, nearest outside the hull)",
-        "biharmonic": CLASSICAL_LABELS["biharmonic"],
+        "biharmonic": "Biharmonic (scikit-image inpaint_biharmonic)",
     },
-    3: {name: CLASSICAL_LABELS[name] for name in CLASSICAL_FILLS[3]},
+    3: {
+        "nearest": "Nearest (scipy griddata)",
+        "linear": "Linear (scipy griddata, nearest outside the hull)",
+        "rbf": "Thin-plate RBF (scipy RBFInterpolator)",
+    },
 }
 
 
@@ -98,17 +110,21 @@ def mean_psnrs(
         masks = seeded_masks(setting, count, tuple(grid), seed)
         full = bool(masks.all())
         sums: dict[Any, Tensor] = {}
+        unobserved: dict[Any, bool] = {}  # whether a row's unobserved points are scored: on the mask's grid only
         for start in range(0, count, batch_size):
             rows = slice(start, start + batch_size)
             signal, mask = model_space(signals[rows].to(device)), masks[rows].to(device)
             for key, (prediction, truth) in predict(signal, mask, rows).items():
                 prediction, truth = to_unit_range(prediction), to_unit_range(truth)
+                unobserved[key] = not full and prediction.shape[2:] == mask.shape[2:]
                 scores = [psnr(prediction, truth).sum()]
-                unobserved = not full and prediction.shape[2:] == mask.shape[2:]
-                scores.append(psnr(prediction, truth, where=~mask).sum() if unobserved else torch.tensor(math.nan))
+                scores.append(psnr(prediction, truth, where=~mask).sum() if unobserved[key] else torch.zeros(()))
                 sums[key] = sums.get(key, 0) + torch.stack(scores).double().cpu()
         results[setting] = {
-            key: {metric: None if math.isnan(total) else float(total) / count for metric, total in zip(METRICS, both)}
+            key: {
+                "psnr": float(both[0]) / count,
+                "psnr_unobserved": float(both[1]) / count if unobserved[key] else None,
+            }
             for key, both in sums.items()
         }
     return results
