@@ -168,8 +168,8 @@ def training_batch(
     """Training step ``step``'s batch, a pure function of (seed, step): a resumed run replays it exactly.
 
     ``images`` is a split from ``load_images`` (uint8 images or float signals) on ``batches.device``, where
-    every draw is made: the batch is assembled without a copy from the host or a wait on the device. The query points are every
-    pixel, or ``query_points`` of them per image (``query_pixels``), plus ``fine_points`` points of
+    every draw is made: the batch is assembled without a copy from the host or a wait on the device. The query
+    points are every pixel, or ``query_points`` of them per image (``query_pixels``), plus ``fine_points`` points of
     ``fine_images`` (the same split at twice the size, ``fine_grid_points``); ``hflip`` mirrors half the
     images (and their fine versions) left-right. Everything is drawn
     for the whole batch, then ``shard`` (this process's share under DDP) is kept, so that the draws
