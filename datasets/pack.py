@@ -21,7 +21,8 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from hypersiren.across.data import CELEBA_SPLITS, DataConfig, celeba_files, dataset_root, decode_image, square_resize
+from hypersiren.across.data import DataConfig, dataset_root
+from hypersiren.across.images import CELEBA_SPLITS, celeba_files, decode_image, square_resize
 from hypersiren.cli import exits_cleanly, int_in, program
 
 PACKED = Path(__file__).resolve().parent / "packed"

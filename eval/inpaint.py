@@ -43,8 +43,9 @@ from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import load_run, require_image_run
 from hypersiren.across.config import RunConfig
 from hypersiren.across.context import first_half_mask, protocol_settings, random_context_mask
-from hypersiren.across.data import IMAGE_SUFFIXES, command_line_root, decode_image, load_images, square_resize
+from hypersiren.across.data import command_line_root, load_images
 from hypersiren.across.evaluation import root_tag, seeded_masks
+from hypersiren.across.images import IMAGE_SUFFIXES, decode_image, square_resize
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.user_images import complete_photo
 from hypersiren.cli import add_run_options, exits_cleanly, int_in, program

@@ -8,16 +8,10 @@ import torch
 from PIL import Image
 
 from hypersiren.across import data, memory
+from hypersiren.across import images as image_files
 from hypersiren.across.config import TrainConfig
-from hypersiren.across.data import (
-    DataConfig,
-    ShuffledBatches,
-    decode_image,
-    fine_grid_points,
-    load_images,
-    square_resize,
-    training_batch,
-)
+from hypersiren.across.data import DataConfig, ShuffledBatches, fine_grid_points, load_images, training_batch
+from hypersiren.across.images import decode_image, square_resize
 from hypersiren.across.objective import missing_log_mse
 from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.pixels import to_model_space, to_unit_range
@@ -201,7 +195,7 @@ def test_a_split_too_large_for_memory_is_refused_before_decoding_without_a_cache
     def decode(*args, **kwargs):
         raise AssertionError("decoding started")
 
-    monkeypatch.setattr(data, "_decode", decode)
+    monkeypatch.setattr(image_files, "_decode", decode)
     with pytest.raises(DatasetError, match=r"4560 images at 1024x1024 take 13.4 GiB .*lower data.image_size"):
         load_images(DataConfig("celeba", str(celeba_root), 1024, cache=""), "train")
 
@@ -213,7 +207,7 @@ def test_a_decoded_split_is_cached_once_and_decoded_again_when_its_files_change(
     assert len(list((tmp_path / "cache").glob("*.npy"))) == 1
     decoded = []
     monkeypatch.setattr(
-        data, "decode_image", lambda file, decode=data.decode_image: decoded.append(file) or decode(file)
+        image_files, "decode_image", lambda file, decode=image_files.decode_image: decoded.append(file) or decode(file)
     )
     assert torch.equal(load_images(config, "train"), first) and not decoded  # the second load reads the cache
 

@@ -14,7 +14,7 @@ from PIL import Image
 
 from hypersiren.across.checkpoint import save_checkpoint
 from hypersiren.across.config import RunConfig
-from hypersiren.across.data import decode_image, square_resize
+from hypersiren.across.images import decode_image, square_resize
 from hypersiren.across.model import HyperSiren
 from hypersiren.figures import written_here
 

@@ -91,5 +91,17 @@ def test_no_module_imports_itself_through_others():
 def test_the_cycle_check_finds_a_cycle_and_a_lazy_import():
     assert import_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert import_cycle({"a": {"b", "c"}, "b": {"c"}, "c": set()}) is None
-    assert "hypersiren.across.memory" in runtime_imports(PACKAGE / "across" / "data.py")  # from package import module
+    assert "hypersiren.across.memory" in runtime_imports(PACKAGE / "across" / "images.py")  # from package import module
     assert "hypersiren.across.model" not in runtime_imports(PACKAGE / "across" / "memory.py")  # TYPE_CHECKING
+
+
+def test_every_error_type_lives_in_one_leaf_module():
+    """Programs catch ``hypersiren.errors``' types to print one line; defining one elsewhere would slip past them,
+    and the module imports nothing, so any module can raise them."""
+    assert not imported_modules(PACKAGE / "errors.py")
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        defined = [
+            node.name for node in ast.walk(tree) if isinstance(node, ast.ClassDef) and node.name.endswith("Error")
+        ]
+        assert path.name == "errors.py" or not defined, f"{path.relative_to(PACKAGE)} defines {defined}"

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hypersiren.across.data import decode_image, square_resize
+from hypersiren.across.images import decode_image, square_resize
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.user_images import complete_photo, keep_observed, observed_at, read_photo
 from hypersiren.core.pixels import to_model_space

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hypersiren.across.baseline_fill import classical_fill
-from hypersiren.across.data import decode_image, square_resize
+from hypersiren.across.images import decode_image, square_resize
 from hypersiren.across.model import HyperSiren
 from hypersiren.core.pixels import to_model_space
 
@@ -22,8 +22,8 @@ from hypersiren.core.pixels import to_model_space
 def read_photo(path: str | Path, size: int) -> Tensor:
     """An image file as the model takes it: ``(1, 3, size, size)`` in [-1, 1].
 
-    Any format PIL reads (``data.decode_image``), centre-cropped to a square and resized
-    with antialiasing (``data.square_resize``): the same steps as every dataset image.
+    Any format PIL reads (``images.decode_image``), centre-cropped to a square and resized
+    with antialiasing (``images.square_resize``): the same steps as every dataset image.
     """
     return to_model_space(square_resize(decode_image(path), size))[None]
 
