@@ -92,8 +92,9 @@ def main() -> None:
     args = parser.parse_args()
 
     config, model = load_run(args.run, args.device)
-    largest = LARGEST_TRUTH if config.model.dims == 2 else original_length(config.data)
-    scales = args.scales or default_scales(config.data.image_size, largest)
+    series = config.model.dims == 1
+    largest = original_length(config.data) if series else LARGEST_TRUTH
+    scales = args.scales or default_scales(config.data.image_size, largest, native=series)
     ablation = load_ablation(args.ablation, config, args.device) if args.ablation else None
     split = args.split or config.data.eval_split
     # The evaluated split may live apart from the training images (a separate test folder): one root each.
@@ -219,15 +220,13 @@ def save_scales_figure(
     save_labeled_grid(tiles, path, column_labels=labels, row_labels=row_labels, legend=MISSING_LEGEND)
 
 
-def default_scales(size: int, largest: int) -> list[float]:
-    """The render scales of ``SCALES`` whose truth stays within ``largest`` (the originals' size), and for series
-    the originals' own rate, where the truest signal is."""
+def default_scales(size: int, largest: int, native: bool) -> list[float]:
+    """The render scales of ``SCALES`` whose truth stays within ``largest`` px or samples; with ``native`` (series,
+    whose originals are the finest truth there is) also the originals' own rate, unless a scale already hits it."""
     scales = [scale for scale in SCALES if scale * size <= largest]
-    return (
-        scales
-        if largest == LARGEST_TRUTH or largest in (round(s * size) for s in scales)
-        else [*scales, largest / size]
-    )
+    if native and largest not in (round(scale * size) for scale in scales):
+        scales.append(largest / size)
+    return scales
 
 
 def original_length(data: DataConfig) -> int:

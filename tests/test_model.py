@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from hypersiren.across.model import HyperSiren, ModelConfig, sample_grid
+from hypersiren.across.decoders import sample_grid
+from hypersiren.across.model import HyperSiren, ModelConfig
 from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.render import render
 

@@ -261,18 +261,13 @@ def log_held_out(model: HyperSiren, images: torch.Tensor, writer: SummaryWriter,
     prediction, truth = to_unit_range(model.inpaint(image, mask)), to_unit_range(image)
     writer.add_scalar(f"held_out/psnr_{setting}_context", psnr(prediction, truth).mean().item(), step)
     if image.dim() == 3:  # series: a plot of truth, observed samples and prediction
-        writer.add_figure(
-            "held_out/context_prediction_truth",
-            series_figure(truth[:4], mask[:4], {"HyperSiren": prediction[:4]}),
-            step,
-        )
-        model.train()
-        return
-    grid = comparison_grid(truth[:8], mask[:8], prediction[:8])  # (C, H', W'): a row of 3 tiles per image
-    scale = math.ceil(TENSORBOARD_TILE / min(images.shape[-2:]))
-    writer.add_image(
-        "held_out/context_prediction_truth", F.interpolate(grid[None], scale_factor=scale, mode="nearest")[0], step
-    )
+        figure = series_figure(truth[:4], mask[:4], {"HyperSiren": prediction[:4]})
+        writer.add_figure("held_out/context_prediction_truth", figure, step)
+    else:
+        grid = comparison_grid(truth[:8], mask[:8], prediction[:8])  # (C, H', W'): a row of 3 tiles per image
+        scale = math.ceil(TENSORBOARD_TILE / min(images.shape[-2:]))
+        tiles = F.interpolate(grid[None], scale_factor=scale, mode="nearest")[0]
+        writer.add_image("held_out/context_prediction_truth", tiles, step)
     model.train()
 
 

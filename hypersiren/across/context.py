@@ -13,16 +13,10 @@ import torch
 from torch import Tensor
 
 from hypersiren.core.checks import require_count
+from hypersiren.core.coordinates import require_grid
 
 # The contiguous-block setting: the first half along the first axis. Images call it by its old name.
 HALF_SETTINGS = ("top_half", "first_half")
-
-
-def _grid(shape: Sequence[int]) -> tuple[int, ...]:
-    """``shape`` checked: one or more sizes >= 1."""
-    if isinstance(shape, int) or not len(shape):
-        raise ValueError(f"shape must be the signal's grid, a sequence of sizes such as (32, 32), got {shape!r}")
-    return tuple(require_count(side, "size", low=1) for side in shape)
 
 
 def _mask_from_counts(counts: Tensor, shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
@@ -41,7 +35,7 @@ def random_context_mask(
     device: torch.device | str | None = None,
 ) -> Tensor:
     """Exactly ``num_context`` random observed points of a ``shape`` grid per signal; ``None`` observes all of them."""
-    batch_size, shape = require_count(batch_size, "batch_size", low=0), _grid(shape)
+    batch_size, shape = require_count(batch_size, "batch_size", low=0), require_grid(shape)
     if num_context is None:
         return torch.ones(batch_size, 1, *shape, dtype=torch.bool, device=device)
     points = math.prod(shape)
@@ -69,7 +63,7 @@ def training_context_mask(
     ``top_half_fraction`` of the signals sees the first half (an image's top half) instead: completion
     from a contiguous block is another task than interpolating scattered points.
     """
-    shape = _grid(shape)
+    shape = require_grid(shape)
     points = math.prod(shape)
     if not 1 <= min_context <= max_context <= points:
         raise ValueError(f"need 1 <= min_context <= max_context <= {points}, got [{min_context}, {max_context}]")
@@ -87,7 +81,7 @@ def training_context_mask(
 
 def first_half_mask(batch_size: int, shape: Sequence[int], device: torch.device | str | None = None) -> Tensor:
     """The first ceil(S1/2) cells along the first axis observed: an image's top half, a series' first half."""
-    shape = _grid(shape)
+    shape = require_grid(shape)
     mask = torch.zeros(batch_size, 1, *shape, dtype=torch.bool, device=device)
     mask[:, :, : (shape[0] + 1) // 2] = True
     return mask
@@ -105,7 +99,7 @@ def protocol_settings(shape: Sequence[int]) -> tuple[str, ...]:
     Counts are at least 1 and leave at least one point missing; coinciding counts (tiny grids) appear once.
     The half setting is "top_half" for images, "first_half" for other grids.
     """
-    shape = _grid(shape)
+    shape = require_grid(shape)
     points = math.prod(shape)
     counts = PAPER_COUNTS if shape == (32, 32) else (max(1, round(d * points)) for d in DENSITIES)
     kept = dict.fromkeys(str(count) for count in counts if count < points)

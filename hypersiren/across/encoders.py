@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from hypersiren.core.coordinates import cell_centres
 
 CONVOLUTIONS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+AVERAGE_POOLS = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
 LINEAR_MODES = {1: "linear", 2: "bilinear", 3: "trilinear"}  # F.interpolate's multilinear mode of each dimension
 
 
@@ -33,9 +34,8 @@ def spatial_mean(features: Tensor) -> Tensor:
 def average_pool(features: Tensor) -> Tensor:
     """``(B, F, *S)`` -> half the size along every axis (rounded up; an axis of one cell stays one): 2x average
     pooling of any dimension."""
-    dims = features.dim() - 2
     kernel = [min(2, side) for side in features.shape[2:]]
-    return (F.avg_pool1d, F.avg_pool2d, F.avg_pool3d)[dims - 1](features, kernel_size=kernel, ceil_mode=True)
+    return AVERAGE_POOLS[features.dim() - 2](features, kernel_size=kernel, ceil_mode=True)
 
 
 def resize(features: Tensor, size: Sequence[int]) -> Tensor:

@@ -60,7 +60,7 @@ CLASSICAL_METHODS = {
 
 def method_labels(dims: int) -> dict[str, str]:
     """Every row an inpainting table of ``dims``-D signals can have, in table order, with its label."""
-    learned = LEARNED_METHODS | {"mean_image": "Mean training image"}
+    learned = LEARNED_METHODS
     if dims != 2:
         word = "series" if dims == 1 else "volume"
         learned = learned | {

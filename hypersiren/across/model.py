@@ -5,11 +5,10 @@ from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hypersiren.across.decoders import CellHead, SirenDecoder, sample_grid
-from hypersiren.across.encoders import ConvEncoder, Latents, SetEncoder, UNetEncoder
+from hypersiren.across.decoders import CellHead, SirenDecoder
+from hypersiren.across.encoders import AVERAGE_POOLS, ConvEncoder, Latents, SetEncoder, UNetEncoder
 from hypersiren.across.memory import inpaint_bytes, require_memory
 from hypersiren.across.rules import model_problems
 from hypersiren.core.checks import require_tensor
@@ -19,9 +18,6 @@ from hypersiren.core.siren import SirenConfig
 from hypersiren.errors import ConfigError
 
 GRID_AXES = {1: "T", 2: "H, W", 3: "D, H, W"}  # how shapes are named in messages
-AVERAGE_POOLS = {1: F.avg_pool1d, 2: F.avg_pool2d, 3: F.avg_pool3d}
-
-__all__ = ["HyperSiren", "ModelConfig", "Prediction", "sample_grid"]
 
 
 @dataclass

@@ -16,12 +16,17 @@ def cell_centres(shape: Sequence[int], device: torch.device | str | None = None)
     centres. Centres (not corners) make grids of different resolutions tile the same cube, so rendering
     at 4x the size is a true upsampling of the same signal (LIIF's ``make_coord`` convention).
     """
-    if isinstance(shape, int | torch.SymInt) or not len(shape):
-        raise ValueError(f"shape must be a sequence of one or more sizes, e.g. (64, 64), got {shape!r}")
-    sides = [require_count(side, name, low=1) for side, name in zip(shape, _axis_names(len(shape)))]
+    sides = require_grid(shape)
     axes = [(torch.arange(side, device=device, dtype=torch.float32) + 0.5) * (2.0 / side) - 1.0 for side in sides]
     grid = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)  # (S1, …, SD, D)
     return grid.reshape(math.prod(sides), len(sides))
+
+
+def require_grid(shape: Sequence[int]) -> tuple[int, ...]:
+    """A grid's ``shape`` checked, as integers: one or more sizes >= 1, named as users know them in errors."""
+    if isinstance(shape, int | torch.SymInt) or not len(shape):
+        raise ValueError(f"shape must be a sequence of one or more sizes, e.g. (64, 64), got {shape!r}")
+    return tuple(require_count(side, name, low=1) for side, name in zip(shape, _axis_names(len(shape))))
 
 
 def _axis_names(dims: int) -> tuple[str, ...]:
