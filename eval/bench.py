@@ -11,7 +11,7 @@
 - Sizes: the whole training step of the 32x32 default, celeba64 and celeba128 presets (batch
   assembly included, on random images), as cost per image against the default; and celeba64
   with every pixel rendered, and with the default's encoder widths, the two measures that
-  keep its cost near the default's.
+  keep its cost near the default's; and the default with a Gaussian prior (``model.prior_components``: its cost).
 - Modes: the default and celeba64 training steps eager and under ``torch.compile`` (on CUDA also
   bf16 autocast, TF32 and CUDA graphs), each as a speed-up on eager fp32: ``train.compile``,
   ``train.amp`` and ``train.tf32`` stay in a preset only where their row pays.
@@ -253,7 +253,13 @@ def bench_sizes(device: str, batch_size: int, rounds: int) -> list[dict[str, Any
     every_pixel.train.query_points = 0
     wide = copy.deepcopy(presets["celeba64"])
     wide.model.encoder_widths = list(presets["default"].model.encoder_widths)
-    configs = presets | {"celeba64, every pixel rendered": every_pixel, "celeba64, the default's encoder": wide}
+    with_prior = copy.deepcopy(presets["default"])
+    with_prior.update({"model.prior_components": 64})  # the prior's conditional mean in every step (model.py)
+    configs = presets | {
+        "celeba64, every pixel rendered": every_pixel,
+        "celeba64, the default's encoder": wide,
+        "default with a Gaussian prior of 64 components": with_prior,
+    }
     contenders = {name: preset_step(config, device, batch_size)[1] for name, config in configs.items()}
     samples = time_interleaved(contenders, device=device, rounds=rounds, calls=1)
     return [

@@ -35,6 +35,8 @@ from hypersiren.figures import context_image
 
 MAX_SIDE = 1024  # the page's largest output: a second or two per completion on a CPU
 HOST = "127.0.0.1"  # this machine only: the page runs the user's own photos through a model
+# The brush marks pixels to keep: green, never the magenta that every output (figures.MISSING_COLOUR) uses for missing.
+BRUSH_COLOUR = "#00ff00"
 
 
 @exits_cleanly()
@@ -62,7 +64,7 @@ def build_page(gradio: ModuleType, model: HyperSiren, size: int, seed: int) -> A
     once it is known to be installed."""
     generator = torch.Generator().manual_seed(seed)
 
-    def complete(editor: dict | None, percent: float, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    def complete(editor: dict | None, percent: float, side: int) -> tuple[np.ndarray | str, ...]:
         if editor is None or editor.get("background") is None:
             raise gradio.Error("Drop a photo on the left first.")
         photo = photo_tensor(editor["background"])
@@ -75,26 +77,28 @@ def build_page(gradio: ModuleType, model: HyperSiren, size: int, seed: int) -> A
         completion = complete_photo(model, photo, mask.to(device), side=int(side))
         observed = context_image(to_unit_range(completion.original), completion.observed)
         tiles = [observed, to_unit_range(completion.hypersiren), to_unit_range(completion.biharmonic)]
+        tiles += [] if completion.gaussian is None else [to_unit_range(completion.gaussian)]
         summary = (
             f"{int(mask.sum())} of {size * size} pixels observed ({how}) at the model's {size}x{size}; "
             f"completions at {int(side)}x{int(side)}, your pixels kept where observed; missing pixels magenta"
+            + ("" if completion.gaussian is not None else "; no Gaussian-prior column: this run has no prior")
         )
         return (*[as_picture(tile) for tile in tiles], summary)
 
     with gradio.Blocks(title="hypersiren") as page:
         gradio.Markdown(
             "## HyperSiren: complete a photo from some of its pixels\n"
-            f"Drop a photo, then paint the pixels to keep (or paint nothing and pick a density). The model sees "
-            f"the photo's centre square at {size}x{size}."
+            "Drop a photo, then paint the pixels to keep in green (or paint nothing and pick a density). "
+            f"The model sees the photo's centre square at {size}x{size}."
         )
         with gradio.Row():
             editor = gradio.ImageEditor(
-                label="your photo: paint the pixels to keep",
+                label="your photo: paint the pixels to keep (green)",
                 type="numpy",
                 image_mode="RGBA",
                 transforms=(),
                 layers=False,
-                brush=gradio.Brush(colors=["#ff00ff"], color_mode="fixed"),
+                brush=gradio.Brush(colors=[BRUSH_COLOUR], color_mode="fixed"),
                 elem_id="photo",
             )
             with gradio.Column():
@@ -109,6 +113,7 @@ def build_page(gradio: ModuleType, model: HyperSiren, size: int, seed: int) -> A
                     ("observed (missing: magenta)", "observed"),
                     ("HyperSiren", "hypersiren"),
                     ("biharmonic (bicubic to size)", "biharmonic"),
+                    *([("Gaussian prior of the run (bicubic to size)", "gaussian")] if model.prior is not None else []),
                 ]
             ]
         button.click(complete, inputs=[editor, percent, side], outputs=[*outputs, summary])

@@ -14,7 +14,8 @@ lacks) is replaced only with --replace.
 import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
 
 # isort: split
-import dataclasses
+import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ from hypersiren.across.evaluation import (
     METRICS,
     evaluate_inpainting,
     evaluate_scales,
+    fit_data_priors,
     inpainting_table,
     method_labels,
     require_informative,
@@ -39,6 +41,7 @@ from hypersiren.across.evaluation import (
     seeded_masks,
 )
 from hypersiren.across.model import HyperSiren
+from hypersiren.across.priors import DataPriors
 from hypersiren.across.series import ucr_split
 from hypersiren.cli import add_run_options, exits_cleanly, float_in, int_in, program
 from hypersiren.core.metrics import psnr
@@ -52,18 +55,18 @@ from hypersiren.figures import (
     save_labeled_grid,
     series_figure,
 )
-from hypersiren.results import write_results
+from hypersiren.results import markdown_table, write_results
 
 SCALES = (2.0, 2.5, 3.0, 4.0)
 LARGEST_TRUTH = 128  # px: larger "truths" would be CelebA's 178 px crops upsampled
 
 
-@exits_cleanly()
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = program(__doc__)
     add_run_options(parser)
     parser.add_argument(
-        "--train-data-root", help="folder of the training split, for the mean-image baseline (default: the run's)"
+        "--train-data-root",
+        help="folder of the training split, for the mean-image and data-driven baselines (default: the run's)",
     )
     parser.add_argument("--split", help="held-out split (default: the run's data.eval_split)")
     parser.add_argument("--limit", type=int_in(1), help="evaluate on the first N held-out images only")
@@ -89,36 +92,33 @@ def main() -> None:
     parser.add_argument(
         "--replace", action="store_true", help="replace a result file even if it measured more than this evaluation"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+@exits_cleanly()
+def main() -> None:
+    args = parse_args()
     config, model = load_run(args.run, args.device)
-    series = config.model.dims == 1
-    largest = original_length(config.data) if series else LARGEST_TRUTH
-    scales = args.scales or default_scales(config.data.image_size, largest, native=series)
+    dims, size = config.model.dims, config.data.image_size
+    scales = chosen_scales(args.scales, config)
     ablation = load_ablation(args.ablation, config, args.device) if args.ablation else None
     split = args.split or config.data.eval_split
     # The evaluated split may live apart from the training images (a separate test folder): one root each.
-    mean_image = model_space(load_images(reading_from(config.data, args.train_data_root), "train")).mean(dim=0)
-    data = reading_from(config.data, args.data_root)
+    train_data, data = reading_from(config.data, args.train_data_root), reading_from(config.data, args.data_root)
+    train_signals = load_images(train_data, "train")
     images = load_images(data, split, limit=args.limit)
     require_informative(images, source=f"{data.root} ({split})")
-    scales = scales if config.data.dataset != "cifar10" else []  # CIFAR-10's originals are 32x32: no larger truth
     out_dir = Path(args.out or Path(args.run) / "eval")
-    name = results_name(
-        split,
-        eval_split=config.data.eval_split,
-        limit=args.limit,
-        seed=args.seed,
-        supersample=args.supersample,
-        root_tag=None if dataset_root(data) == dataset_root(config.data) else root_tag(data.root),
-    )
+    tag = None if dataset_root(data) == dataset_root(config.data) else root_tag(data.root)
+    name = results_name(split, config.data.eval_split, args.limit, args.seed, args.supersample, root_tag=tag)
     measured = {
+        "run": args.run,
         "dataset": config.data.dataset,
         "data_root": data.root,
-        "train_data_root": reading_from(config.data, args.train_data_root).root,  # of the mean image
+        "train_data_root": train_data.root,  # of the mean image and the data-driven priors
         "split": split,
         "num_images": len(images),
-        "image_size": config.data.image_size,
+        "image_size": size,
         "seed": args.seed,
         "ablation": args.ablation,
         "supersample": args.supersample or model.supersample,
@@ -126,54 +126,62 @@ def main() -> None:
     if not args.replace:  # before the minutes of evaluation
         require_not_fuller(out_dir / f"{name}.json", measured, scales=[f"{scale:g}" for scale in scales])
     settings = protocol_settings(images.shape[2:])
-    results = evaluate_inpainting(
-        model,
-        images,
-        mean_image,
-        settings,
-        seed=args.seed,
-        progress=True,
-        ablation=ablation,
-        supersample=args.supersample,
-    )
-
-    summary = measured | {"results": results}
-    dims, size = config.model.dims, config.data.image_size
+    print(f"Fitting the data-driven priors to {len(train_signals)} training signals, settings chosen on a fold of them")
+    priors = fit_data_priors(train_signals, settings, seed=args.seed).to(args.device)
+    mean_image = model_space(train_signals).mean(dim=0)
+    kwargs = {"seed": args.seed, "ablation": ablation, "supersample": args.supersample, "progress": True}
+    results = evaluate_inpainting(model, images, mean_image, settings, priors=priors, **kwargs)
+    summary = measured | {"priors": priors.choices, "results": results}
     what = f"{len(images)} images, {size}x{size}" if dims == 2 else f"{len(images)} series of {size} samples"
     title = f"{config.data.dataset} {split}, {what}"
     tables = f"### {title}\n\n{'Images' if dims == 2 else 'Series'} of {data.root}, seed {args.seed}.\n\n"
     tables += "\n\n".join(inpainting_table(results, metric, dims) for metric in METRICS) + "\n"
-    if scales:
-        size = config.data.image_size
-        high = {
-            scale: load_images(dataclasses.replace(data, image_size=round(scale * size)), split, limit=args.limit)
-            for scale in scales
-        }
-        summary["scales"] = evaluate_scales(
-            model,
-            images,
-            high,
-            ablation=ablation,
-            seed=args.seed,
-            supersample=args.supersample,
-        )
-        tables += "".join(
-            "\n" + scales_table(by_scale, size, setting, dims) + "\n" for setting, by_scale in summary["scales"].items()
-        )
-        figure_scale = max(scales)
+    tables += "\n" + priors_table(priors.choices) + "\n"
     print(tables)  # before writing: a full disk or a read-only run folder must not lose the evaluation
-    write_results(summary, tables, out_dir, name)
+    write_results(summary, tables, out_dir, name)  # kept if the scales part below is interrupted
     written = [f"{name}.json", f"{name}.md", f"{name}_psnr_vs_context.png"]
     labels = {method: label for method, label in method_labels(dims).items() if method in results[settings[0]]}
     points = "pixels (of the image's H·W)" if dims == 2 else f"samples (of {size})"
     plot_psnr_vs_context(results, labels, out_dir / written[-1], title=title, points=points)
     if dims == 1:
         written.append(f"{name}_series.png")
-        save_series_figure(model, images[:4], settings, out_dir / written[-1], seed=args.seed)
-    if "scales" in summary and dims == 2:
-        written.append(f"{name}_scale_{figure_scale:g}x.png")
-        save_scales_figure(model, ablation, images[:3], high[figure_scale][:3], out_dir / written[-1], seed=args.seed)
+        save_series_figure(model, priors, images[:4], settings, out_dir / written[-1], seed=args.seed)
+    if scales:
+        high = {
+            scale: load_images(replace(data, image_size=round(scale * size)), split, args.limit) for scale in scales
+        }
+        summary["scales"] = evaluate_scales(model, images, high, **kwargs)
+        scale_tables = "".join(f"\n{scales_table(by, size, at, dims)}\n" for at, by in summary["scales"].items())
+        print(scale_tables)
+        write_results(summary, tables + scale_tables, out_dir, name)
+        if dims == 2:
+            written.append(f"{name}_scale_{max(scales):g}x.png")
+            save_scales_figure(model, ablation, images[:3], high[max(scales)][:3], out_dir / written[-1], args.seed)
     print(f"wrote {', '.join(written)} to {out_dir}")
+
+
+def chosen_scales(asked: list[float] | None, config: RunConfig) -> list[float]:
+    """The render scales to score: those asked, or ``default_scales``; none for CIFAR-10 (32x32 originals)."""
+    if config.data.dataset == "cifar10":
+        return []
+    dims, size = config.model.dims, config.data.image_size
+    return asked or default_scales(size, original_length(config.data) if dims == 1 else LARGEST_TRUTH, dims == 1)
+
+
+def priors_table(choices: dict[str, dict[str, dict[str, float]]]) -> str:
+    """The data-driven baselines' settings of each context setting, as chosen on the training fold."""
+    rows = [
+        {"Data-driven baseline settings (chosen on a training fold)": method}
+        | {setting: _setting_cell(chosen[method]) for setting, chosen in choices.items()}
+        for method in DataPriors.METHODS
+    ]
+    return markdown_table(rows)
+
+
+def _setting_cell(chosen: dict[str, float]) -> str:
+    if "components" in chosen:
+        return f"k={chosen['components']}, noise ×{chosen['noise_scale']:g}"
+    return f"k={chosen['k']}"
 
 
 def load_ablation(run_dir: str, config: RunConfig, device: str) -> HyperSiren:
@@ -236,20 +244,21 @@ def original_length(data: DataConfig) -> int:
 
 @torch.no_grad()
 def save_series_figure(
-    model: HyperSiren, series: torch.Tensor, settings: tuple[str, ...], path: Path, seed: int
+    model: HyperSiren, priors: DataPriors, series: torch.Tensor, settings: tuple[str, ...], path: Path, seed: int
 ) -> None:
     """Held-out series completed from the sparse settings (1% and 10%): observed samples, HyperSiren, the best
-    classical fill of the figure's own series, and the truth, one panel per series and setting."""
+    baseline (classical or data-driven) of the figure's own series, and the truth, one panel per series and setting."""
     signal = series.to(next(model.parameters()).device)
-    truths, masks, predictions, labels = [], [], {"HyperSiren": [], "best classical": []}, []
+    truths, masks, predictions, labels = [], [], {"HyperSiren": [], "best baseline": []}, []
     for setting in settings[:2]:
         mask = seeded_masks(setting, len(series), series.shape[2:], seed=seed).to(signal.device)
         fills = {method: classical_fill(method, signal, mask) for method in CLASSICAL_FILLS[1]}
+        fills |= {method: priors.fill(method, setting, signal, mask) for method in priors.METHODS}
         best = max(fills, key=lambda method: float(psnr(to_unit_range(fills[method]), to_unit_range(signal)).mean()))
         truths.append(signal), masks.append(mask)
         predictions["HyperSiren"].append(model.inpaint(signal, mask))
-        predictions["best classical"].append(fills[best])
-        labels += [f"{setting} of {series.shape[-1]} samples\n(classical: {best})" for _ in range(len(series))]
+        predictions["best baseline"].append(fills[best])
+        labels += [f"{setting} of {series.shape[-1]} samples\n(baseline: {best})" for _ in range(len(series))]
     figure = series_figure(
         to_unit_range(torch.cat(truths)),
         torch.cat(masks),
@@ -261,7 +270,7 @@ def save_series_figure(
 
 def reading_from(config: DataConfig, root: str | None) -> DataConfig:
     """``config`` reading from ``root``, a command-line folder, when one is given."""
-    return dataclasses.replace(config, root=command_line_root(root)) if root else config
+    return replace(config, root=command_line_root(root)) if root else config
 
 
 def results_name(

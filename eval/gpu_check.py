@@ -47,7 +47,7 @@ from hypersiren.across.model import HyperSiren
 from hypersiren.across.training import set_tf32
 from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.errors import ConfigError
-from hypersiren.results import markdown_table, write_json
+from hypersiren.results import earlier_result, markdown_table, write_json
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "eval"))
@@ -92,7 +92,7 @@ def main() -> None:
     set_tf32(False)  # fp32 means fp32 in the GEMM rate and in every eager fp32 row
     path = Path(args.json or REPO / "eval" / "results" / f"bench_{device.split(':')[0]}.json")
     report: dict[str, Any] = {"device": bench.device_name(device), "torch": torch.__version__, "presets": {}}
-    earlier = json.loads(path.read_text()) if path.is_file() else {}
+    earlier = earlier_result(path, "presets", what="a report of eval/gpu_check.py", option="--json") or {}
     if earlier.get("device") == report["device"] and "presets" in earlier:  # another part of the same check
         report = earlier | report | {"presets": earlier["presets"]}
     report["gemm_flops_per_second"] = rate = bench.gemm_flops_per_second(device, 4096 if "cuda" in device else 1024)

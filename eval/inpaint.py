@@ -17,14 +17,15 @@ above the model's size the observed areas keep their detail and only the missing
 --out is a PNG (one image) or a folder that gets <name>.png per input (default: ./completed); beside
 each, <name>_comparison.png: observed (missing pixels magenta, see its legend) | HyperSiren |
 biharmonic (scikit-image's classical fill at the model's size, bicubic to N, your observed pixels
-kept the same way) | original (your photo at N), every tile NxN. A completion that would replace an input,
-another completion, or a file hypersiren did not write is refused before anything is written; a rerun replaces
-its own.
+kept the same way) | the run's Gaussian (PCA) prior, made the same way, where the run was trained with
+one (model.prior_components; the program says so where not) | original (your photo at N), every tile NxN.
+A completion that would replace an input, another completion, or a file hypersiren did not write is
+refused before anything is written; a rerun replaces its own.
 
 Held-out figures (without --image), in RUN_DIR/figures, one row per held-out image (another --num-images,
 --seed or --data.root writes to a folder of its own, e.g. RUN_DIR/figures_2images, never over these):
     inpaint_<setting>.png   observed (N px, missing magenta) | HyperSiren (observed pixels kept) | truth, per setting
-    inpaint_overview.png    observed | HyperSiren | biharmonic for 10, 100 and 1000 pixels, then truth
+    inpaint_overview.png    observed | HyperSiren | biharmonic (| Gaussian prior) for 10, 100 and 1000 pixels, truth
     superres_<factor>x.png  input (nearest) | HyperSiren rendered at factor x from every pixel
 """
 
@@ -126,8 +127,14 @@ def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> N
             f"observed pixels kept (yours, at {side}x{side}; the model saw {size}x{size})"
         )
         original = to_unit_range(completion.original)
-        labels = [f"observed ({num_observed} px)", "HyperSiren", "biharmonic (bicubic to size)", "original"]
+        labels = [f"observed ({num_observed} px)", "HyperSiren", "biharmonic (bicubic to size)"]
         columns = [context_image(original, completion.observed), completed, to_unit_range(completion.biharmonic)]
+        if completion.gaussian is not None:
+            labels.append("Gaussian prior (bicubic to size)")
+            columns.append(to_unit_range(completion.gaussian))
+        else:
+            print(f"no Gaussian-prior column: {args.run} was trained without one (model.prior_components 0)")
+        labels.append("original")
         comparison = comparison_path(target)
         write_figure([*columns, original], labels, comparison, tile_inches=COMPARISON_TILE_INCHES)
         print(f"wrote {comparison}: {' | '.join(labels)}, {side}x{side} tiles, missing pixels in magenta")
@@ -228,6 +235,9 @@ def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.
         if setting.isdigit():  # the three densities
             overview_columns += [observed, prediction, to_unit_range(classical_fill("biharmonic", image, mask))]
             overview_labels += [f"{setting} px", "HyperSiren", "biharmonic"]
+            if model.prior is not None:  # the run's own Gaussian prior (a run without one: no column)
+                overview_columns.append(to_unit_range(model.prior(image, mask)))
+                overview_labels.append("Gaussian prior")
     path = out_dir / "inpaint_overview.png"
     labels = [*overview_labels, "truth"]
     written.append(write_figure([*overview_columns, truth], labels, path, pixel_scale=args.display_scale))
@@ -240,7 +250,9 @@ def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.
     path = out_dir / f"superres_{args.factor}x.png"
     scale = args.display_scale / args.factor  # per input pixel, as in the other figures
     written.append(
-        write_figure([upsampled, rendered], labels, path, pixel_scale=scale, tile_inches=SUPERRES_TILE_INCHES)
+        write_figure(
+            [upsampled, rendered], labels, path, missing=False, pixel_scale=scale, tile_inches=SUPERRES_TILE_INCHES
+        )
     )
     print(f"wrote {len(written)} figures to {out_dir}")
 
@@ -259,14 +271,17 @@ def figures_folder(args: argparse.Namespace) -> str:
     return "_".join(parts)
 
 
-def write_figure(columns: list[Tensor], labels: list[str], path: Path, **grid_options: float) -> Path:
-    """Columns of tiles, each ``(B, 3, H, W)`` in [0, 1], as a PNG with one labelled row per image and the legend
-    of the missing pixels' colour; returns ``path``.
+def write_figure(
+    columns: list[Tensor], labels: list[str], path: Path, missing: bool = True, **grid_options: float
+) -> Path:
+    """Columns of tiles, each ``(B, 3, H, W)`` in [0, 1], as a PNG with one labelled row per image and, where a
+    column shows ``missing`` pixels, the legend of their colour; returns ``path``.
 
     ``grid_options`` go to ``save_labeled_grid`` (``pixel_scale``, ``tile_inches``).
     """
     tiles = torch.stack(columns, dim=1).flatten(0, 1)  # row-major: one image per row
-    save_labeled_grid(tiles, path, column_labels=labels, legend=MISSING_LEGEND, **grid_options)
+    legend = MISSING_LEGEND if missing else None
+    save_labeled_grid(tiles, path, column_labels=labels, legend=legend, **grid_options)
     return path
 
 

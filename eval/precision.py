@@ -120,7 +120,7 @@ def evaluate_precisions(
     """
     device = next(model.parameters()).device
 
-    def predict(image: Tensor, mask: Tensor, rows: slice) -> dict[tuple[str, str], tuple[Tensor, Tensor]]:
+    def predict(image: Tensor, mask: Tensor, rows: slice, setting: str) -> dict[tuple[str, str], tuple[Tensor, Tensor]]:
         exact = inpaint_with(model, image, mask, PRECISIONS["fp32"])
         rendered = {
             name: inpaint_with(model, image, mask, p) if name != "fp32" else exact for name, p in PRECISIONS.items()

@@ -19,8 +19,8 @@ import argparse
 import copy
 import dataclasses
 import errno
-import json
 import math
+import re
 import signal
 import sys
 import typing
@@ -45,7 +45,7 @@ from hypersiren.errors import (
     MemoryLimitError,
     NonFiniteResultError,
 )
-from hypersiren.results import write_json
+from hypersiren.results import require_own_folder, write_json
 
 EXIT_CODE = 2  # as argparse uses for a bad command line
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a program stopped by Ctrl-C
@@ -55,6 +55,9 @@ MAX_FIT_SIZE = 2048  # px per side of a fitted photo or a render: 4 M points, ea
 # A smaller photo is scored perfect for nothing: 1 px is matched by its offset alone, 2 px by the harmonic match's 5
 # functions, and the Sobel and 5-point filters' 3x3 stencils see mostly the border.
 MIN_FIT_SIZE = 8
+
+# Every word float() reads as a negative number; no option of these programs looks like one.
+_NEGATIVE_NUMBER = re.compile(r"^-(?:(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:e[-+]?\d+)?|inf|infinity|nan)$", re.IGNORECASE)
 
 _OS_FIXES = {
     errno.ENOSPC: "free space on that disk, or write elsewhere",
@@ -114,9 +117,12 @@ def describe(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
-def program(description: str | None) -> argparse.ArgumentParser:
-    """The parser every program starts from: its docstring as help, each option's default shown, and ``--device``."""
+def program(description: str | None, device_option: bool = True) -> argparse.ArgumentParser:
+    """The parser every program starts from: its docstring as help, each option's default shown, and ``--device``
+    (for the programs that compute on one: not the dataset tools)."""
     parser = _OneLineErrors(description=description, formatter_class=_HelpFormatter)
+    if not device_option:
+        return parser
     parser.add_argument(
         "--device",
         type=device,
@@ -218,7 +224,13 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefa
 
 
 class _OneLineErrors(argparse.ArgumentParser):
-    """argparse, but a bad command line is one ``error:`` line, not the usage of 40 options."""
+    """argparse, but a bad command line is one ``error:`` line, not the usage of 40 options, and a negative number
+    (``--train.lr -1e-3``, ``-inf``) is a value: argparse's own pattern takes ``-1e-3`` and ``-inf`` for options,
+    so that the option before it would "expect one argument" instead of saying what is wrong with the value."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = _NEGATIVE_NUMBER
 
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
@@ -307,7 +319,10 @@ def add_fit_options(
     parser.add_argument("--hidden", type=width, default=hidden, help="hidden width of every network")
     parser.add_argument("--layers", type=depth, default=layers, help="hidden layers of every network")
     parser.add_argument(
-        "--omega", type=omega_value, default=omega, help="SIREN ω₀; ≈10 suits 64 px images (see README)"
+        "--omega",
+        type=omega_value,
+        default=omega,
+        help="SIREN ω₀; ≈10 suits 64 px images (docs/results.md, Standalone SIREN)",
     )
     parser.add_argument("--seed", type=seed, default=0, help="seed of every initialization")
 
@@ -338,25 +353,15 @@ def start_run(args: argparse.Namespace, program: str) -> Path:
 
 
 def require_fit_folder(out: Path, program: str) -> None:
-    """``ConfigError`` unless ``out`` is a new or empty folder or an earlier output of the fit ``program``: a fit
-    writes config.json and its results there, which would replace a training run's or another program's files."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} is a file, not a folder: choose a new folder")
-    if not out.is_dir() or not any(out.iterdir()):
-        return
-    if any((out / name).exists() for name in ("checkpoint.pt", LOCK)):
+    """``ConfigError`` unless ``out`` is a new or empty folder or an earlier output of the fit ``program`` (its
+    config.json names it): a fit writes config.json and its results there, which would replace a training run's,
+    another program's or the user's own files."""
+    if out.is_dir() and any((out / name).exists() for name in ("checkpoint.pt", LOCK)):
         raise ConfigError(
             f"--out {out} holds a training run (checkpoint.pt or {LOCK}): a fit would replace its files; "
             "choose another --out"
         )
-    try:
-        saved = json.loads((out / "config.json").read_text())
-    except (OSError, ValueError):
-        saved = None
-    if not isinstance(saved, dict):
-        raise ConfigError(f"--out {out} is a non-empty folder that holds no fit's config.json: choose a new folder")
-    if saved.get("program", program) != program:
-        raise ConfigError(f"--out {out} holds the output of {saved['program']}: choose another --out")
+    require_own_folder(out, program, marker="config.json", what="fit's config.json")
 
 
 def require_fit_memory(needed: float, device: str, what: str) -> None:

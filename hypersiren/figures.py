@@ -169,10 +169,10 @@ def plot_psnr_vs_context(
         raise ValueError(f"no pixel-count settings to plot in {sorted(results)}")
     figure, axes = _pyplot().subplots(figsize=(6.4, 4.2), layout="constrained")
     for method, label in labels.items():
-        points = [(count, results[setting][method]["psnr"]) for count, setting in counts]
-        points = [(count, value) for count, value in points if value is not None]
-        if points:
-            axes.plot(*zip(*points), marker="o", label=label)
+        scored = [(count, results[setting][method]["psnr"]) for count, setting in counts]
+        scored = [(count, value) for count, value in scored if value is not None]
+        if scored:
+            axes.plot(*zip(*scored), marker="o", label=label)
     axes.set(xscale="log", xlabel=f"observed {points}", ylabel="PSNR (dB), every point", title=title)
     axes.set_xticks([count for count, _ in counts], [str(count) for count, _ in counts])
     axes.grid(alpha=0.3)

@@ -49,6 +49,15 @@ def append_line(line: str, path: str | Path) -> None:
         file.write(line + "\n")
 
 
+def byte_size(count: float) -> str:
+    """``count`` bytes in the largest binary unit that keeps a whole part: ``512 B``, ``12.3 MiB``, ``1.50 GiB``
+    (a cache of 12 MiB in GiB would read "0.00 GiB")."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.2f} {unit}" if unit == "GiB" else f"{count / scale:.1f} {unit}"
+    return f"{count:.0f} B"
+
+
 def remove_stale_temporaries(path: str | Path) -> list[Path]:
     """Delete the temporary files that killed writers of ``path`` left behind; return them.
 

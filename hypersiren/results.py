@@ -26,20 +26,58 @@ def _non_finite(value: Any, where: str) -> str | None:
     return next((found for key, item in items if (found := _non_finite(item, f"{where}[{key!r}]")) is not None), None)
 
 
-def earlier_result(path: str | Path, key: str) -> dict[str, Any] | None:
+def earlier_result(
+    path: str | Path, key: str, what: str = "a result hypersiren wrote", option: str = "--out"
+) -> dict[str, Any] | None:
     """The result a program wrote at ``path`` before (a JSON object holding ``key``), None if there is no file;
-    ``ConfigError`` for a file that is not one (someone's own ``metrics.json``), which no program may replace."""
+    ``ConfigError`` for a file that is not one (someone's own ``metrics.json``: not ``what``), which no program may
+    replace, and for a folder, which no write could replace (the program would fail at its end, not now)."""
+    if Path(path).is_dir():
+        raise ConfigError(f"{path} is a folder, not a file: pass {option} a file name")
     try:
         text = Path(path).read_text()
     except OSError:  # no file, or none readable: nothing to keep, and a write there fails with its own message
         return None
     try:
         saved = json.loads(text)
-    except ValueError:
+    except ValueError:  # UnicodeDecodeError included
         saved = None
     if not isinstance(saved, dict) or key not in saved:
-        raise ConfigError(f"{path} exists and is not a result hypersiren wrote: pass --out elsewhere, or move it")
+        raise ConfigError(f"{path} exists and is not {what}: pass {option} elsewhere, or move it")
     return saved
+
+
+def written_by(path: str | Path) -> str | None:
+    """The ``program`` that the JSON object at ``path`` names: the mark a writer leaves in its folder so that it
+    later replaces only its own output. None for no such file, another file, or an object without the mark."""
+    try:
+        saved = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    program = saved.get("program") if isinstance(saved, dict) else None
+    return program if isinstance(program, str) else None
+
+
+def require_own_folder(folder: str | Path, program: str, marker: str, what: str, option: str = "--out") -> None:
+    """``ConfigError`` unless ``folder`` is new, empty, or an earlier output of ``program``: one holding ``marker``, a
+    JSON object naming it (``written_by``). Anything else is someone's, which a writer must neither replace nor write
+    beside; what it recognises is its own mark, never the absence of another's. ``what``: the marker, for messages
+    ("fit's config.json")."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{option} {folder} is a file, not a folder: choose a new folder")
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return
+    owner = written_by(folder / marker)
+    if owner == program:
+        return
+    if owner is not None:
+        raise ConfigError(f"{option} {folder} holds the output of {owner}: choose another {option}")
+    if (folder / marker).exists():
+        raise ConfigError(
+            f"{option} {folder} holds a {marker} that {program} did not write: choose a new folder, or move it"
+        )
+    raise ConfigError(f"{option} {folder} is a non-empty folder that holds no {what}: choose a new folder, or move it")
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

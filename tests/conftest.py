@@ -7,6 +7,7 @@ from types import ModuleType
 
 import pytest
 import torch
+from PIL import Image
 
 from hypersiren.across.config import RunConfig, option_type
 from hypersiren.across.model import ModelConfig
@@ -84,3 +85,16 @@ def configured() -> Callable[..., RunConfig]:
         return config.update({key: option_type(key, config.field_type(key))(text) for key, text in values.items()})
 
     return apply
+
+
+def fake_celeba(root: Path, count: int = 12) -> Path:
+    """``count`` 40x50 JPEG 'faces' in CelebA's layout, the last two in val."""
+    (root / "img_align_celeba").mkdir(parents=True)
+    generator = torch.Generator().manual_seed(0)
+    lines = []
+    for index in range(count):
+        pixels = torch.randint(0, 256, (50, 40, 3), dtype=torch.uint8, generator=generator).numpy()
+        Image.fromarray(pixels).save(root / "img_align_celeba" / f"{index:06d}.jpg", quality=95)
+        lines.append(f"{index:06d}.jpg {int(index >= count - 2)}")
+    (root / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
+    return root

@@ -194,8 +194,9 @@ def test_the_error_is_the_last_line_even_with_a_progress_bar_left_open(capsys):
 def test_a_fit_reruns_into_its_own_output_only(tmp_path):
     require_fit_folder(tmp_path / "new", program="fit_image")
     (tmp_path / "old").mkdir()
-    (tmp_path / "old" / "config.json").write_text('{"steps": 5}')  # written before configs named their program
-    require_fit_folder(tmp_path / "old", program="fit_image")
+    (tmp_path / "old" / "config.json").write_text('{"steps": 5}')  # the user's, or another tool's: not the fit's
+    with pytest.raises(ConfigError, match="holds a config.json that fit_image did not write"):
+        require_fit_folder(tmp_path / "old", program="fit_image")
     (tmp_path / "old" / "config.json").write_text('{"program": "fit_image"}')
     require_fit_folder(tmp_path / "old", program="fit_image")
     with pytest.raises(ConfigError, match="holds the output of fit_image"):

@@ -193,3 +193,13 @@ def test_a_config_saved_before_weight_weight_was_renamed_params_weight_still_loa
 def test_model_config_defaults_are_the_default_presets_model():
     """``HyperSiren(ModelConfig())`` is the model the README's main command trains, not another one."""
     assert ModelConfig() == RunConfig.load(REPO / "train" / "default.toml").model
+
+
+def test_the_prior_follows_the_image_size_it_is_of():
+    config = RunConfig.load(REPO / "train" / "default.toml").update({"model.prior_components": 64})
+    assert config.model.prior_size == 32
+    config.update({"data.image_size": 64})
+    assert config.model.prior_size == 64
+    config.validate()
+    plain = RunConfig().update({"model.prior_components": 16, "data.image_size": 48})
+    assert plain.model.prior_size == 48

@@ -18,6 +18,9 @@ import skimage.data
 import torch
 from PIL import Image
 
+from hypersiren.across.model import HyperSiren
+from hypersiren.figures import MISSING_COLOUR
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 # What Chromium needs here: no sandbox as root, and no background connections to a network it cannot reach.
@@ -56,6 +59,16 @@ def test_the_photo_is_cropped_like_a_file_and_transparency_is_white(demo):
     photo = demo.photo_tensor(background)
     assert photo.shape == (3, 2, 3) and photo.dtype == torch.uint8
     assert photo[:, 0, 0].tolist() == [200, 0, 0] and photo[:, 1, 1].tolist() == [255, 255, 255]
+
+
+def test_the_brush_that_marks_kept_pixels_is_not_the_colour_that_marks_missing_ones(demo, tiny_model_config):
+    gradio = pytest.importorskip("gradio", reason="the demo page needs Gradio: pip install -e '.[demo]'")
+    page = demo.build_page(gradio, HyperSiren(tiny_model_config()), size=8, seed=0)
+    (editor,) = [block for block in page.blocks.values() if isinstance(block, gradio.ImageEditor)]
+    assert editor.brush.colors == [demo.BRUSH_COLOUR]  # the page's brush is the constant read below
+    brush = [int(demo.BRUSH_COLOUR[start : start + 2], 16) / 255 for start in (1, 3, 5)]
+    # every output draws missing pixels in MISSING_COLOUR: "keep" must not look like it
+    assert sum(abs(kept - missing) for kept, missing in zip(brush, MISSING_COLOUR, strict=True)) > 1
 
 
 @pytest.fixture

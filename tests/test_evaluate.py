@@ -49,6 +49,7 @@ def test_a_partial_evaluation_writes_its_own_file(run_dir, tmp_path):
     assert json.loads((run_dir / "eval" / "metrics.json").read_text()) == full  # untouched
 
 
+@pytest.mark.slow
 def test_an_unwritable_run_folder_still_prints_the_table(run_dir, tmp_path):
     (tmp_path / "a_file").write_text("")  # unwritable as a read-only folder, even for root
     result = evaluate(run_dir, "--limit", "4", "--out", str(tmp_path / "a_file" / "eval"), cwd=tmp_path)
@@ -68,6 +69,7 @@ def copy_of_celeba(celeba_root: Path, folder: Path, count: int, code: str) -> Pa
     return folder
 
 
+@pytest.mark.slow
 def test_a_separate_test_folder_keeps_the_runs_training_images(run_dir, tmp_path, celeba_root):
     test_root = copy_of_celeba(celeba_root, tmp_path / "celeba_test", count=5, code="2")  # a test split only
     result = evaluate(run_dir, "--data.root", str(test_root), "--split", "test", cwd=tmp_path)
@@ -77,6 +79,7 @@ def test_a_separate_test_folder_keeps_the_runs_training_images(run_dir, tmp_path
     assert (metrics["split"], metrics["num_images"], metrics["data_root"]) == ("test", 5, str(test_root))
 
 
+@pytest.mark.slow
 def test_a_subset_of_the_held_out_split_never_replaces_the_full_evaluation(run_dir, tmp_path, celeba_root):
     full = {"num_images": 780, "note": "the full held-out evaluation"}
     (run_dir / "eval").mkdir(exist_ok=True)

@@ -88,3 +88,15 @@ def test_an_image_holding_nan_or_inf_is_refused_not_drawn_black(tmp_path):
     with pytest.raises(NonFiniteResultError):
         save_labeled_grid(image.clamp(max=float("inf")) / 0, tmp_path / "grid.png", column_labels=["a"])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_psnr_vs_context_plot_names_its_x_axis(tmp_path, monkeypatch):
+    import hypersiren.figures as figures
+
+    drawn = []
+    monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.append(figure))
+    results = {"10": {"a": {"psnr": 12.0}}, "100": {"a": {"psnr": 20.0}}, "top_half": {"a": {"psnr": 15.0}}}
+    figures.plot_psnr_vs_context(results, {"a": "method a"}, tmp_path / "plot.png", points="samples (of 128)")
+    axes = drawn[0].axes[0]
+    assert axes.get_xlabel() == "observed samples (of 128)"
+    assert [line.get_label() for line in axes.get_lines()] == ["method a"]

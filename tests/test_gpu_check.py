@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import torch
-from PIL import Image
+import pytest
+from conftest import fake_celeba
 
 from hypersiren.across.data import DataConfig, load_images
 
@@ -16,23 +16,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run(program: str, *options: str) -> subprocess.CompletedProcess:
-    command = [sys.executable, str(REPO / program), "--device", "cpu", *options]
+    device = [] if program.startswith("datasets/") else ["--device", "cpu"]  # the dataset tools compute on no device
+    command = [sys.executable, str(REPO / program), *device, *options]
     return subprocess.run(
         command, capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"}
     )
-
-
-def fake_celeba(root: Path, count: int = 12) -> Path:
-    """``count`` 40x50 JPEG 'faces' in CelebA's layout, the last two in val."""
-    (root / "img_align_celeba").mkdir(parents=True)
-    generator = torch.Generator().manual_seed(0)
-    lines = []
-    for index in range(count):
-        pixels = torch.randint(0, 256, (50, 40, 3), dtype=torch.uint8, generator=generator).numpy()
-        Image.fromarray(pixels).save(root / "img_align_celeba" / f"{index:06d}.jpg", quality=95)
-        lines.append(f"{index:06d}.jpg {int(index >= count - 2)}")
-    (root / "list_eval_partition.txt").write_text("\n".join(lines) + "\n")
-    return root
 
 
 def test_the_packed_copy_is_celeba_at_the_packed_size_close_to_the_originals(tmp_path):
@@ -48,6 +36,7 @@ def test_the_packed_copy_is_celeba_at_the_packed_size_close_to_the_originals(tmp
         assert (got.float() - expected.float()).abs().mean() < 8  # WebP of noise at q100: close, not equal
 
 
+@pytest.mark.slow
 def test_the_device_check_trains_and_scores_a_gpu_preset_beside_the_cpu_pretrained_model(tmp_path, celeba_root):
     options = ["train.max_steps=2", "train.batch_size=8", "train.compile=off", "data.train_limit=64"]
     options += ["train.eval_images=4", "train.log_every=1"]

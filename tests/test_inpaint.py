@@ -55,6 +55,7 @@ def png_size(path: Path) -> tuple[int, int]:
         return image.size
 
 
+@pytest.mark.slow
 def test_a_mask_file_of_another_size_keeps_the_observed_pixels(run_dir, photos, tmp_path):
     observed = np.random.default_rng(0).random((MODEL_SIZE, MODEL_SIZE)) < 0.2
     # At twice the model's size, in 2x2 blocks: nearest-neighbour resizing gives back ``observed`` exactly.
@@ -73,6 +74,7 @@ def test_a_mask_file_of_another_size_keeps_the_observed_pixels(run_dir, photos, 
     assert result.stdout.count("wrote ") == 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("side", [64, 48, 512])  # above the model's size: twice it, a ratio not whole, the default
 def test_the_observed_pixels_are_kept_at_every_output_size(run_dir, photos, tmp_path, side):
     observed = np.random.default_rng(1).random((MODEL_SIZE, MODEL_SIZE)) < 0.2
@@ -108,6 +110,7 @@ def test_the_comparison_shows_the_original_and_marks_missing_pixels_in_colour(ru
     assert magenta.sum() > 1000  # the missing pixels of a grayscale photo cannot pass for observed grey ones
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("options", "side", "num_observed"),
     [
@@ -128,6 +131,7 @@ def test_context_options_and_render_size(run_dir, photos, tmp_path, options, sid
     assert gray.std() > 1  # an image, not a blank
 
 
+@pytest.mark.slow
 def test_several_images_go_to_a_folder_one_png_each(run_dir, photos, tmp_path):
     paths = [str(path) for path in photos.values()]
     result = inpaint(run_dir, "--image", *paths, "--context", "50", "--size", "40", "--out", "out", cwd=tmp_path)
@@ -138,6 +142,7 @@ def test_several_images_go_to_a_folder_one_png_each(run_dir, photos, tmp_path):
     assert result.stdout.count("wrote ") == 6 and result.stdout.count("from 50 of 1024 pixels") == 3
 
 
+@pytest.mark.slow
 def test_held_out_figures_are_labelled_and_counted(run_dir, tmp_path, celeba_root):
     run_dir = shutil.copytree(run_dir, tmp_path / "run")  # the shared run keeps no figures: see the mistakes test
     result = inpaint(run_dir, "--data.root", str(celeba_root), "--num-images", "2", "--factor", "2", cwd=tmp_path)
@@ -152,6 +157,7 @@ def test_held_out_figures_are_labelled_and_counted(run_dir, tmp_path, celeba_roo
     assert 1.2 * height < width < 1.8 * height
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("options", "phrase"),
     [
@@ -188,6 +194,7 @@ def test_mistakes_are_one_line(run_dir, photos, tmp_path, options, phrase):
     assert not (run_dir / "figures").exists() and not (tmp_path / "completed").exists()  # nothing written
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("options", "phrase"),
     [
@@ -217,9 +224,26 @@ def test_no_output_replaces_an_input_or_another_output(run_dir, photos, tmp_path
     assert {path: path.read_bytes() if path.is_file() else None for path in tmp_path.rglob("*")} == before
 
 
+@pytest.mark.slow
 def test_a_rerun_replaces_its_own_completions(run_dir, photos, tmp_path):
     for attempt in range(2):
         result = inpaint(run_dir, "--image", str(photos["camera.png"]), "--size", "8", "--out", "out", cwd=tmp_path)
         assert result.returncode == 0, (attempt, result.stderr[-3000:])
     assert written_here(tmp_path / "out" / "camera.png") and written_here(tmp_path / "out" / "camera_comparison.png")
     assert not written_here(photos["camera.png"])
+
+
+def test_only_figures_with_missing_pixels_carry_their_legend(monkeypatch, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("inpaint_program", Path(__file__).parents[1] / "eval" / "inpaint.py")
+    program = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(program)
+    legends = []
+    monkeypatch.setattr(program, "save_labeled_grid", lambda *args, legend=None, **options: legends.append(legend))
+    tile = torch.rand(1, 3, 4, 4)
+    program.write_figure([tile, tile], ["input", "rendered"], tmp_path / "superres.png", missing=False)
+    program.write_figure([tile, tile], ["observed", "completed"], tmp_path / "inpaint.png")
+    assert legends == [None, program.MISSING_LEGEND]
+    source = Path(spec.origin).read_text()
+    assert "[upsampled, rendered], labels, path, missing=False" in source  # the super-resolution figure's call

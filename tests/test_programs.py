@@ -3,6 +3,7 @@
 import ast
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -41,6 +42,7 @@ def corrupt_run(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "arguments, phrases",
     [
@@ -48,6 +50,7 @@ def corrupt_run(tmp_path: Path) -> Path:
         (["--train.lr"], ["argument --train.lr: expected one argument"]),
         (["--train.max_steps=0"], ["train.max_steps=0 must be in [1, 1000000000000]"]),
         (["--data.root", "{empty}"], ["CelebA not found under", "pass --data.root"]),
+        (["--config", str(REPO / "train" / "osuleaf.toml"), "--data.root", "NoSuchSet"], ["UCR"]),
     ],
 )
 def test_train_mistakes(tmp_path, arguments, phrases):
@@ -55,18 +58,22 @@ def test_train_mistakes(tmp_path, arguments, phrases):
     arguments = [argument.format(empty=tmp_path / "empty") for argument in arguments]
     result = run("train/train.py", "--out", str(tmp_path / "run"), "--device", "cpu", *arguments)
     assert_one_line_error(result, *phrases)
+    assert not (tmp_path / "run").exists()  # even a mistake found once the folder was claimed: no train.lock left
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("program", ["eval/evaluate.py", "eval/inpaint.py", "eval/precision.py"])
 def test_evaluation_programs_on_a_corrupt_checkpoint(corrupt_run, program):
     result = run(program, "--run", str(corrupt_run), "--device", "cpu")
     assert_one_line_error(result, "is corrupt or not a hypersiren checkpoint", "point to an intact one")
 
 
+@pytest.mark.slow
 def test_evaluation_of_a_folder_without_a_run(tmp_path):
     assert_one_line_error(run("eval/evaluate.py", "--run", str(tmp_path)), "no checkpoint at", "train first")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("program", ["train/fit_image.py", "train/fit_derivatives.py", "train/fit_sdf.py"])
 def test_fit_programs_on_an_output_folder_that_cannot_be_created(tmp_path, program):
     (tmp_path / "file").write_text("a file, not a folder")
@@ -79,6 +86,7 @@ def test_a_mistyped_option_is_one_line_naming_it(program):
     assert_one_line_error(run(program, "--rounds", "nine", "--steps", "ten"), "--help")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "program, arguments, phrase",
     [
@@ -104,6 +112,7 @@ def test_fit_options_are_refused_before_anything_is_written(tmp_path, program, a
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "program, arguments, phrase",
     [
@@ -116,6 +125,7 @@ def test_eval_options_are_checked_where_they_are_parsed(program, arguments, phra
     assert_one_line_error(run(program, "--device", "cpu", *arguments), phrase)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_an_unavailable_device_is_named_and_an_intact_checkpoint_is_not_called_corrupt(tmp_path, tiny_model_config):
     config = RunConfig(model=tiny_model_config())
@@ -129,6 +139,7 @@ def test_an_unavailable_device_is_named_and_an_intact_checkpoint_is_not_called_c
     assert not (tmp_path / "run").exists()  # refused before any run folder is created
 
 
+@pytest.mark.slow
 def test_dataset_check_with_an_impossible_size(tmp_path):
     result = run("datasets/check.py", "--data.root", str(tmp_path), "--data.image_size", "0")
     assert_one_line_error(result, "data.image_size=0 must be in [2, 1024]")
@@ -166,6 +177,7 @@ def assert_last_line_error(result: subprocess.CompletedProcess, *phrases: str) -
 TINY_FIT = ["--size", "8", "--hidden", "8", "--layers", "1", "--steps", "5", "--device", "cpu"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "program, arguments",
     [
@@ -181,6 +193,7 @@ def test_a_diverging_fit_stops_with_exit_2_and_reports_no_result(tmp_path, progr
     assert not (tmp_path / "out" / "results.json").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "program, arguments",
     [
@@ -196,6 +209,7 @@ def test_a_fit_too_large_for_memory_is_refused_before_anything_is_written(tmp_pa
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_a_fit_never_writes_into_a_training_run_or_another_programs_output(tmp_path):
     save_checkpoint({"model": {}, "step": 1, "config": {}}, tmp_path / "run" / "checkpoint.pt")
     (tmp_path / "sdf").mkdir()
@@ -208,12 +222,43 @@ def test_a_fit_never_writes_into_a_training_run_or_another_programs_output(tmp_p
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
 
 
+@pytest.mark.slow
 def test_dataset_check_fails_when_a_split_it_checks_is_unusable(tmp_path, celeba_root):
     empty = run("datasets/check.py", "--data.root", str(tmp_path))
     assert_last_line_error(empty, "3 of 3 splits unusable (train, val, test): fix the root")
-    partial = run("datasets/check.py", "--data.root", str(celeba_root))  # the shared copy has no test split
-    assert_last_line_error(partial, "(test)", "--splits train val")
-    assert run("datasets/check.py", "--data.root", str(celeba_root), "--splits", "train", "val").returncode == 0
+    named = run("datasets/check.py", "--data.root", str(celeba_root), "--splits", "val", "test")  # must be usable
+    assert_last_line_error(named, "1 of 2 splits unusable (test)", "--splits val")
+
+
+def test_dataset_check_names_an_absent_split_without_failing(celeba_root):
+    partial = run("datasets/check.py", "--data.root", str(celeba_root))  # the README's: the shared copy has no test
+    assert partial.returncode == 0, partial.stderr[-3000:]
+    lines = partial.stdout.strip().splitlines()
+    assert lines[0].startswith("train: 4560 images (3, 32, 32)") and lines[1].startswith("  val: 780 images")
+    assert lines[2].startswith(" test: unavailable:")
+    assert lines[-1] == "absent or unusable here: test (above); train on train, hold out val (data.eval_split)"
+
+
+@pytest.mark.slow
+def test_dataset_check_reads_ucr_series(ucr_root):
+    result = run("datasets/check.py", "--data.dataset", "ucr", "--data.root", ucr_root, "--data.image_size", "128")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith("train: 200 series (1, 128)") and lines[1].startswith(" test: 242 series (1, 128)")
+
+
+def test_dataset_check_explains_every_option():
+    result = run("datasets/check.py", "--help")
+    assert result.returncode == 0, result.stderr[-3000:]
+    options = " ".join(result.stdout.partition("options:")[2].split())  # unwrapped
+    for option, phrase in [
+        ("--data.dataset {celeba,cifar10,folder,ucr}", "the layout of data.root"),
+        ("--data.root DATA_ROOT", "the dataset's folder"),
+        ("--data.image_size IMAGE_SIZE", "side in pixels"),
+        ("--data.download", "CIFAR-10 only"),
+        ("--splits SPLITS [SPLITS ...]", "the splits that must be usable"),
+    ]:
+        assert re.search(rf"{re.escape(option)} {re.escape(phrase)}", options), (option, options)
 
 
 PROGRAMS = sorted(
@@ -246,3 +291,10 @@ def test_once_main_runs_ctrl_c_is_a_keyboard_interrupt_again(capsys):
         signal.raise_signal(signal.SIGINT)
     assert exit_info.value.code == 130 and capsys.readouterr().err == "interrupted\n"
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+@pytest.mark.parametrize("tool", ["datasets/check.py", "datasets/pack.py"])
+def test_dataset_tools_take_no_device_option(tool):
+    """They read and write files only: a --device option would promise computing that does not happen."""
+    result = subprocess.run([sys.executable, tool, "--help"], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0 and "--device" not in result.stdout

@@ -20,6 +20,7 @@ def test_the_readme_has_python_blocks():
     assert len(BLOCKS) >= 2
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("index", range(len(BLOCKS)))
 def test_each_python_block_runs_from_any_folder_and_writes_its_result(index, celeba_root, tmp_path):
     result = subprocess.run(
@@ -59,18 +60,44 @@ def test_the_results_behind_the_readmes_link_are_the_pretrained_runs_numbers():
         assert shown == [f"{results[setting][method]['psnr']:.2f}" for setting in ("10", "100", "1000", "top_half")]
 
 
-def test_the_readmes_series_table_is_the_pretrained_series_runs_numbers():
-    """The OSULeaf table in the README (observed samples pasted) is ``pretrained/osuleaf``'s recorded evaluation."""
-    results = json.loads((REPO / "pretrained" / "osuleaf" / "eval" / "metrics.json").read_text())["results"]
+@pytest.mark.parametrize(
+    ("run", "heading", "settings", "rows"),
+    [
+        (
+            "osuleaf",
+            "| PSNR (dB), all samples, observed pasted",
+            ("1", "13", "125", "first_half"),
+            [
+                ("HyperSiren", "hypersiren_pasted"),
+                ("Ablation: same U-Net, cell head", "pixel_unet_pasted"),
+                ("Gaussian conditional mean (PCA of the training series)", "gaussian"),
+                ("Mean of the nearest training series", "neighbours"),
+                ("Mean training series", "mean_image"),
+                ("Nearest sample", "nearest"),
+                ("Periodic linear (np.interp over the period: outlines are closed)", "periodic"),
+                ("Cubic spline (scipy `CubicSpline`, natural)", "cubic"),
+            ],
+        ),
+        (
+            "celeba32",
+            "| PSNR (dB), 780 held-out faces, observed pasted",
+            ("10", "100", "1000", "top_half"),
+            [
+                ("HyperSiren", "hypersiren_pasted"),
+                ("Ablation: same U-Net, pixel head", "pixel_unet_pasted"),
+                ("Gaussian conditional mean (PCA of the training faces)", "gaussian"),
+                ("Mean of the nearest training faces", "neighbours"),
+                ("Biharmonic (scikit-image `inpaint_biharmonic`)", "biharmonic"),
+            ],
+        ),
+    ],
+)
+def test_the_readmes_tables_are_the_pretrained_runs_numbers(run, heading, settings, rows):
+    """The README's tables (observed points pasted) are the pretrained runs' recorded evaluations, data-driven
+    baselines included."""
+    results = json.loads((REPO / "pretrained" / run / "eval" / "metrics.json").read_text())["results"]
     text = (REPO / "README.md").read_text()
-    table = text[text.index("| PSNR (dB), all samples, observed pasted") :].split("\n\n")[0].splitlines()
-    rows = {line.split("|")[1].strip(): [cell.strip(" *") for cell in line.split("|")[2:6]] for line in table[2:]}
-    settings = ("1", "13", "125", "first_half")
-    for label, method in [
-        ("HyperSiren", "hypersiren_pasted"),
-        ("Ablation: same U-Net, cell head", "pixel_unet_pasted"),
-        ("Mean training series", "mean_image"),
-        ("Nearest sample", "nearest"),
-        ("Cubic spline (scipy `CubicSpline`, natural)", "cubic"),
-    ]:
-        assert rows[label] == [f"{results[setting][method]['psnr']:.2f}" for setting in settings], label
+    table = text[text.index(heading) :].split("\n\n")[0].splitlines()
+    shown = {line.split("|")[1].strip(): [cell.strip(" *") for cell in line.split("|")[2:6]] for line in table[2:]}
+    for label, method in rows:
+        assert shown[label] == [f"{results[setting][method]['psnr']:.2f}" for setting in settings], label

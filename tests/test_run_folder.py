@@ -2,6 +2,7 @@
 
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from hypersiren.across.model import HyperSiren
 from hypersiren.across.run_folder import (
     LOCK,
     RunFolder,
+    StopSignals,
     checkpoint_state,
     logged_until,
     program_command,
@@ -206,3 +208,75 @@ def test_a_hand_edit_to_config_json_is_named_rather_than_ignored(tmp_path, confi
     write_json(config.to_dict(), tmp_path / "config.json")
     load_run(tmp_path)
     assert capsys.readouterr().err == ""  # a faithful copy: nothing to say
+
+
+def test_a_start_that_fails_leaves_the_folder_as_it_found_it(tmp_path):
+    new = RunFolder(tmp_path / "runs" / "new")
+    new.claim(stamp=None)
+    new.abandon()  # e.g. the data root held no dataset
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "empty").mkdir()
+    empty = RunFolder(tmp_path / "empty")
+    empty.claim(stamp=None)
+    empty.abandon()
+    assert list((tmp_path / "empty").iterdir()) == []
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / LOCK).touch()  # an earlier run's
+    again = RunFolder(tmp_path / "run")
+    again.claim(stamp=None)
+    again.abandon()
+    assert (tmp_path / "run" / LOCK).is_file()
+    RunFolder(tmp_path / "run").claim(stamp=None)  # the lock was released too
+
+
+def test_a_started_run_is_not_undone(tmp_path, config):
+    run = RunFolder(tmp_path / "run")
+    run.claim(stamp=None)
+    run.start(config, step=0)
+    run.abandon()  # what a failure after the start would do: the folder is a run now
+    assert (tmp_path / "run" / LOCK).is_file() and (tmp_path / "run" / "config.json").is_file()
+
+
+def test_starting_over_keeps_the_old_history_and_says_so(tmp_path, config, capsys):
+    (tmp_path / "history.jsonl").write_text('{"step": 128, "loss": 0.5}\n')  # a run killed before any checkpoint
+    (tmp_path / "history.1.jsonl").write_text("an earlier one\n")
+    RunFolder(tmp_path).start(config, step=0)
+    assert f"{tmp_path} holds no checkpoint, so the run starts over" in capsys.readouterr().out
+    assert (tmp_path / "history.2.jsonl").read_text() == '{"step": 128, "loss": 0.5}\n'
+    assert (tmp_path / "history.1.jsonl").read_text() == "an earlier one\n"
+    assert (tmp_path / "history.jsonl").read_text() == ""
+    RunFolder(tmp_path).start(config, step=0)  # an empty history: nothing to keep, nothing said
+    assert capsys.readouterr().out == "" and not (tmp_path / "history.3.jsonl").exists()
+
+
+def test_a_stopped_run_saves_the_step_it_reached(tmp_path, config, model_and_optimizer):
+    run = RunFolder(tmp_path)
+    run.stopped(0, *model_and_optimizer, config)  # no step taken: nothing to save
+    assert not run.checkpoint.exists()
+    run.stopped(3, *model_and_optimizer, config)  # between checkpoint steps (every 2)
+    assert load_checkpoint(run.checkpoint)["step"] == 3 and run.saved_step == 3
+
+
+def test_sigterm_and_ctrl_c_end_the_step_under_way_and_a_second_one_stops_at_once():
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with StopSignals() as stop:
+        signal.raise_signal(signal.SIGTERM)  # noted, not raised: the loop ends its step first
+        assert stop.received == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_a_preset_named_on_resume_is_said_to_be_ignored(tmp_path, config, model_and_optimizer, capsys):
+    state = checkpoint_state(*model_and_optimizer, step=3, config=config)
+    preset = RunConfig.from_dict(config.to_dict())
+    preset.train.lr = 0.5  # the one field where the preset differs from the run
+    RunFolder(tmp_path).config(preset, overrides={}, state=state)  # no --config given: nothing to say
+    assert capsys.readouterr().err == ""
+    resumed = RunFolder(tmp_path).config(preset, overrides={}, state=state, given_preset="train/paper.toml")
+    warning = capsys.readouterr().err.strip()
+    assert resumed.train.lr == config.train.lr  # the checkpoint's config, as before
+    assert warning.startswith("warning: --config train/paper.toml is not read on resume") and "\n" not in warning
+    assert "(the preset differs in train.lr)" in warning
+    RunFolder(tmp_path).config(preset, overrides={"train.lr": 0.5}, state=state, given_preset="train/paper.toml")
+    assert "(which the preset matches)" in capsys.readouterr().err  # train.lr given now: it applies

@@ -98,7 +98,7 @@ def test_classical_fills_reproduce_a_linear_signal_inside_the_observed_hull(dims
 
 
 def test_each_dimension_has_its_classical_fills_each_with_a_table_row():
-    assert set(CLASSICAL_FILLS[1]) == {"nearest", "linear", "cubic"}
+    assert set(CLASSICAL_FILLS[1]) == {"nearest", "linear", "periodic", "cubic"}
     assert set(CLASSICAL_FILLS[2]) == {"nearest", "linear", "biharmonic"}
     assert set(CLASSICAL_FILLS[3]) == {"nearest", "linear", "rbf"}
     assert all(list(CLASSICAL_METHODS[dims]) == list(CLASSICAL_FILLS[dims]) for dims in (1, 2, 3))
@@ -112,10 +112,10 @@ def test_one_loop_scores_inpainting_and_series_rows_alike():
     model = HyperSiren(ModelConfig(channels=1, dims=1, **TINY)).eval()
     signals = smooth_signals(6, (32,))
     results = evaluate_inpainting(model, signals, mean_image=None, settings=("3", "full"), batch_size=4)
-    assert set(results["3"]) == {"hypersiren", "hypersiren_pasted", "nearest", "linear", "cubic"}
+    assert set(results["3"]) == {"hypersiren", "hypersiren_pasted", "nearest", "linear", "periodic", "cubic"}
     assert results["full"]["nearest"]["psnr"] is None and results["full"]["hypersiren"]["psnr_unobserved"] is None
 
-    def linear_only(signal: Tensor, mask: Tensor, rows: slice) -> dict[str, tuple[Tensor, Tensor]]:
+    def linear_only(signal: Tensor, mask: Tensor, rows: slice, setting: str) -> dict[str, tuple[Tensor, Tensor]]:
         return {"linear": (classical_fill("linear", signal, mask), signal)}
 
     again = mean_psnrs(signals, ("3",), linear_only, device="cpu", batch_size=5)
@@ -126,3 +126,14 @@ def test_float_images_in_the_wrong_range_are_refused():
     model = HyperSiren(ModelConfig(channels=1, dims=1, **TINY)).eval()
     with pytest.raises(TypeError, match=r"uint8 images in \[0, 255\] or float series"):
         evaluate_inpainting(model, torch.rand(2, 1, 16) * 255, mean_image=None)
+
+
+def test_periodic_fill_interpolates_across_the_ends_of_a_closed_curve():
+    signal = torch.zeros(1, 1, 8, dtype=torch.float64)
+    signal[0, 0, 6] = 1.0
+    mask = torch.zeros(1, 1, 8, dtype=torch.bool)
+    mask[0, 0, [1, 6]] = True
+    filled = classical_fill("periodic", signal, mask)[0, 0]
+    # from sample 6 (1.0) on to sample 1 + 8 (0.0): samples 7 and 0 lie 1/3 and 2/3 of the way
+    torch.testing.assert_close(filled[[7, 0]], torch.tensor([2 / 3, 1 / 3], dtype=torch.float64))
+    torch.testing.assert_close(filled[3], torch.tensor(0.4, dtype=torch.float64))  # inside: plain linear

@@ -78,6 +78,7 @@ def test_a_finite_step_updates_exactly_as_the_plain_loop_does(config):
         assert torch.equal(value, expected), name
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(
     shutil.which("g++") is None and shutil.which("c++") is None, reason="torch.compile needs a C++ compiler on the CPU"
 )

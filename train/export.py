@@ -10,6 +10,8 @@ already holds a checkpoint is refused unless --replace is given; the run's own f
 import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
 
 # isort: split
+import shlex
+
 from hypersiren.across.checkpoint import export_run
 from hypersiren.cli import exits_cleanly, program
 
@@ -32,7 +34,7 @@ def main() -> None:
     exported = export_run(args.run, args.out, data_root=args.data_root, replace=args.replace)
     print(
         f"wrote {exported} ({exported.stat().st_size / 2**20:.1f} MiB); evaluate it: "
-        f"python eval/evaluate.py --run {args.out}"
+        f"python eval/evaluate.py --run {shlex.quote(args.out)}"  # a command to paste: a space or quote is the shell's
     )
 
 

@@ -9,7 +9,9 @@ Every config field is an option, ``--section.field VALUE`` (see --help). Rerunni
 from the resumed step on (--train.lr, --train.grad_clip, --train.max_steps, ...), except
 --model.* ones, which are refused: the checkpoint's weights are that model. A training ends by printing
 its held-out PSNR beside the best classical fill, where its files are and the commands to run next;
-Ctrl-C ends it with one line: the step reached, the checkpoint on disk and the command that resumes.
+Ctrl-C or SIGTERM (kill, a scheduler's time limit) ends it after the step under way, saved as a checkpoint, with one
+line: the step reached, the checkpoint on disk and the command that resumes (a second Ctrl-C stops at once).
+A start that fails (a bad data root, an unknown dataset) leaves --out as it found it.
 Before anything is written, a run whose step would not fit in memory (memory.training_bytes) is refused.
 """
 
@@ -21,6 +23,7 @@ import dataclasses
 import math
 import os
 import shlex
+import signal
 import sys
 import time
 from pathlib import Path
@@ -38,9 +41,9 @@ from hypersiren.across.checkpoint import checkpoint_config, load_checkpoint, run
 from hypersiren.across.config import RunConfig, learning_rate
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import ShuffledBatches, load_images, model_space, recipe_batch
-from hypersiren.across.evaluation import METHODS, evaluate_inpainting, seeded_masks
+from hypersiren.across.evaluation import METHODS, evaluate_inpainting, fit_data_priors, seeded_masks
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.run_folder import RunFolder, program_command, resume_message
+from hypersiren.across.run_folder import RunFolder, StopSignals, program_command, resume_message
 from hypersiren.across.training import (
     FiniteWatch,
     compiled,
@@ -76,36 +79,52 @@ def parse_args() -> tuple[argparse.Namespace, RunConfig]:
     return parser.parse_args(), preset
 
 
+def given_preset() -> str | None:
+    """The --config the command line names, None where it names none (``args.config`` then holds the default):
+    a resumed run does not read it, and says so."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--config", help="the preset, as add_config_options reads it")
+    return parser.parse_known_args()[0].config
+
+
 @exits_cleanly()
 def main() -> None:
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill or a scheduler stops a run as Ctrl-C does
     args, preset = parse_args()
     run = RunFolder(args.out, write=os.environ.get("RANK", "0") == "0")  # the main process writes the folder
     stamp = run.checkpoint_stamp()
     state = load_checkpoint(run.checkpoint) if stamp else None  # the weights, optimizer and config to resume
-    config = run.config(preset, overrides=config_overrides(args), state=state)  # validated, before any write
+    config = run.config(preset, overrides=config_overrides(args), state=state, given_preset=given_preset())
     if run.finished(state, max_steps=config.train.max_steps):
         return  # before decoding a dataset for nothing
     require_training_memory(config, device=args.device, processes=int(os.environ.get("WORLD_SIZE", "1")))
     if run.write:
         run.claim(stamp)  # held until this process ends
     distributed = "WORLD_SIZE" in os.environ
-    if distributed:
-        dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
-    device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if args.device == "cuda" else args.device)
-    images = load_training_images(config, device)
-    set_tf32(config.train.tf32)
-    torch.manual_seed(config.train.seed)
-    model = run_model(config).to(device)  # its held-out table is evaluate.py's
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)
-    step = run.restore(model, optimizer, state, lr=config.train.lr) if state else 0
-    if state and run.write:
-        print(resume_message(run.path, step, saved=checkpoint_config(state, run.checkpoint), config=config))
-    del state  # its tensors are in the model and optimizer now: no second copy for the whole run
-    run.start(config, step)
+    try:  # until the run starts, a failure (a bad data root, Ctrl-C while decoding) leaves --out as it was
+        if distributed:
+            dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
+        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if args.device == "cuda" else args.device)
+        images = load_training_images(config, device)
+        set_tf32(config.train.tf32)
+        torch.manual_seed(config.train.seed)
+        model = run_model(config).to(device)  # its held-out table is evaluate.py's
+        if config.model.prior_components and not state:  # fitted once; a resumed run's is in its checkpoint
+            model.fit_prior(model_space(images.train))
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr, fused=True)
+        step = run.restore(model, optimizer, state, lr=config.train.lr) if state else 0
+        if state and run.write:
+            print(resume_message(run.path, step, saved=checkpoint_config(state, run.checkpoint), config=config))
+        del state  # its tensors are in the model and optimizer now: no second copy for the whole run
+        run.start(config, step)
+    except BaseException:
+        run.abandon()
+        raise
     writer = SummaryWriter(run.path / "tensorboard") if run.write else None
     progress = tqdm(total=config.train.max_steps, initial=step, desc="training", disable=not run.write, unit="step")
     try:
-        train(run, config, model, optimizer, step, images, writer, progress)
+        with StopSignals() as stop:
+            train(run, config, model, optimizer, step, images, writer, progress, stop)
     except KeyboardInterrupt:
         progress.close()  # so that the message is the last line on the terminal
         if run.write:
@@ -116,8 +135,10 @@ def main() -> None:
         dist.destroy_process_group()
     if run.write:
         writer.close()
-        print(f"\nScoring {len(images.eval)} held-out images at each context setting, beside the classical fills:")
-        print(end_summary(model, eval_images=images.eval, run_dir=run.path, config=config))
+        print(
+            f"\nScoring {len(images.eval)} held-out images at each setting, beside the classical and data-driven fills:"
+        )
+        print(end_summary(model, eval_images=images.eval, train_images=images.train, run_dir=run.path, config=config))
         run.release()
 
 
@@ -153,11 +174,13 @@ def train(
     images: TrainingImages,
     writer: SummaryWriter | None,
     progress: tqdm,
+    stop: StopSignals,
 ) -> None:
     """Train from ``step`` to ``train.max_steps``, logging, checkpointing and showing held-out images on the way.
 
     Between those steps the loop never waits on the device (``training``): a non-finite step is skipped
     there and reported at the next step that reads from the device anyway, before anything is logged or saved.
+    A ``stop`` signal ends the loop after the step under way, which is saved; then KeyboardInterrupt, as Ctrl-C.
     """
     distributed = dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
@@ -168,7 +191,7 @@ def train(
     autocast, watch = precision(config.train, device), FiniteWatch(device)
     shard = slice(rank * (config.train.batch_size // world), (rank + 1) * (config.train.batch_size // world))
     throughput = Throughput(config.train.batch_size, step)
-    while step < config.train.max_steps:
+    while step < config.train.max_steps and stop.received is None:
         batch = recipe_batch(config.train, images.train, batches, step, fine_images=images.fine, shard=shard)
         for group in optimizer.param_groups:  # a function of the step, so a resumed run continues the schedule
             group["lr"] = learning_rate(config.train, step)
@@ -197,6 +220,10 @@ def train(
         if run.write and imaged:
             log_held_out(model, images.eval, writer, step)
         run.stepped(step, model, optimizer, config)
+    if stop.received is not None and step < config.train.max_steps:
+        stop_if_diverged(run, watch, config, progress)  # weights that just gave a non-finite loss are not saved
+        run.stopped(step, model, optimizer, config)
+        raise KeyboardInterrupt
 
 
 class Throughput:
@@ -271,26 +298,32 @@ def log_held_out(model: HyperSiren, images: torch.Tensor, writer: SummaryWriter,
     model.train()
 
 
-def end_summary(model: HyperSiren, eval_images: torch.Tensor, run_dir: Path, config: RunConfig) -> str:
-    """The last lines of a training: how it inpaints held-out images beside the best classical fill (the bar it
-    must clear, so the run ends with an answer rather than a loss), where its files are, and what to run next.
+def end_summary(
+    model: HyperSiren, eval_images: torch.Tensor, train_images: torch.Tensor, run_dir: Path, config: RunConfig
+) -> str:
+    """The last lines of a training: how it inpaints held-out images beside the best classical fill and the best
+    data-driven prior of the training split (the bars it must clear, so the run ends with an answer rather than a
+    loss), where its files are, and what to run next.
 
     ``eval_images``: uint8 ``(N, C, H, W)`` or float series ``(N, 1, T)``; the masks are eval/evaluate.py's (seed 0).
     """
     model.eval()
     settings = protocol_settings(eval_images.shape[2:])[:-1]  # "full" has nothing to fill
-    results = evaluate_inpainting(model=model, images=eval_images, mean_image=None, settings=settings, progress=True)
-    ours, classical = {"PSNR (dB)": METHODS["hypersiren_pasted"]}, {"PSNR (dB)": "best classical fill"}
+    priors = fit_data_priors(train_images.cpu(), settings).to(eval_images.device)
+    results = evaluate_inpainting(model, eval_images, mean_image=None, settings=settings, progress=True, priors=priors)
+    ours = {"PSNR (dB)": METHODS["hypersiren_pasted"]}
+    classical, data_driven = {"PSNR (dB)": "best classical fill"}, {"PSNR (dB)": "best data-driven prior"}
     for setting, scores in results.items():  # scores: {method: {"psnr": mean dB, ...}}
-        best = max(CLASSICAL_FILLS[eval_images.dim() - 2], key=lambda fill: scores[fill]["psnr"])
         ours[setting] = f"{scores['hypersiren_pasted']['psnr']:.2f}"
-        classical[setting] = f"{scores[best]['psnr']:.2f} ({best})"
+        for row, methods in ((classical, CLASSICAL_FILLS[eval_images.dim() - 2]), (data_driven, priors.METHODS)):
+            best = max(methods, key=lambda method: scores[method]["psnr"])
+            row[setting] = f"{scores[best]['psnr']:.2f} ({best})"
     run = str(run_dir)
     return "\n".join(
         [
             f"\nHeld-out inpainting of {len(eval_images)} {config.data.eval_split} "
             f"{'images' if config.model.dims == 2 else 'series'} (eval/evaluate.py's masks):",
-            markdown_table([ours, classical]),
+            markdown_table([ours, data_driven, classical]),
             f"\ncheckpoint: {run_dir / 'checkpoint.pt'} (step {config.train.max_steps})",
             f"TensorBoard: tensorboard --logdir {shlex.quote(str(run_dir / 'tensorboard'))}",
             "next:",

@@ -4,7 +4,8 @@ Each fill takes a signal ``(B, C, *S)`` in [-1, 1] and a bool mask ``(B, 1, *S)`
 ``(B, C, *S)`` with the observed points kept. The interpolators are scipy's and scikit-image's own: the
 comparison is with what users would call, in the signal's dimension (``CLASSICAL_FILLS[dims]``):
 
-- series: nearest, linear (``np.interp``) and a cubic spline (scipy ``CubicSpline``, natural ends);
+- series: nearest, linear (``np.interp``), periodic linear (``np.interp`` with the series' period: outlines are
+  closed curves) and a cubic spline (scipy ``CubicSpline``, natural ends);
 - images: nearest and linear (scipy ``griddata``) and biharmonic (scikit-image ``inpaint_biharmonic``);
 - volumes: nearest and linear (``griddata``) and a thin-plate RBF (scipy ``RBFInterpolator``).
 
@@ -61,6 +62,8 @@ def _series_fill(method: str) -> Fill:
         if method == "nearest" or len(times) < 2:
             nearest = np.abs(everywhere[:, None] - times[None, :]).argmin(axis=1)  # ties: the earlier sample
             return values[nearest]
+        if method == "periodic":  # a closed curve (an outline): the last sample's neighbour is the first
+            return np.stack([np.interp(everywhere, times, channel, period=len(mask)) for channel in values.T], axis=1)
         inside = np.clip(everywhere, times[0], times[-1])  # beyond the hull: the end value held
         if method == "linear" or len(times) < 3:
             return np.stack([np.interp(inside, times, channel) for channel in values.T], axis=1)
@@ -85,7 +88,12 @@ def _thin_plate(volume: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 CLASSICAL_FILLS: dict[int, dict[str, Fill]] = {
-    1: {"nearest": _series_fill("nearest"), "linear": _series_fill("linear"), "cubic": _series_fill("cubic")},
+    1: {
+        "nearest": _series_fill("nearest"),
+        "linear": _series_fill("linear"),
+        "periodic": _series_fill("periodic"),
+        "cubic": _series_fill("cubic"),
+    },
     2: {"nearest": _scattered_fill("nearest"), "linear": _scattered_fill("linear"), "biharmonic": _biharmonic},
     3: {"nearest": _scattered_fill("nearest"), "linear": _scattered_fill("linear"), "rbf": _thin_plate},
 }

@@ -49,6 +49,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     a tensor holding NaN or inf is refused, naming it.
     """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        what = "a folder" if path.is_dir() else "not a regular file"
+        raise CheckpointError(f"{path} is {what}, not a checkpoint file: move it aside, or fix the path")
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}: train first (train/train.py --out RUN_DIR) or fix the path")
     require_memory(  # loading holds every tensor of the file in memory at once

@@ -53,6 +53,12 @@ FIELD_HELP = {
     "model.omega": "the SIREN's frequency scale ω₀ (sin(ω₀·Wx + b)); 30 is the paper's",
     "model.hyper_hidden_features": "width of the hypernetwork's hidden layers",
     "model.hyper_hidden_layers": "hidden layers of the hypernetwork",
+    "model.prior_components": "principal components of a Gaussian (PCA) prior fitted to the training split before "
+    "the first step; its conditional mean given the observed points is an encoder input and the decoder's starting "
+    "guess (unet only; 0: none)",
+    "model.prior_size": "side of the grid the prior is of: data.image_size (0 without a prior)",
+    "model.bounded_codes": "tanh on the local codes (unet), which shift the SIREN's sine arguments: unbounded, "
+    "they can grow until training diverges",
     "data.dataset": "the layout of data.root: celeba (img_align_celeba + list_eval_partition.txt), cifar10, ucr (a "
     "UCR time-series dataset: data.root is its name, e.g. OSULeaf, or its folder of .ts files), or a "
     "folder of images (train/ and val/ subfolders); see datasets/README.md",
@@ -81,7 +87,7 @@ FIELD_HELP = {
     "PSNR scale, so negative) plus the observed pixels' MSE",
     "train.latent_weight": "weight of the global codes' L2 penalty in the loss (the paper's 0.1)",
     "train.params_weight": "weight of the generated SIREN parameters' L2 penalty in the loss (the paper's 100)",
-    "train.grad_clip": "clip the gradient's global norm to this",
+    "train.grad_clip": "clip the gradient's global norm to this (a finite number > 0; a large one barely clips)",
     "train.seed": "seed of the weights, batches and training masks: the same seed gives the same run",
     "train.amp": "bf16 autocast for encoder and hypernetwork on CUDA (the SIREN stays fp32); ignored on CPU",
     "train.compile": "torch.compile mode of the model on any device (reduce-overhead: with CUDA graphs; off: eager)",
@@ -151,7 +157,13 @@ class RunConfig:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no config at {path}: pass a preset such as train/default.toml")
-        text = path.read_text()
+        try:  # TOML and JSON files are UTF-8 by their specifications, whatever this machine's locale
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ConfigError(
+                f"{path} is not UTF-8 text (byte {error.object[error.start]:#04x} at offset {error.start}): "
+                "save it as UTF-8"
+            ) from None
         try:
             values = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
         except ValueError as error:  # both decoders' errors are ValueErrors
@@ -167,10 +179,13 @@ class RunConfig:
         return typing.get_type_hints(type(section))[name]
 
     def set(self, key: str, value: Any) -> None:
-        """Set ``section.field`` to ``value`` as it is (``validate`` checks its type)."""
+        """Set ``section.field`` to ``value`` as it is (``validate`` checks its type). ``model.prior_size`` follows
+        ``data.image_size`` (a prior is of the training grid): ``--data.image_size 64`` moves both."""
         self.field_type(key)
         section, _, name = key.partition(".")
         setattr(getattr(self, section), name, value)
+        if key in ("data.image_size", "model.prior_components") and self.model.prior_components:
+            self.model.prior_size = self.data.image_size
 
     def update(self, values: dict[str, Any]) -> "RunConfig":
         """Set each ``section.field`` of ``values`` (the command line's options, already typed)."""
@@ -204,7 +219,7 @@ class RunConfig:
         ]
         if not problems:  # the checks across fields assume each field is well typed
             checks = [_context_problem(self.train, self.grid), *model_problems(self.model)]
-            checks += [_points_problem(self), _split_problem(self.data), _signal_problem(self)]
+            checks += [_points_problem(self), _split_problem(self.data), _signal_problem(self), _prior_problem(self)]
             problems = [problem for problem in checks if problem]
             if not problems:  # counting parameters builds the model, which needs a consistent config
                 problems = [problem for problem in (_size_problem(self.model),) if problem]
@@ -215,6 +230,19 @@ class RunConfig:
     def save(self, path: str | Path) -> None:
         """Validate, then write atomically: a crash or full disk leaves the previous config.json whole."""
         write_json(self.validate().to_dict(), path)
+
+
+def _prior_problem(config: RunConfig) -> str | None:
+    """The prior is of the training grid, with fewer components than the grid has values."""
+    model, size = config.model, config.data.image_size
+    if not model.prior_components:
+        return None
+    if model.prior_size != size:
+        return f"model.prior_size={model.prior_size} must be data.image_size={size}: the prior is of the training grid"
+    values = model.channels * size**model.dims
+    if model.prior_components >= values:
+        return f"model.prior_components={model.prior_components} must be below the {values} values of a signal"
+    return None
 
 
 def validate_data_config(config: DataConfig) -> None:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
+from hypersiren.across.priors import GaussianPrior
 from hypersiren.core.coordinates import cell_centres
 
 CONVOLUTIONS = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -165,6 +166,10 @@ class UNetEncoder(nn.Module):
     every position from the first layer. The last C code channels are the finest
     fill itself (the observed pixel where there is one): the network only has to
     learn a correction to it.
+
+    With a ``prior`` (a ``GaussianPrior`` of the training signals, ``model.prior_components``), its
+    conditional mean is one more input and the value guess in place of the finest fill: the network
+    starts from the best linear answer and learns what a linear prior cannot know.
     """
 
     def __init__(
@@ -175,11 +180,13 @@ class UNetEncoder(nn.Module):
         widths: Sequence[int] = (32, 64, 96, 128),
         fill_levels: int = 6,
         dims: int = 2,
+        prior: GaussianPrior | None = None,
+        bounded_codes: bool = False,
     ):
         super().__init__()
-        self.fill_levels = fill_levels
+        self.fill_levels, self.bounded_codes = fill_levels, bounded_codes
         conv = CONVOLUTIONS[dims]
-        in_channels = fill_levels * (channels + 1)
+        in_channels = fill_levels * (channels + 1) + (channels if prior is not None else 0)
         self.down = nn.ModuleList()
         for index, width in enumerate(widths):
             first = (
@@ -199,10 +206,15 @@ class UNetEncoder(nn.Module):
         )
         self.to_local = conv(widths[0], local_features - channels, 1)
         self.to_latent = nn.Linear(widths[-1], latent_dim)
+        self.prior = prior  # registered last: the parameter order of checkpoints saved without one
 
     def forward(self, image: Tensor, mask: Tensor) -> Latents:
         """``image (B, C, *S)`` in [-1, 1], ``mask (B, 1, *S)`` bool -> ``(B, L)``, local codes ``(B, F, *S)``."""
         fills = pull_push_fill(image, mask, self.fill_levels)
+        guess = fills[-1][:, :-1]  # (B, C, *S): the finest fill
+        if self.prior is not None:
+            guess = self.prior(image, mask)
+            fills.append(guess)
         features = torch.cat(fills, dim=1)
         skips = []
         for stage in self.down:
@@ -211,7 +223,10 @@ class UNetEncoder(nn.Module):
         latent = self.to_latent(spatial_mean(features))
         for stage, skip in zip(reversed(self.up), reversed(skips[:-1])):
             features = stage(torch.cat([upsample(features, size=skip.shape[2:]), skip], dim=1))
-        return Latents(latent, torch.cat([self.to_local(features), fills[-1][:, :-1]], dim=1))
+        codes = self.to_local(features)
+        if self.bounded_codes:  # codes enter the sine's argument: unbounded, they can grow without limit (see model)
+            codes = codes.tanh()
+        return Latents(latent, torch.cat([codes, guess], dim=1))
 
 
 def upsample(features: Tensor, size: Sequence[int]) -> Tensor:

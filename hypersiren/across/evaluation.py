@@ -20,6 +20,7 @@ from hypersiren.across.baseline_fill import classical_fill, mean_image_fill
 from hypersiren.across.context import context_mask, protocol_settings
 from hypersiren.across.data import DataConfig, dataset_root, model_space
 from hypersiren.across.model import HyperSiren
+from hypersiren.across.priors import DataPriors, select_priors
 from hypersiren.core.checks import require_tensor
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_unit_range
@@ -30,6 +31,8 @@ LEARNED_METHODS = {
     "hypersiren": "HyperSiren (raw rendering)",
     "hypersiren_pasted": "HyperSiren, observed pixels pasted",
     "mean_image": "Mean training image",
+    "gaussian": "Gaussian conditional mean (PCA of the training split)",
+    "neighbours": "Mean of the nearest training images",
 }
 ABLATION_LABELS = {
     "pixel_unet": "Ablation: same U-Net, pixel head (raw)",
@@ -43,6 +46,7 @@ CLASSICAL_METHODS = {
     1: {
         "nearest": "Nearest sample",
         "linear": "Linear (np.interp; end values held outside the observed span)",
+        "periodic": "Periodic linear (np.interp over the period: a closed outline)",
         "cubic": "Cubic spline (scipy CubicSpline, natural)",
     },
     2: {
@@ -66,6 +70,7 @@ def method_labels(dims: int) -> dict[str, str]:
         learned = learned | {
             "hypersiren_pasted": "HyperSiren, observed points pasted",
             "mean_image": f"Mean training {word}",
+            "neighbours": f"Mean of the nearest training {word}",
         }
     ablation = (
         ABLATION_LABELS if dims == 2 else {m: label.replace("pixel", "cell") for m, label in ABLATION_LABELS.items()}
@@ -74,7 +79,7 @@ def method_labels(dims: int) -> dict[str, str]:
 
 
 METHODS = method_labels(2)  # the image tables' rows
-Predict = Callable[[Tensor, Tensor, slice], dict[Any, tuple[Tensor, Tensor]]]
+Predict = Callable[[Tensor, Tensor, slice, str], dict[Any, tuple[Tensor, Tensor]]]
 
 
 def seeded_masks(setting: str, count: int, shape: tuple[int, ...], seed: int) -> Tensor:
@@ -97,11 +102,11 @@ def mean_psnrs(
     """The one evaluation loop: mean per-signal PSNR (dB, on [0, 1]) of every row ``predict`` returns, on the
     seeded masks of each setting; the inpainting, any-scale and precision tables are all made by it.
 
-    ``signals (N, C, *S)``: uint8 images or float signals in [-1, 1]. ``predict(signal, mask, rows)`` gets a
-    batch in model space, its masks and its rows of ``signals``, and returns ``{row: (prediction, truth)}``
-    in model space (a truth may be another, e.g. a finer grid's). Returns ``{setting: {row: {metric: dB}}}``
-    with ``METRICS``' two metrics; the unobserved one is None where every point is observed, or where a row's
-    prediction is on another grid than its mask.
+    ``signals (N, C, *S)``: uint8 images or float signals in [-1, 1]. ``predict(signal, mask, rows, setting)``
+    gets a batch in model space, its masks, its rows of ``signals`` and the setting, and returns ``{row:
+    (prediction, truth)}`` in model space (a truth may be another, e.g. a finer grid's). Returns ``{setting: {row:
+    {metric: dB}}}`` with ``METRICS``' two metrics; the unobserved one is None where every point is observed, or
+    where a row's prediction is on another grid than its mask.
     """
     _require_signals(signals, "signals")
     count, _, *grid = signals.shape
@@ -114,7 +119,7 @@ def mean_psnrs(
         for start in range(0, count, batch_size):
             rows = slice(start, start + batch_size)
             signal, mask = model_space(signals[rows].to(device)), masks[rows].to(device)
-            for key, (prediction, truth) in predict(signal, mask, rows).items():
+            for key, (prediction, truth) in predict(signal, mask, rows, setting).items():
                 prediction, truth = to_unit_range(prediction), to_unit_range(truth)
                 unobserved[key] = not full and prediction.shape[2:] == mask.shape[2:]
                 scores = [psnr(prediction, truth).sum()]
@@ -140,8 +145,10 @@ def evaluate_inpainting(
     progress: bool = False,
     ablation: HyperSiren | None = None,
     supersample: int | None = None,
+    priors: DataPriors | None = None,
 ) -> dict[str, dict[str, dict[str, float | None]]]:
-    """Mean per-signal PSNR (dB, on [0, 1]) over all and over unobserved points, beside the classical fills.
+    """Mean per-signal PSNR (dB, on [0, 1]) over all and over unobserved points, beside the classical fills and
+    the data-driven ``priors`` (``priors.DataPriors`` of the training split, with settings for each of ``settings``).
 
     Returns ``{setting: {method: {metric: value}}}``.
 
@@ -155,10 +162,11 @@ def evaluate_inpainting(
     grid = tuple(images.shape[2:])
     classical = CLASSICAL_METHODS[len(grid)]
     left_out = {*(ABLATION_METHODS if ablation is None else ()), *(("mean_image",) if mean_image is None else ())}
+    left_out |= set(DataPriors.METHODS) if priors is None else set()
     listed = [method for method in method_labels(len(grid)) if method not in left_out]
     device = next(model.parameters()).device
 
-    def predict(image: Tensor, mask: Tensor, rows: slice) -> dict[str, tuple[Tensor, Tensor]]:
+    def predict(image: Tensor, mask: Tensor, rows: slice, setting: str) -> dict[str, tuple[Tensor, Tensor]]:
         rendered = {"hypersiren": model.inpaint(image, mask, raw=True, supersample=supersample)}
         if ablation is not None:
             rendered["pixel_unet"] = ablation.inpaint(image, mask, raw=True)
@@ -167,12 +175,25 @@ def evaluate_inpainting(
             predictions |= {f"{method}_pasted": torch.where(mask, image, raw) for method, raw in rendered.items()}
             if mean_image is not None:
                 predictions["mean_image"] = mean_image_fill(mean_image.to(image.device), image, mask)
+            if priors is not None:
+                predictions |= {method: priors.fill(method, setting, image, mask) for method in priors.METHODS}
             predictions |= {method: classical_fill(method, image, mask) for method in classical}
         return {method: (prediction, image) for method, prediction in predictions.items()}
 
     scored = mean_psnrs(images, settings or protocol_settings(grid), predict, device, seed, batch_size, progress)
     empty = dict.fromkeys(METRICS)
     return {setting: {m: rows.get(m, empty) for m in listed} for setting, rows in scored.items()}
+
+
+def fit_data_priors(train: Tensor, settings: tuple[str, ...], seed: int = 0) -> DataPriors:
+    """The Gaussian and nearest-neighbour baselines of ``train (N, C, *S)`` (a training split, uint8 or float), their
+    settings chosen for each of ``settings`` on a fold held out of ``train`` (with masks of another seed than the
+    scored ones): never on the split that is scored."""
+    signals = model_space(train)
+    grid = tuple(signals.shape[2:])
+    sparse = tuple(setting for setting in settings if setting != "full")  # every point observed: nothing to fill
+    choices = select_priors(signals, sparse, lambda setting, count: seeded_masks(setting, count, grid, seed + 7))
+    return DataPriors(signals, choices)
 
 
 def inpainting_table(
@@ -216,6 +237,7 @@ def evaluate_scales(
     seed: int = 0,
     batch_size: int = 32,
     supersample: int | None = None,
+    progress: bool = False,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Arbitrary-scale rendering: mean per-image PSNR (dB, on [0, 1]) against the true larger images.
 
@@ -231,7 +253,9 @@ def evaluate_scales(
 
     fill = "biharmonic" if low.dim() == 4 else "cubic"  # the sparse input's classical completion
 
-    def predict(image: Tensor, mask: Tensor, rows: slice) -> dict[tuple[float, str], tuple[Tensor, Tensor]]:
+    def predict(
+        image: Tensor, mask: Tensor, rows: slice, setting: str
+    ) -> dict[tuple[float, str], tuple[Tensor, Tensor]]:
         own_size = {"hypersiren_bicubic": model.inpaint(image, mask, supersample=supersample)}
         own_size["bicubic"] = image if bool(mask.all()) else classical_fill(fill, image, mask)
         if ablation is not None:
@@ -246,7 +270,7 @@ def evaluate_scales(
         return predictions
 
     settings = settings or scale_settings(low.shape[2:])
-    scored = mean_psnrs(low, settings, predict, device, seed, batch_size, desc="scales")
+    scored = mean_psnrs(low, settings, predict, device, seed, batch_size, progress=progress, desc="any-scale rendering")
     return {
         setting: {
             f"{scale:g}": {method: scores["psnr"] for (at, method), scores in rows.items() if at == scale}
@@ -321,15 +345,17 @@ def _cell(value: float | None, best: float | None) -> str | None:
 
 
 def require_not_fuller(path: Path, measured: dict[str, Any], scales: list[str]) -> None:
-    """``ConfigError`` if the result file ``path`` measured what an evaluation (``measured``: its ``num_images``,
-    ``data_root``, ``seed``, ``ablation``; ``scales``) would lose by replacing it: more images, another data root or
-    seed, an ablation or scales; or if ``path`` is not an evaluation at all (``results.earlier_result``). A run's
-    results must not shrink or change meaning because someone evaluated a subset, e.g. a tracked
-    ``pretrained/*/eval/metrics.json``."""
+    """``ConfigError`` if the result file ``path`` measured what an evaluation (``measured``: its ``run``,
+    ``num_images``, ``data_root``, ``seed``, ``ablation``; ``scales``) would lose by replacing it: another run's
+    results, more images, another data root or seed, an ablation or scales; or if ``path`` is not an evaluation at
+    all (``results.earlier_result``). A run's results must not shrink or change meaning because someone evaluated a
+    subset, e.g. a tracked ``pretrained/*/eval/metrics.json``."""
     saved = earlier_result(path, "results")
     if saved is None:
         return
     lost = []
+    if isinstance(saved.get("run"), str) and not _same_run(saved["run"], measured.get("run")):
+        lost.append(f"the run {saved['run']}, this one {measured.get('run')}")
     if isinstance(saved.get("num_images"), int) and saved["num_images"] > measured["num_images"]:
         lost.append(f"{saved['num_images']} images, this one {measured['num_images']}")
     if isinstance(saved.get("data_root"), str) and _resolved(saved["data_root"]) != _resolved(measured["data_root"]):

@@ -7,10 +7,12 @@ from disk, and indexing it is far faster than any per-item loader, so data loadi
 bounds the training step.
 """
 
+import errno
 import hashlib
 import json
 import shutil
 import sys
+import urllib.error
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,7 +28,7 @@ from tqdm import tqdm
 
 from hypersiren.across import memory
 from hypersiren.errors import DatasetError
-from hypersiren.files import write_atomically
+from hypersiren.files import byte_size, write_atomically
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -154,6 +156,12 @@ def _load_torchvision_cifar10(root: Path, split: str, download: bool) -> Tensor:
         raise DatasetError(
             f"CIFAR-10 under {root} is incomplete or corrupt ({error}); delete it and download again"
         ) from error
+    except (urllib.error.URLError, ConnectionError, TimeoutError) as error:  # offline, or the server is away
+        reason = getattr(error, "reason", None) or error
+        raise DatasetError(
+            f"downloading CIFAR-10 into {root} failed ({reason}): this machine may be offline; pass a local copy "
+            "with --data.root (a folder holding cifar-10-batches-py), or download it where there is a network"
+        ) from None
     return torch.from_numpy(dataset.data).permute(0, 3, 1, 2).contiguous()
 
 
@@ -213,7 +221,7 @@ def _write_decoded(files: list[Path], size: int, path: Path, label: str) -> None
     path.parent.mkdir(parents=True, exist_ok=True)
     needed, free = len(files) * 3 * size * size, shutil.disk_usage(path.parent).free
     if needed > free:
-        raise OSError(28, f"needs {needed / 2**30:.2f} GiB, {free / 2**30:.2f} GiB free", str(path.parent))
+        raise OSError(errno.ENOSPC, f"needs {byte_size(needed)}, {byte_size(free)} free", str(path.parent))
 
     def write(file: IO[bytes]) -> None:
         header = {"descr": "|u1", "fortran_order": False, "shape": (len(files), 3, size, size)}

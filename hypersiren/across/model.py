@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from hypersiren.across.decoders import CellHead, SirenDecoder
 from hypersiren.across.encoders import AVERAGE_POOLS, ConvEncoder, Latents, SetEncoder, UNetEncoder
 from hypersiren.across.memory import inpaint_bytes, require_memory
+from hypersiren.across.priors import GaussianPrior, principal_spectrum
 from hypersiren.across.rules import model_problems
 from hypersiren.core.checks import require_tensor
 from hypersiren.core.coordinates import cell_centres
@@ -22,7 +23,9 @@ GRID_AXES = {1: "T", 2: "H, W", 3: "D, H, W"}  # how shapes are named in message
 
 @dataclass
 class ModelConfig:
-    """The default preset's model (train/default.toml), so ``HyperSiren(ModelConfig())`` is the model users train."""
+    """The default preset's model (train/default.toml), so ``HyperSiren(ModelConfig())`` is the model users train.
+    Fields added since runs were saved default to what those runs did, so that their config.json (which lacks
+    them) still builds the model they trained."""
 
     channels: int = 3  # values per point: 3 for RGB images, 1 for a series or a gray image
     dims: int = 2  # dimensions of the signals' grid: 1 for series, 2 for images, 3 for volumes
@@ -40,6 +43,13 @@ class ModelConfig:
     omega: float = 30.0
     hyper_hidden_features: int = 128
     hyper_hidden_layers: int = 1
+    # A Gaussian (PCA) prior of the training signals ("unet" only; priors.GaussianPrior): its conditional mean given
+    # the observed points is an encoder input and the decoder's starting guess. 0: none (pull-push fill only).
+    prior_components: int = 0
+    prior_size: int = 0  # side of the grid the prior is fitted on: data.image_size (the prior is of one grid)
+    # tanh on the local codes ("unet"): they shift the SIREN's sine arguments, and a run of the series preset with a
+    # prior diverged at step 1950 as its codes grew from 6 to 400 in ten steps (each larger code a larger gradient).
+    bounded_codes: bool = False
 
     @property
     def siren(self) -> SirenConfig:
@@ -78,8 +88,18 @@ class HyperSiren(nn.Module):
         self.supersample = supersample
         widths, dims = config.encoder_widths, config.dims
         if config.encoder == "unet":
+            prior = None
+            if config.prior_components:
+                shape = (config.channels, *[config.prior_size] * dims)
+                prior = GaussianPrior(shape, config.prior_components)
             self.encoder: nn.Module = UNetEncoder(
-                config.channels, config.latent_dim, config.local_features, widths, dims=dims
+                config.channels,
+                config.latent_dim,
+                config.local_features,
+                widths,
+                dims=dims,
+                prior=prior,
+                bounded_codes=config.bounded_codes,
             )
         elif config.encoder == "conv":
             self.encoder = ConvEncoder(config.channels, config.latent_dim, widths, dims=dims)
@@ -92,6 +112,25 @@ class HyperSiren(nn.Module):
             self.decoder = SirenDecoder(
                 config.siren, config.latent_dim, config.hyper_hidden_features, config.hyper_hidden_layers, local
             )
+
+    @property
+    def prior(self) -> GaussianPrior | None:
+        """The Gaussian prior the model was trained with (``config.prior_components``), None without one: users see
+        its completion beside the model's, at no cost (eval/inpaint.py, the demo)."""
+        return getattr(self.encoder, "prior", None)
+
+    def fit_prior(self, signals: Tensor) -> None:
+        """Fit the encoder's Gaussian prior (``config.prior_components``) to the training split ``signals (N, C, *S)``
+        in model space [-1, 1]: once, before the first step; checkpoints keep it with the weights."""
+        prior = self.prior
+        if prior is None:
+            raise ValueError("this model has no prior to fit: set model.prior_components (unet encoder)")
+        if tuple(signals.shape[1:]) != prior.shape:
+            raise ValueError(
+                f"the prior is of signals {prior.shape} (model.prior_size), the training split's are "
+                f"{tuple(signals.shape[1:])}: set model.prior_size to data.image_size"
+            )
+        prior.set_spectrum(principal_spectrum(signals.to(prior.mean.device), prior.scales.numel()))
 
     def encode(self, image: Tensor, mask: Tensor) -> Latents:
         """``image (B, C, *S)`` in [-1, 1], ``mask (B, 1, *S)`` -> the latents of each signal.

@@ -51,6 +51,8 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
         lambda widths: 0 < len(widths) <= MAX_LEVELS and 1 <= min(widths) and max(widths) <= MAX_WIDTH,
         f"a list of 1 to {MAX_LEVELS} widths in [1, {MAX_WIDTH}]",
     ),
+    "model.prior_components": _between(0, MAX_WIDTH),
+    "model.prior_size": _between(0, MAX_IMAGE_SIZE),
     "data.image_size": _between(MIN_IMAGE_SIZE, MAX_IMAGE_SIZE),
     "data.root": ((lambda root: root.strip() != ""), "a folder"),
     "data.train_limit": _at_least(0),
@@ -61,7 +63,7 @@ RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
     "train.max_context": _at_least(1),
     "train.latent_weight": _NON_NEGATIVE,
     "train.params_weight": _NON_NEGATIVE,
-    "train.grad_clip": ((lambda clip: clip > 0), "> 0 (inf: no clipping)"),
+    "train.grad_clip": ((lambda clip: 0 < clip < math.inf), "> 0 and finite (config.json, strict JSON, holds no inf)"),
     "train.log_every": _at_least(1),
     "train.image_every": _at_least(1),
     "train.checkpoint_every": _at_least(1),
@@ -100,6 +102,11 @@ def model_problems(model: Any) -> list[str]:
         )
     if model.decoder == "pixel" and model.encoder != "unet":
         problems.append(f"model.decoder='pixel' needs model.encoder='unet' (its local codes), not {model.encoder!r}")
+    if model.prior_components and (model.encoder != "unet" or model.prior_size < 1):
+        problems.append(
+            f"model.prior_components={model.prior_components} needs model.encoder='unet' (its input and value guess) "
+            "and model.prior_size, the grid's side (data.image_size)"
+        )
     return problems
 
 

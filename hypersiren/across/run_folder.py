@@ -2,7 +2,8 @@
 
     checkpoint.pt    weights, optimizer state, step and config: all a run resumes from
     config.json      a copy of the config for people and tools
-    history.jsonl    one line per logged step; a resumed run rewrites what came after its checkpoint
+    history.jsonl    one line per logged step; a resumed run rewrites what came after its checkpoint, and a run
+                     that starts over (no checkpoint) first keeps the old one as history.N.jsonl, saying so
     train.lock       marks the folder as a run (with checkpoint.pt); the lock a training holds is an flock on
                      the folder itself, so deleting this file, as tidying a finished run would, lets no
                      second training in
@@ -10,6 +11,8 @@
 
 A checkpoint is written only once the next step shows that its weights give a finite loss and
 gradient (the last one excepted), so the checkpoint on disk is always a sound place to resume.
+Ctrl-C and SIGTERM (``StopSignals``) end the step under way, and its weights are saved as the last step's are.
+A start that fails before training (a bad data root, an interrupt while decoding) leaves the folder as it found it.
 Only one process writes (``write=False`` on the others), but every process follows the schedule,
 so that all of them say the same thing if the training diverges.
 """
@@ -18,6 +21,7 @@ import fcntl
 import json
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -49,6 +53,7 @@ class RunFolder:
         self.saved_step: int | None = None  # the step of the checkpoint on disk, for the messages
         self.sound_step: int | None = None  # a checkpoint step, saved once the next step shows its weights finite
         self._lock: int | None = None  # the descriptor of the folder, flocked while this process trains
+        self._claimed: list[Path] = []  # what claim created (folders, then the lock file), until start keeps them
 
     def checkpoint_stamp(self) -> tuple[int, int] | None:
         """(inode, mtime) of the checkpoint, None if there is none: tells whether it was replaced meanwhile.
@@ -70,15 +75,24 @@ class RunFolder:
             return None
         return status.st_ino, status.st_mtime_ns
 
-    def config(self, preset: RunConfig, overrides: dict[str, Any], state: dict[str, Any] | None) -> RunConfig:
+    def config(
+        self,
+        preset: RunConfig,
+        overrides: dict[str, Any],
+        state: dict[str, Any] | None,
+        given_preset: str | None = None,
+    ) -> RunConfig:
         """The validated config of this run: ``preset`` for a new run, the checkpoint ``state``'s own config on
         resume (config.json is only a copy for people and tools), then the command line's ``overrides``
-        (``{"section.field": value}``); a resumed run's model cannot change."""
+        (``{"section.field": value}``); a resumed run's model cannot change. ``given_preset``: the --config
+        the command line named, if it did; on resume it is not read, and the writing process says so."""
         saved = checkpoint_config(state, self.checkpoint) if state else None
         if saved:
             require_resumable(state, saved, self.checkpoint)  # before anything is decoded or built
             if self.write:
                 warn_of_config_edits(self.path, saved, given=set(overrides))
+                if given_preset:
+                    print(ignored_preset_warning(given_preset, preset, saved, given=set(overrides)), file=sys.stderr)
         config = RunConfig.from_dict(saved.to_dict()) if saved else preset
         config.update(overrides)
         if saved:
@@ -104,7 +118,9 @@ class RunFolder:
         --out is refused rather than interleaving checkpoints and history with this one; refuse to go on if the
         checkpoint is no longer the one of ``stamp``. Remove the checkpoint temporaries that killed runs left:
         with the lock held, no one else is writing them."""
+        missing = [folder for folder in (self.path, *self.path.parents) if not folder.exists()]
         self.path.mkdir(parents=True, exist_ok=True)
+        self._claimed = missing[::-1]  # outermost first; abandon removes them innermost first
         # The folder itself is locked, not a file in it: a file can be deleted while held, and a second training
         # would then lock a new file of the same name. A folder cannot be removed and recreated while it is in use.
         lock = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY)
@@ -117,9 +133,11 @@ class RunFolder:
                 "or choose another --out"
             ) from None
         self._lock = lock
+        if not (self.path / LOCK).exists():
+            self._claimed.append(self.path / LOCK)
         (self.path / LOCK).touch()  # marks the folder as a run before anything else is written
         if self.checkpoint_stamp() != stamp:
-            self.release()
+            self.abandon()
             raise ConfigError(f"{self.checkpoint} changed while this run started (another training just ended?): rerun")
         remove_stale_temporaries(self.checkpoint)
 
@@ -128,6 +146,21 @@ class RunFolder:
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
+
+    def abandon(self) -> None:
+        """Undo ``claim`` after a start that failed before ``start`` (a bad data root, an unknown dataset, Ctrl-C
+        while decoding): remove the lock file and the folders it created, if still empty, and release the lock.
+        Otherwise the lock file would make the folder a run that holds nothing, which other programs refuse."""
+        for path in reversed(self._claimed):
+            try:
+                if path.is_dir():
+                    path.rmdir()
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError:  # a folder someone else wrote into meanwhile is theirs: kept
+                pass
+        self._claimed = []
+        self.release()
 
     def restore(self, model: nn.Module, optimizer: torch.optim.Optimizer, state: dict[str, Any], lr: float) -> int:
         """Load a checkpoint's weights and optimizer state (``config`` checked that they fit); return its step.
@@ -143,10 +176,22 @@ class RunFolder:
         return state["step"]
 
     def start(self, config: RunConfig, step: int) -> None:
-        """Save ``config`` (validated by ``config``) beside the run and keep the history logged up to ``step``."""
-        if self.write:
-            write_json(config.to_dict(), self.path / "config.json")
-            write_text(logged_until(self.history, step) if self.saved_step is not None else "", self.history)
+        """Save ``config`` (validated by ``config``) beside the run and keep the history logged up to ``step``.
+
+        A run without a checkpoint starts over: a history there (a run killed before its first checkpoint, or
+        whose checkpoint was deleted) is kept as ``history.N.jsonl`` rather than emptied, and the writing process
+        says so. From here on the folder is the run's, whatever happens next (``abandon`` no longer applies)."""
+        self._claimed = []
+        if not self.write:
+            return
+        write_json(config.to_dict(), self.path / "config.json")
+        if self.saved_step is None and self.history.is_file() and self.history.stat().st_size:
+            number = 1
+            while (self.path / f"history.{number}.jsonl").exists():
+                number += 1
+            kept = self.history.rename(self.path / f"history.{number}.jsonl")
+            print(f"{self.path} holds no checkpoint, so the run starts over; its old history is kept as {kept.name}")
+        write_text(logged_until(self.history, step) if self.saved_step is not None else "", self.history)
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         """Add ``scalars`` of ``step`` to the history."""
@@ -166,6 +211,12 @@ class RunFolder:
             self._save(step, model, optimizer, config)
         elif step % config.train.checkpoint_every == 0:
             self.sound_step = step
+
+    def stopped(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, config: RunConfig) -> None:
+        """Ctrl-C or SIGTERM (``StopSignals``) ended the training after ``step`` steps: they are saved, as the last
+        step is (a run stopped at step 128 of 300 resumes from 128), unless the checkpoint already holds them."""
+        if step > (self.saved_step or 0):
+            self._save(step, model, optimizer, config)
 
     def _save(self, step: int, model: nn.Module, optimizer: torch.optim.Optimizer, config: RunConfig) -> None:
         if self.write:
@@ -212,6 +263,47 @@ class RunFolder:
             f"interrupted at step {step} of {config.train.max_steps}; {self.checkpoint} holds step "
             f"{self.saved_step}. Resume from it with the same command: {command}"
         )
+
+
+class StopSignals:
+    """Ctrl-C (SIGINT) and SIGTERM (``kill``, a scheduler's time limit) while training, as a context manager: the
+    first one is noted (``received``), and the loop ends at the end of the step under way, so the checkpoint then
+    written holds one step's weights and optimizer state, never half an update; a second one stops at once
+    (``KeyboardInterrupt``), for a step that takes too long. Main thread only, as every signal handler."""
+
+    def __init__(self):
+        self.received: int | None = None  # the first signal's number
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "StopSignals":
+        self._previous = {number: signal.signal(number, self._note) for number in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+    def _note(self, number: int, frame: object) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = number
+
+
+def ignored_preset_warning(path: str, preset: RunConfig, saved: RunConfig, given: set[str]) -> str:
+    """The line that says a --config ``path`` (loaded as ``preset``) is not read on resume, with the fields where it
+    differs from ``saved``, the checkpoint's config, other than the options ``given`` now (which do apply)."""
+    differing = [key for key in saved.keys() if key not in given and _field(preset, key) != _field(saved, key)]
+    shown = ", ".join(differing[:4]) + (f" and {len(differing) - 4} more" if len(differing) > 4 else "")
+    how = f"the preset differs in {shown}" if differing else "which the preset matches"
+    return (
+        f"warning: --config {path} is not read on resume: the run goes on with its checkpoint's config ({how}); "
+        "options given now apply from the resumed step (to use the preset, train a new run with another --out)"
+    )
+
+
+def _field(config: RunConfig, key: str) -> Any:
+    section, _, name = key.partition(".")
+    return getattr(getattr(config, section), name)
 
 
 def resume_message(path: Path, step: int, saved: RunConfig, config: RunConfig) -> str:

@@ -77,5 +77,13 @@ def ucr_split(name_or_folder: str, split: str) -> Tensor:
 
 
 def _training_range(name_or_folder: str) -> tuple[float, float]:
+    """The lowest and highest sample of the training split; ``DatasetError`` if they are equal, since the map to
+    [-1, 1] divides by their difference (every series would be NaN, and training would blame its learning rate)."""
     train = ucr_split(name_or_folder, "train")
-    return float(train.min()), float(train.max())
+    low, high = float(train.min()), float(train.max())
+    if low == high:
+        raise DatasetError(
+            f"UCR dataset {name_or_folder!r} train: every sample of every series is {low:g}, and a constant cannot be "
+            "scaled to [-1, 1]: use a dataset whose training series vary"
+        )
+    return low, high

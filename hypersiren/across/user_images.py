@@ -56,6 +56,7 @@ class PhotoCompletion(NamedTuple):
     observed: Tensor  # (1, 1, N, N) bool: the observed pixels at N x N (observed_at)
     hypersiren: Tensor  # the model's rendering at N x N, your pixels kept
     biharmonic: Tensor  # scikit-image's fill at the model's size, bicubic to N x N, your pixels kept
+    gaussian: Tensor | None  # the run's Gaussian prior, made like the biharmonic; None for a run without one
 
 
 @torch.no_grad()
@@ -63,18 +64,24 @@ def complete_photo(model: HyperSiren, photo: Tensor, mask: Tensor, side: int) ->
     """Complete ``photo`` (uint8 ``(C, H, W)``, any size) from the observed pixels ``mask (1, 1, S, S)`` at the
     model's size ``S``, at ``side x side``, beside the classical fill: what eval/inpaint.py and eval/demo.py show.
 
-    Both completions are made the same way at the output size, so that they compare: each method fills the
-    model's S x S input, the classical one is enlarged by bicubic resampling (as a user would enlarge it; the
-    model renders at any size itself), and both keep your photo's own pixels where observed (``keep_observed``).
+    Every completion is made the same way at the output size, so that they compare: each method fills the
+    model's S x S input, the classical one (and the run's Gaussian prior, where it has one) is enlarged by bicubic
+    resampling (as a user would enlarge it; the model renders at any size itself), and all keep your photo's own
+    pixels where observed (``keep_observed``).
     """
     size, device = mask.shape[-1], mask.device
     image = to_model_space(square_resize(photo, size))[None].to(device)
     original = to_model_space(square_resize(photo, side))[None].to(device)
     rendered = model.inpaint(image, mask, size=(side, side))
-    filled = F.interpolate(classical_fill("biharmonic", image, mask), size=(side, side), mode="bicubic")
+
+    def enlarged(filled: Tensor) -> Tensor:
+        bicubic = F.interpolate(filled, size=(side, side), mode="bicubic")
+        return keep_observed(bicubic.clamp(-1.0, 1.0), original, mask)
+
     return PhotoCompletion(
         original=original,
         observed=observed_at(mask, (side, side)),
         hypersiren=keep_observed(rendered, original, mask),
-        biharmonic=keep_observed(filled.clamp(-1.0, 1.0), original, mask),
+        biharmonic=enlarged(classical_fill("biharmonic", image, mask)),
+        gaussian=None if model.prior is None else enlarged(model.prior(image, mask)),
     )
