@@ -40,7 +40,7 @@ from hypersiren.across.evaluation import (
     scales_table,
     seeded_masks,
 )
-from hypersiren.across.model import HyperSiren
+from hypersiren.across.model import MAX_SUPERSAMPLE, HyperSiren
 from hypersiren.across.priors import DataPriors
 from hypersiren.across.series import ucr_split
 from hypersiren.cli import add_run_options, exits_cleanly, float_in, int_in, program
@@ -59,6 +59,7 @@ from hypersiren.results import markdown_table, write_results
 
 SCALES = (2.0, 2.5, 3.0, 4.0)
 LARGEST_TRUTH = 128  # px: larger "truths" would be CelebA's 178 px crops upsampled
+CELEBA_CROP = 178  # px: the side of CelebA's standard centre crop, the finest truth there is
 
 
 def parse_args() -> argparse.Namespace:
@@ -84,8 +85,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--supersample",
         type=int,
-        choices=range(1, 5),
-        metavar="{1..4}",
+        choices=range(1, MAX_SUPERSAMPLE + 1),
+        metavar=f"{{1..{MAX_SUPERSAMPLE}}}",
         help="HyperSiren's pixels as the mean of supersample² points over their area (1: centre points; "
         "default: the run's, 2 where it was trained between pixel centres)",
     )
@@ -109,6 +110,8 @@ def main() -> None:
     images = load_images(data, split, limit=args.limit)
     require_informative(images, source=f"{data.root} ({split})")
     out_dir = Path(args.out or Path(args.run) / "eval")
+    if out_dir.exists() and not out_dir.is_dir():  # before the minutes of evaluation
+        raise ConfigError(f"--out {out_dir} is a file, not a folder: name a folder for the metrics files")
     tag = None if dataset_root(data) == dataset_root(config.data) else root_tag(data.root)
     name = results_name(split, config.data.eval_split, args.limit, args.seed, args.supersample, root_tag=tag)
     measured = {
@@ -161,11 +164,21 @@ def main() -> None:
 
 
 def chosen_scales(asked: list[float] | None, config: RunConfig) -> list[float]:
-    """The render scales to score: those asked, or ``default_scales``; none for CIFAR-10 (32x32 originals)."""
+    """The render scales to score: those asked, or ``default_scales``; none for CIFAR-10 (32x32 originals). An
+    asked scale whose truth would exceed the originals (CelebA's 178 px crops, a series' own samples) is refused:
+    that "truth" would itself be upsampled."""
     if config.data.dataset == "cifar10":
         return []
     dims, size = config.model.dims, config.data.image_size
-    return asked or default_scales(size, original_length(config.data) if dims == 1 else LARGEST_TRUTH, dims == 1)
+    largest = original_length(config.data) if dims == 1 else LARGEST_TRUTH
+    finest = {"celeba": CELEBA_CROP, "ucr": largest}.get(config.data.dataset)
+    too_fine = [scale for scale in asked or [] if finest is not None and round(scale * size) > finest]
+    if too_fine:
+        raise ConfigError(
+            f"--scales {too_fine[0]:g} renders {round(too_fine[0] * size)} px, beyond the {finest} of the originals: "
+            f"its truth would be upsampled; give scales up to {finest / size:.3g}"
+        )
+    return asked or default_scales(size, largest, dims == 1)
 
 
 def priors_table(choices: dict[str, dict[str, dict[str, float]]]) -> str:

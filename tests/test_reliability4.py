@@ -199,3 +199,27 @@ def test_a_constant_training_split_is_refused_by_name(monkeypatch):
     monkeypatch.setattr(series, "ucr_split", lambda name, split: torch.full((4, 1, 16), 2.5))
     with pytest.raises(DatasetError, match=r"'Flat' train: every sample of every series is 2.5.*cannot be scaled"):
         series.load_series("Flat", "test", length=16)
+
+
+def test_inpaint_supersampling_is_bounded_as_the_programs_are():
+    from hypersiren.across.model import MAX_SUPERSAMPLE, ModelConfig
+
+    model = HyperSiren(ModelConfig(latent_dim=8, encoder_widths=[8, 8], local_features=8)).eval()
+    image, mask = torch.zeros(1, 3, 4, 4), torch.ones(1, 1, 4, 4, dtype=torch.bool)
+    assert model.inpaint(image, mask, supersample=MAX_SUPERSAMPLE).shape == (1, 3, 4, 4)
+    with pytest.raises(ValueError, match=rf"supersample must be an integer in \[1, {MAX_SUPERSAMPLE}\]"):
+        model.inpaint(image, mask, supersample=100)
+
+
+def test_evaluate_refuses_a_scale_beyond_the_originals_and_a_file_as_out_before_the_work(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("evaluate_program", REPO / "eval" / "evaluate.py")
+    program = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(program)
+    config = RunConfig()  # CelebA at 32x32: the 178 px crops hold at most x5.56
+    assert program.chosen_scales([5.5], config) == [5.5]
+    with pytest.raises(ConfigError, match="--scales 8 renders 256 px, beyond the 178 of the originals"):
+        program.chosen_scales([2.0, 8.0], config)
+    source = Path(spec.origin).read_text()
+    assert source.index("is a file, not a folder") < source.index("fit_data_priors(")  # refused before the work
