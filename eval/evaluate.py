@@ -106,7 +106,7 @@ def main() -> None:
     split = args.split or config.data.eval_split
     # The evaluated split may live apart from the training images (a separate test folder): one root each.
     train_data, data = reading_from(config.data, args.train_data_root), reading_from(config.data, args.data_root)
-    train_signals = load_images(train_data, "train")
+    train_signals = model_space(load_images(train_data, "train"))  # for the mean image and the data-driven priors
     images = load_images(data, split, limit=args.limit)
     require_informative(images, source=f"{data.root} ({split})")
     out_dir = Path(args.out or Path(args.run) / "eval")
@@ -131,7 +131,7 @@ def main() -> None:
     settings = protocol_settings(images.shape[2:])
     print(f"Fitting the data-driven priors to {len(train_signals)} training signals, settings chosen on a fold of them")
     priors = fit_data_priors(train_signals, settings, seed=args.seed).to(args.device)
-    mean_image = model_space(train_signals).mean(dim=0)
+    mean_image = train_signals.mean(dim=0)
     kwargs = {"seed": args.seed, "ablation": ablation, "supersample": args.supersample, "progress": True}
     results = evaluate_inpainting(model, images, mean_image, settings, priors=priors, **kwargs)
     summary = measured | {"priors": priors.choices, "results": results}

@@ -260,9 +260,7 @@ def add_config_options(
         "default": str(default_preset),
         "help": "TOML preset: the values of every field below (ignored when resuming)",
     }
-    preset_parser = _OneLineErrors(add_help=False)
-    preset_parser.add_argument("--config", **preset_option)
-    path = preset_parser.parse_known_args(argv)[0].config
+    path = named_preset(argv) or str(default_preset)
     preset = RunConfig.load(path)
     parser.add_argument("--config", **preset_option)
     shown_path, blank = _shown_path(path), RunConfig()  # the dataclass's defaults name each field's type
@@ -281,6 +279,14 @@ def add_config_options(
                 ),
             )
     return preset
+
+
+def named_preset(argv: Sequence[str] | None = None) -> str | None:
+    """The ``--config`` that ``argv`` (default: the command line) names, None where it names none: read before the
+    other options (``add_config_options``), and on resume, where a named preset is not read (train/train.py)."""
+    preset_parser = _OneLineErrors(add_help=False)
+    preset_parser.add_argument("--config", help="the preset, read before the other options")
+    return preset_parser.parse_known_args(argv)[0].config
 
 
 def field_help(key: str, hint: Any) -> str:

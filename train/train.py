@@ -59,6 +59,7 @@ from hypersiren.cli import (
     add_config_options,
     config_overrides,
     exits_cleanly,
+    named_preset,
     program,
 )
 from hypersiren.core.metrics import psnr
@@ -79,14 +80,6 @@ def parse_args() -> tuple[argparse.Namespace, RunConfig]:
     return parser.parse_args(), preset
 
 
-def given_preset() -> str | None:
-    """The --config the command line names, None where it names none (``args.config`` then holds the default):
-    a resumed run does not read it, and says so."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--config", help="the preset, as add_config_options reads it")
-    return parser.parse_known_args()[0].config
-
-
 @exits_cleanly()
 def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill or a scheduler stops a run as Ctrl-C does
@@ -94,7 +87,7 @@ def main() -> None:
     run = RunFolder(args.out, write=os.environ.get("RANK", "0") == "0")  # the main process writes the folder
     stamp = run.checkpoint_stamp()
     state = load_checkpoint(run.checkpoint) if stamp else None  # the weights, optimizer and config to resume
-    config = run.config(preset, overrides=config_overrides(args), state=state, given_preset=given_preset())
+    config = run.config(preset, overrides=config_overrides(args), state=state, given_preset=named_preset())
     if run.finished(state, max_steps=config.train.max_steps):
         return  # before decoding a dataset for nothing
     require_training_memory(config, device=args.device, processes=int(os.environ.get("WORLD_SIZE", "1")))

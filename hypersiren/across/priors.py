@@ -53,7 +53,7 @@ class GaussianPrior(nn.Module):
     @classmethod
     def fit(cls, signals: Tensor, components: int, noise_scale: float = 1.0) -> "GaussianPrior":
         """The prior of ``signals (N, C, *S)`` in [-1, 1] with ``components`` principal directions (at most
-        ``min(N, D)``)."""
+        ``min(N, D) - 1``)."""
         prior = cls(tuple(signals.shape[1:]), components)
         prior.set_spectrum(principal_spectrum(signals, components), noise_scale=noise_scale)
         return prior
@@ -178,19 +178,19 @@ class NearestNeighbours(nn.Module):
     def __init__(self, signals: Tensor, k: int):
         super().__init__()
         self.register_buffer("signals", signals.flatten(1).float())  # (N, D)
-        self.shape, self.k = tuple(signals.shape[1:]), k
+        self.k = k
 
     @torch.no_grad()
     def forward(self, signal: Tensor, mask: Tensor) -> Tensor:
         """``signal (B, C, *S)``, ``mask (B, 1, *S)`` bool -> ``(B, C, *S)``, observed kept."""
-        return torch.where(mask, signal, self.neighbour_means(signal, mask, (self.k,))[self.k])
+        return self.completions(signal, mask, (self.k,))[self.k]
 
-    def neighbour_means(self, signal: Tensor, mask: Tensor, ks: tuple[int, ...]) -> dict[int, Tensor]:
-        """The mean of the nearest ``k`` for each ``k`` of ``ks`` (one distance computation for all), ``GATHER_BYTES``
-        of gathered neighbours at a time."""
+    def completions(self, signal: Tensor, mask: Tensor, ks: tuple[int, ...]) -> dict[int, Tensor]:
+        """``{k: signal completed by the mean of its k nearest, observed kept}`` for each ``k`` of ``ks`` (one
+        distance computation for all), ``GATHER_BYTES`` of gathered neighbours at a time."""
         chunk = max(1, GATHER_BYTES // (max(ks) * self.signals.shape[1] * self.signals.element_size()))
         if len(signal) > chunk:
-            parts = [self.neighbour_means(*pair, ks) for pair in zip(signal.split(chunk), mask.split(chunk))]
+            parts = [self.completions(*pair, ks) for pair in zip(signal.split(chunk), mask.split(chunk))]
             return {k: torch.cat([part[k] for part in parts]) for k in ks}
         observed = _flat_mask(mask, signal.shape[1])  # (B, D)
         values = signal.flatten(1).float().nan_to_num() * observed
@@ -200,7 +200,7 @@ class NearestNeighbours(nn.Module):
         )
         nearest = distances.topk(max(ks), dim=1, largest=False).indices  # (B, k), nearest first
         gathered = self.signals[nearest]  # (B, k, D)
-        return {k: gathered[:, :k].mean(dim=1).view_as(signal).to(signal.dtype) for k in ks}
+        return {k: torch.where(mask, signal, gathered[:, :k].mean(dim=1).view_as(signal).to(signal.dtype)) for k in ks}
 
 
 # Candidates scored on the held-out fold: principal components, noise scale (times PPCA's σ²), neighbours.
@@ -246,8 +246,7 @@ def select_priors(
         return lambda signal, seen: dict(zip(candidates, gaussian.complete_many(signal, seen, candidates)))
 
     def nearest(signal: Tensor, seen: Tensor) -> dict:
-        means = neighbours.neighbour_means(signal, seen, neighbour_ks)
-        return {k: torch.where(seen, signal, mean) for k, mean in means.items()}
+        return neighbours.completions(signal, seen, neighbour_ks)
 
     choices = {}
     for setting in settings:
@@ -256,7 +255,8 @@ def select_priors(
         best_k = max(by_components, key=by_components.__getitem__)[0]
         by_noise = scores(mask, gaussians([(best_k, scale) for scale in NOISE_SCALES if scale != 1.0]))
         by_noise[best_k, 1.0] = by_components[best_k, 1.0]
-        (best_k, scale), by_k = max(by_noise.items(), key=lambda item: item[1])[0], scores(mask, nearest)
+        best_k, scale = max(by_noise, key=by_noise.__getitem__)
+        by_k = scores(mask, nearest)
         k = max(by_k, key=by_k.__getitem__)
         choices[setting] = {
             "gaussian": {"components": best_k, "noise_scale": scale, "fold_psnr": by_noise[best_k, scale]},
@@ -287,4 +287,4 @@ class DataPriors:
         if method == "gaussian":
             return self.gaussian.complete_many(signal, mask, [(chosen["components"], chosen["noise_scale"])])[0]
         k = int(chosen["k"])
-        return torch.where(mask, signal, self.neighbours.neighbour_means(signal, mask, (k,))[k])
+        return self.neighbours.completions(signal, mask, (k,))[k]
