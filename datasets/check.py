@@ -13,14 +13,10 @@ python datasets/check.py --data.dataset cifar10 --data.root ~/data/cifar10 --dat
 import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
 
 # isort: split
-import time
+import argparse
 
-import torch
-
-from hypersiren.across.config import FIELD_HELP, validate_data_config
-from hypersiren.across.data import DataConfig, command_line_root, load_images
-from hypersiren.cli import exits_cleanly, program
-from hypersiren.errors import DatasetError
+from hypersiren.across.config import FIELD_HELP, DataConfig, command_line_root, validate_data_config
+from hypersiren.cli import exits_cleanly, parse_before_imports, program
 
 SPLITS = {
     "celeba": ["train", "val", "test"],
@@ -30,8 +26,9 @@ SPLITS = {
 }
 
 
-@exits_cleanly()
-def main() -> None:
+def parse_args() -> tuple[argparse.Namespace, DataConfig]:
+    """The command line and the data config it names, refused here if they cannot work (an image size out of range,
+    a split the dataset lacks)."""
     parser = program(__doc__, device_option=False)  # the data.* options of train/train.py
     parser.add_argument(
         "--data.dataset", dest="dataset", choices=list(SPLITS), default="celeba", help=FIELD_HELP["data.dataset"]
@@ -46,12 +43,28 @@ def main() -> None:
     root = command_line_root(args.data_root)
     config = DataConfig(dataset=args.dataset, root=root, image_size=args.image_size, download=args.download)
     validate_data_config(config)
-    splits = args.splits or SPLITS[args.dataset]
-    unknown = sorted(set(splits) - set(SPLITS[args.dataset]))
+    unknown = sorted(set(args.splits or ()) - set(SPLITS[args.dataset]))
     if unknown:
         parser.error(
             f"--splits: {args.dataset} has no split {unknown[0]!r}; its splits are {', '.join(SPLITS[args.dataset])}"
         )
+    return args, config
+
+
+parse_before_imports(parse_args, __name__)
+
+import time
+
+import torch
+
+from hypersiren.across.data import load_images
+from hypersiren.errors import DatasetError
+
+
+@exits_cleanly()
+def main() -> None:
+    args, config = parse_args()
+    splits = args.splits or SPLITS[args.dataset]
     usable = [split for split in splits if check_split(config, split)]
     unusable = [split for split in splits if split not in usable]
     if not unusable:

@@ -18,6 +18,22 @@ and refuses any other non-empty --out (a folder of the user's, the --root itself
 import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
 
 # isort: split
+import argparse
+
+from hypersiren.cli import exits_cleanly, int_in, parse_before_imports, program
+
+
+def parse_args() -> argparse.Namespace:
+    parser = program(__doc__, device_option=False)
+    parser.add_argument("--root", default="../shared/data/celeba", help="the CelebA folder to pack")
+    parser.add_argument("--size", type=int_in(2, 1024), default=128, help="side of the packed square images")
+    parser.add_argument("--quality", type=int_in(1, 100), default=75, help="WebP quality (100: largest, sharpest)")
+    parser.add_argument("--out", default=None, help="the packed folder (default datasets/packed/celeba<size>)")
+    return parser.parse_args()
+
+
+parse_before_imports(parse_args, __name__)
+
 import shutil
 import tempfile
 from pathlib import Path
@@ -25,9 +41,9 @@ from pathlib import Path
 from PIL import Image
 from tqdm import tqdm
 
-from hypersiren.across.data import DataConfig, dataset_root
+from hypersiren.across.config import DataConfig
+from hypersiren.across.data import dataset_root
 from hypersiren.across.images import CELEBA_SPLITS, celeba_files, decode_image, square_resize
-from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.errors import ConfigError
 from hypersiren.results import require_own_folder, write_json
 
@@ -37,12 +53,7 @@ PROGRAM, MARKER = "datasets/pack.py", "pack.json"  # what a packed copy holds th
 
 @exits_cleanly()
 def main() -> None:
-    parser = program(__doc__, device_option=False)
-    parser.add_argument("--root", default="../shared/data/celeba", help="the CelebA folder to pack")
-    parser.add_argument("--size", type=int_in(2, 1024), default=128, help="side of the packed square images")
-    parser.add_argument("--quality", type=int_in(1, 100), default=75, help="WebP quality (100: largest, sharpest)")
-    parser.add_argument("--out", default=None, help="the packed folder (default datasets/packed/celeba<size>)")
-    args = parser.parse_args()
+    args = parse_args()
     root = dataset_root(DataConfig(root=args.root))
     out = Path(args.out) if args.out else PACKED / f"celeba{args.size}"
     require_packed_output(out, root)  # before the minutes of packing

@@ -28,6 +28,31 @@ ratios, so load from other processes lands on all of them alike.
 import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
 
 # isort: split
+import argparse
+
+from hypersiren.cli import exits_cleanly, int_in, parse_before_imports, program
+
+
+def parse_args() -> argparse.Namespace:
+    parser = program(__doc__)
+    parser.add_argument(
+        "--batch-size", type=int_in(1, 1024), default=32, help="images per step (the paper's CPU figure is 32)"
+    )
+    parser.add_argument(
+        "--rounds", type=int_in(1), default=9, help="interleaved rounds; every figure is a median over them"
+    )
+    parser.add_argument(
+        "--gemm-size", type=int_in(1, 16384), default=2048, help="side of the fp32 GEMM that rates the machine"
+    )
+    parser.add_argument("--out", default=None, help="JSON file (default eval/results/bench_<device>.json)")
+    parser.add_argument(
+        "--replace", action="store_true", help="replace --out even if it holds a benchmark of another setup"
+    )
+    return parser.parse_args()
+
+
+parse_before_imports(parse_args, __name__)
+
 import copy
 import itertools
 import math
@@ -49,25 +74,21 @@ from torch import Tensor, nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from hypersiren.across import encoders as encoders_module
-from hypersiren.across.config import RunConfig
+from hypersiren.across.config import ModelConfig, RunConfig
 from hypersiren.across.context import training_context_mask
 from hypersiren.across.data import ShuffledBatches, recipe_batch
-from hypersiren.across.model import HyperSiren, ModelConfig, Prediction
+from hypersiren.across.model import HyperSiren, Prediction
 from hypersiren.across.objective import hypernetwork_loss
 from hypersiren.across.training import (
     FiniteWatch,
-    compiled,
-    compute_gradients,
-    precision,
+    gradient_step,
     require_step_memory,
     set_tf32,
-    skip_if_failed,
 )
-from hypersiren.cli import exits_cleanly, int_in, program
 from hypersiren.core import render as render_module
 from hypersiren.core.coordinates import cell_centres
 from hypersiren.errors import ConfigError
-from hypersiren.results import earlier_result, markdown_table, write_json
+from hypersiren.results import earlier_result, markdown_table, require_writable, write_json
 
 PRESETS = Path(__file__).resolve().parents[1] / "train"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -170,15 +191,12 @@ def preset_step(config: RunConfig, device: str, batch_size: int) -> tuple[HyperS
     torch.manual_seed(0)
     model = HyperSiren(config.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=train.lr, fused=True)
-    forward, parameters = compiled(model, mode=train.compile), list(model.parameters())
-    autocast, watch = precision(train, torch.device(device)), FiniteWatch(torch.device(device))
+    take_gradients = gradient_step(model, optimizer, train, FiniteWatch(torch.device(device)))
     steps = itertools.count()
 
     def step() -> None:
         index = next(steps)
-        batch = recipe_batch(train, images, batches, step=index, fine_images=fine)
-        gradients = compute_gradients(forward, parameters, batch, train, autocast)
-        skip_if_failed(optimizer, watch.record(index, gradients.loss, gradients.grad_norm))
+        take_gradients(recipe_batch(train, images, batches, step=index, fine_images=fine), index)
         optimizer.step()
 
     return model, step
@@ -204,7 +222,7 @@ def bench_modes(
     fp32 of the same config."""
     rows = []
     # Each contender is another model to compile, and each batch size another shape: past dynamo's default of 8
-    # recompilations of one forward, later "compiled" contenders would silently run eager.
+    # recompilations of one step (training.gradient_step), later "compiled" contenders would silently run eager.
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     for name, config in configs.items():
         variants = {
@@ -374,28 +392,16 @@ def bench_training(
 
 @exits_cleanly()
 def main() -> None:
-    parser = program(__doc__)
-    parser.add_argument(
-        "--batch-size", type=int_in(1, 1024), default=32, help="images per step (the paper's CPU figure is 32)"
-    )
-    parser.add_argument(
-        "--rounds", type=int_in(1), default=9, help="interleaved rounds; every figure is a median over them"
-    )
-    parser.add_argument(
-        "--gemm-size", type=int_in(1, 16384), default=2048, help="side of the fp32 GEMM that rates the machine"
-    )
-    parser.add_argument("--out", default=None, help="JSON file (default eval/results/bench_<device>.json)")
-    parser.add_argument(
-        "--replace", action="store_true", help="replace --out even if it holds a benchmark of another setup"
-    )
-    args = parser.parse_args()
+    args = parse_args()
     device = args.device
     torch.backends.cuda.matmul.allow_tf32 = False  # fp32 means fp32 on every side
 
     out = Path(args.out) if args.out else RESULTS / f"bench_{torch.device(device).type}.json"
     report = {"device": device_name(device), "threads": torch.get_num_threads(), "torch": torch.__version__}
     report |= {"batch_size": args.batch_size, "rounds": args.rounds, "gemm_size": args.gemm_size}
-    if not args.replace:  # before the minutes of timing
+    # Refused before the minutes of timing: an --out that no write reaches, another setup's results, too large a step.
+    require_writable(out)
+    if not args.replace:
         require_same_setup(out, report)
     require_bench_memory(device, batch_size=args.batch_size)
     tables = []

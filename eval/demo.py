@@ -9,13 +9,44 @@ the photo is centre-cropped to a square and resized to the run's image size, the
 you paint (any colour) are the observed ones: a model pixel counts as observed when at least half of it
 is painted. Paint nothing, and that density of random pixels is observed instead (a new draw each time,
 from --seed). Both completions keep your own pixels where observed, at the output size (see
-eval/inpaint.py). The page is served on 127.0.0.1 only, and sends nothing anywhere.
+eval/inpaint.py). The page is served on 127.0.0.1 only, and sends nothing anywhere. A photo is read as
+--image reads a file, limits included, from the browser or through Gradio's API; what cannot be read is
+said on the page in one line, as on the command line. Uploads and completions are kept in a folder only
+you can read, deleted when the server stops (Ctrl-C or kill); with GRADIO_TEMP_DIR set, the folder is made in it.
 """
 
 import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
 
 # isort: split
+import argparse
+import importlib.util
+
+from hypersiren.cli import add_run_options, describe, exits_cleanly, int_in, parse_before_imports, program
+
+
+def parse_args() -> argparse.Namespace:
+    parser = program(__doc__)
+    add_run_options(parser)
+    parser.add_argument("--port", type=int_in(1024, 65535), default=7860, help="port of the page on 127.0.0.1")
+    args = parser.parse_args()
+    if importlib.util.find_spec("gradio") is None:  # found without importing it: that waits for GRADIO_TEMP_DIR
+        parser.error('the demo page needs Gradio: install the demo extra, pip install -e ".[demo]"')
+    return args
+
+
+parse_before_imports(parse_args, __name__)
+
+import errno
 import os
+import shutil
+import signal
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -27,10 +58,11 @@ from torchvision.transforms.v2 import functional as TF
 
 from hypersiren.across.checkpoint import load_run, require_image_run
 from hypersiren.across.context import random_context_mask
+from hypersiren.across.images import decode_image, opened_image
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.user_images import complete_photo
-from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.pixels import to_unit_range
+from hypersiren.errors import ConfigError, DatasetError
 from hypersiren.figures import context_image
 
 MAX_SIDE = 1024  # the page's largest output: a second or two per completion on a CPU
@@ -41,21 +73,49 @@ BRUSH_COLOUR = "#00ff00"
 
 @exits_cleanly()
 def main() -> None:
-    parser = program(__doc__)
-    add_run_options(parser)
-    parser.add_argument("--port", type=int_in(1024, 65535), default=7860, help="port of the page on 127.0.0.1")
-    args = parser.parse_args()
+    args = parse_args()
+    require_free_port(args.port)  # before the model loads: Gradio would say so after "serving on", in its own terms
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # kill stops the page as Ctrl-C does, folder deleted
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before Gradio is imported: a local page stays local
+    with private_uploads():  # before Gradio is imported too, which reads GRADIO_TEMP_DIR then
+        import gradio  # installed: parse_args says so otherwise
+
+        config, model = load_run(args.run, device=args.device, data_root=args.data_root)
+        require_image_run(config, args.run, program="eval/demo.py")
+        page = build_page(gradio, model, size=config.data.image_size, seed=args.seed)
+        theme = gradio.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no web fonts
+        page.launch(server_name=HOST, server_port=args.port, theme=theme, quiet=True, prevent_thread_lock=True)
+        print(f"serving {args.run} on http://{HOST}:{args.port} (Ctrl-C stops it)", flush=True)
+        page.block_thread()  # until Ctrl-C or kill, which Gradio takes as its signal to close
+
+
+def require_free_port(port: int) -> None:
+    """``ConfigError`` if another program serves on ``port`` of 127.0.0.1."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a port just closed is free
+        try:
+            probe.bind((HOST, port))
+        except OSError as error:
+            if error.errno != errno.EADDRINUSE:
+                raise
+            raise ConfigError(
+                f"--port {port} is taken on {HOST} (another program, or another demo, serves there): "
+                "give another --port"
+            ) from None
+
+
+@contextmanager
+def private_uploads() -> Iterator[Path]:
+    """A new folder that only this user can open (mkdtemp's mode 0700), made Gradio's GRADIO_TEMP_DIR, where it keeps
+    the uploads and every image the page derives from them; deleted when the ``with`` ends. Photos are the user's own,
+    and Gradio's default, the system's temp folder, is shared, and keeps them after the server stops.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="hypersiren-demo-", dir=os.environ.get("GRADIO_TEMP_DIR")))
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
     try:
-        import gradio
-    except ImportError:
-        parser.error('the demo page needs Gradio: install the demo extra, pip install -e ".[demo]"')
-    config, model = load_run(args.run, device=args.device, data_root=args.data_root)
-    require_image_run(config, args.run, program="eval/demo.py")
-    page = build_page(gradio, model, size=config.data.image_size, seed=args.seed)
-    print(f"serving {args.run} on http://{HOST}:{args.port} (Ctrl-C stops it)", flush=True)
-    theme = gradio.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no web fonts
-    page.launch(server_name=HOST, server_port=args.port, theme=theme, quiet=True)
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def build_page(gradio: ModuleType, model: HyperSiren, size: int, seed: int) -> Any:
@@ -67,8 +127,12 @@ def build_page(gradio: ModuleType, model: HyperSiren, size: int, seed: int) -> A
     def complete(editor: dict | None, percent: float, side: int) -> tuple[np.ndarray | str, ...]:
         if editor is None or editor.get("background") is None:
             raise gradio.Error("Drop a photo on the left first.")
-        photo = photo_tensor(editor["background"])
-        mask = painted_mask(editor.get("layers") or [], photo_shape=photo.shape[-2:], size=size)
+        try:
+            photo = decode_image(editor["background"])  # as eval/inpaint.py --image reads a file, limits included
+            layers = [brush_layer(path) for path in editor.get("layers") or []]
+            mask = painted_mask(layers, photo_shape=photo.shape[-2:], size=size)
+        except (DatasetError, OSError) as error:  # the command line's one line, on the page
+            raise gradio.Error(describe(error)) from None
         how = "painted"
         if mask is None:
             count = max(1, round(percent / 100 * size * size))
@@ -94,13 +158,14 @@ def build_page(gradio: ModuleType, model: HyperSiren, size: int, seed: int) -> A
         with gradio.Row():
             editor = gradio.ImageEditor(
                 label="your photo: paint the pixels to keep (green)",
-                type="numpy",
+                type="filepath",
                 image_mode="RGBA",
                 transforms=(),
                 layers=False,
                 brush=gradio.Brush(colors=[BRUSH_COLOUR], color_mode="fixed"),
                 elem_id="photo",
             )
+            editor.convert_and_format_image = partial(upload_path, folder=editor.GRADIO_CACHE)
             with gradio.Column():
                 percent = gradio.Slider(1, 100, value=10, step=1, label="density when nothing is painted (%)")
                 side = gradio.Slider(16, MAX_SIDE, value=256, step=16, label="output size (px)", elem_id="side")
@@ -120,14 +185,27 @@ def build_page(gradio: ModuleType, model: HyperSiren, size: int, seed: int) -> A
     return page
 
 
-def photo_tensor(background: np.ndarray) -> Tensor:
-    """The editor's background, ``(H, W, 3 or 4)`` uint8, as uint8 ``(3, H, W)``: transparent pixels composited
-    on white, as eval/inpaint.py reads a file (``data.decode_image``)."""
-    pixels = torch.from_numpy(np.ascontiguousarray(background)).permute(2, 0, 1)
-    if pixels.shape[0] == 4:
-        alpha = pixels[3:].float() / 255
-        pixels = (pixels[:3].float() * alpha + 255 * (1 - alpha)).round().to(torch.uint8)
-    return pixels
+def upload_path(file: Any, folder: str, **gradio_options: bool) -> str | None:
+    """One of the editor's images (Gradio's ``FileData``, or bytes from the browser's canvas) as a file path, undecoded:
+    in place of the editor's own step (``ImageEditor.convert_and_format_image``), whose PIL decoding ignores EXIF
+    orientation, clips 16-bit pixels to white and silences PIL's decompression-bomb warning. Bytes are saved under
+    ``folder`` (the page's private one) first. ``gradio_options``: the step's own (flatten_on_white), which
+    ``decode_image`` does itself."""
+    if file is None:
+        return None
+    if isinstance(file, bytes | bytearray | memoryview):
+        path = Path(folder) / "canvas" / f"{uuid.uuid4().hex}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(file)
+        return str(path)
+    return file.path
+
+
+def brush_layer(path: str | Path) -> np.ndarray:
+    """A brush layer file as uint8 ``(H, W, 4)`` RGBA, opened as every image is (``images.opened_image``, limits
+    included)."""
+    with opened_image(path) as layer:
+        return np.asarray(layer.convert("RGBA"))
 
 
 def painted_mask(layers: list[np.ndarray], photo_shape: tuple[int, int], size: int) -> Tensor | None:
@@ -136,6 +214,11 @@ def painted_mask(layers: list[np.ndarray], photo_shape: tuple[int, int], size: i
     None when nothing is painted."""
     painted = np.zeros(tuple(photo_shape), dtype=bool)
     for layer in layers:
+        if layer.shape[:2] != painted.shape:
+            raise DatasetError(
+                f"a brush layer of {layer.shape[1]}x{layer.shape[0]} px does not cover the "
+                f"{painted.shape[1]}x{painted.shape[0]} px photo: paint on the photo itself"
+            )
         painted |= layer[..., 3] > 0
     if not painted.any():
         return None

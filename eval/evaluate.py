@@ -15,47 +15,9 @@ import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one l
 
 # isort: split
 import argparse
-from dataclasses import replace
-from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-
-from hypersiren.across.baseline_fill import CLASSICAL_FILLS, classical_fill
-from hypersiren.across.checkpoint import load_run
-from hypersiren.across.config import RunConfig
-from hypersiren.across.context import protocol_settings
-from hypersiren.across.data import DataConfig, command_line_root, dataset_root, load_images, model_space
-from hypersiren.across.evaluation import (
-    METRICS,
-    evaluate_inpainting,
-    evaluate_scales,
-    fit_data_priors,
-    inpainting_table,
-    method_labels,
-    require_informative,
-    require_not_fuller,
-    root_tag,
-    scale_settings,
-    scales_table,
-    seeded_masks,
-)
-from hypersiren.across.model import MAX_SUPERSAMPLE, HyperSiren
-from hypersiren.across.priors import DataPriors
-from hypersiren.across.series import ucr_split
-from hypersiren.cli import add_run_options, exits_cleanly, float_in, int_in, program
-from hypersiren.core.metrics import psnr
-from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.errors import ConfigError
-from hypersiren.figures import (
-    MISSING_LEGEND,
-    context_image,
-    plot_psnr_vs_context,
-    save_figure,
-    save_labeled_grid,
-    series_figure,
-)
-from hypersiren.results import markdown_table, write_results
+from hypersiren.across.rules import MAX_SUPERSAMPLE
+from hypersiren.cli import add_run_options, exits_cleanly, float_in, int_in, parse_before_imports, program
 
 SCALES = (2.0, 2.5, 3.0, 4.0)
 LARGEST_TRUTH = 128  # px: larger "truths" would be CelebA's 178 px crops upsampled
@@ -70,6 +32,13 @@ def parse_args() -> argparse.Namespace:
         help="folder of the training split, for the mean-image and data-driven baselines (default: the run's)",
     )
     parser.add_argument("--split", help="held-out split (default: the run's data.eval_split)")
+    parser.add_argument(
+        "--data.cache",
+        dest="data_cache",
+        default="",
+        help="folder of decoded splits, memory-mapped, so that the next evaluation starts in seconds, e.g. "
+        "~/.cache/hypersiren (default: none, every split decoded into memory; the run's own data.cache is not used)",
+    )
     parser.add_argument("--limit", type=int_in(1), help="evaluate on the first N held-out images only")
     parser.add_argument("--out", help="folder for the metrics files (default: RUN_DIR/eval)")
     parser.add_argument(
@@ -96,17 +65,62 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
+parse_before_imports(parse_args, __name__)
+
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from hypersiren.across.baseline_fill import CLASSICAL_FILLS, classical_fill
+from hypersiren.across.checkpoint import load_run
+from hypersiren.across.config import DataConfig, RunConfig, command_line_root
+from hypersiren.across.context import protocol_settings
+from hypersiren.across.data import dataset_root, load_images, model_space
+from hypersiren.across.evaluation import (
+    METRICS,
+    evaluate_inpainting,
+    evaluate_scales,
+    fit_data_priors,
+    inpainting_table,
+    method_labels,
+    require_informative,
+    require_not_fuller,
+    root_tag,
+    scale_settings,
+    scales_table,
+    seeded_masks,
+)
+from hypersiren.across.model import HyperSiren
+from hypersiren.across.priors import DataPriors
+from hypersiren.across.series import ucr_split
+from hypersiren.core.metrics import psnr
+from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.errors import ConfigError
+from hypersiren.figures import (
+    MISSING_LEGEND,
+    context_image,
+    plot_psnr_vs_context,
+    save_figure,
+    save_labeled_grid,
+    series_figure,
+)
+from hypersiren.results import markdown_table, write_results
+
+
 @exits_cleanly()
 def main() -> None:
     args = parse_args()
-    config, model = load_run(args.run, args.device)
+    config, model = load_run(args.run, args.device, data_cache=args.data_cache)
     dims, size = config.model.dims, config.data.image_size
     scales = chosen_scales(args.scales, config)
     ablation = load_ablation(args.ablation, config, args.device) if args.ablation else None
     split = args.split or config.data.eval_split
     # The evaluated split may live apart from the training images (a separate test folder): one root each.
     train_data, data = reading_from(config.data, args.train_data_root), reading_from(config.data, args.data_root)
-    train_signals = model_space(load_images(train_data, "train"))  # for the mean image and the data-driven priors
+    # the mean image and the data-driven priors learn from the images the run learned from (data.train_limit)
+    train_signals = model_space(load_images(train_data, "train", limit=train_data.train_limit or None))
     images = load_images(data, split, limit=args.limit)
     require_informative(images, source=f"{data.root} ({split})")
     out_dir = Path(args.out or Path(args.run) / "eval")

@@ -35,24 +35,7 @@ import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one l
 import argparse
 from pathlib import Path
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
-from torchvision.transforms.v2 import functional as TF
-
-from hypersiren.across.baseline_fill import classical_fill
-from hypersiren.across.checkpoint import load_run, require_image_run
-from hypersiren.across.config import RunConfig
-from hypersiren.across.context import first_half_mask, protocol_settings, random_context_mask
-from hypersiren.across.data import command_line_root, load_images
-from hypersiren.across.evaluation import root_tag, seeded_masks
-from hypersiren.across.images import IMAGE_SUFFIXES, decode_image, square_resize
-from hypersiren.across.model import HyperSiren
-from hypersiren.across.user_images import complete_photo
-from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
-from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.errors import ConfigError, DatasetError
-from hypersiren.figures import MISSING_LEGEND, context_image, save_labeled_grid, save_png, written_here
+from hypersiren.cli import add_run_options, exits_cleanly, int_in, parse_before_imports, program
 
 DEFAULT_NUM_IMAGES = 8  # rows of the held-out figures in RUN_DIR/figures; other counts go to a folder of their own
 DEFAULT_CONTEXT = 0.1  # of the pixels, when no --mask, --context or --top-half is given
@@ -76,9 +59,7 @@ def context_amount(text: str) -> int | float:
     return amount
 
 
-@exits_cleanly()
-@torch.no_grad()
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = program(__doc__)
     add_run_options(parser)
     own = parser.add_argument_group("completing your own images")
@@ -101,7 +82,34 @@ def main() -> None:
     args = parser.parse_args()
     if args.image is None and (args.mask or args.context or args.top_half or args.size or args.out):
         parser.error("--mask, --context, --top-half, --size and --out complete images: give them with --image")
+    return args
 
+
+parse_before_imports(parse_args, __name__)
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchvision.transforms.v2 import functional as TF
+
+from hypersiren.across.baseline_fill import classical_fill
+from hypersiren.across.checkpoint import load_run, require_image_run
+from hypersiren.across.config import RunConfig, command_line_root
+from hypersiren.across.context import first_half_mask, protocol_settings, random_context_mask
+from hypersiren.across.data import load_images
+from hypersiren.across.evaluation import root_tag, seeded_masks
+from hypersiren.across.images import IMAGE_SUFFIXES, decode_image, square_resize
+from hypersiren.across.model import HyperSiren
+from hypersiren.across.user_images import complete_photo
+from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.errors import ConfigError, DatasetError
+from hypersiren.figures import MISSING_LEGEND, context_image, save_labeled_grid, save_png, written_here
+
+
+@exits_cleanly()
+@torch.no_grad()
+def main() -> None:
+    args = parse_args()
     config, model = load_run(args.run, device=args.device, data_root=args.data_root)
     require_image_run(config, args.run, program="eval/inpaint.py")
     if args.image is None:

@@ -23,6 +23,23 @@ Prints the table, then writes RUN_DIR/eval/precision.json and precision.md, unle
 import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
 
 # isort: split
+import argparse
+
+from hypersiren.cli import add_run_options, exits_cleanly, int_in, parse_before_imports, program
+
+
+def parse_args() -> argparse.Namespace:
+    parser = program(__doc__)
+    add_run_options(parser)
+    parser.add_argument("--limit", type=int_in(1), default=256, help="held-out images to evaluate")
+    parser.add_argument(
+        "--replace", action="store_true", help="replace precision.json even if it measured more than this evaluation"
+    )
+    return parser.parse_args()
+
+
+parse_before_imports(parse_args, __name__)
+
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +54,6 @@ from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import mean_psnrs, require_not_fuller
 from hypersiren.across.memory import inpaint_bytes, require_memory
 from hypersiren.across.model import HyperSiren
-from hypersiren.cli import add_run_options, exits_cleanly, int_in, program
 from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.render import SirenParams
 from hypersiren.results import markdown_table, write_results
@@ -170,14 +186,7 @@ def precision_tables(results: dict[str, dict[str, dict[str, float]]]) -> str:
 
 @exits_cleanly()
 def main() -> None:
-    parser = program(__doc__)
-    add_run_options(parser)
-    parser.add_argument("--limit", type=int_in(1), default=256, help="held-out images to evaluate")
-    parser.add_argument(
-        "--replace", action="store_true", help="replace precision.json even if it measured more than this evaluation"
-    )
-    args = parser.parse_args()
-
+    args = parse_args()
     config, model = load_run(args.run, device=args.device, data_root=args.data_root)
     require_image_run(config, args.run, program="eval/precision.py")
     images = load_images(config.data, config.data.eval_split, limit=args.limit)

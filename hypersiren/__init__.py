@@ -24,7 +24,7 @@ _HOMES = {
     "laplacian": "hypersiren.core.diffops",
     "Latents": "hypersiren.across.encoders",
     "LayerParams": "hypersiren.core.render",
-    "ModelConfig": "hypersiren.across.model",
+    "ModelConfig": "hypersiren.across.config",
     "mse": "hypersiren.core.metrics",
     "Prediction": "hypersiren.across.model",
     "psnr": "hypersiren.core.metrics",

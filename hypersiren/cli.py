@@ -6,13 +6,17 @@ fitting schedule) are defined here once, and train.py reflects every config fiel
 ``--help`` shows what will run: every option's default, and for a config field the value of
 the preset in use.
 
-Every option is checked where it is parsed (``int_in``, ``positive_float``, ``seed``, ``device``):
+Every option is checked where it is parsed (``int_in``, ``positive_float``, ``seed``, ``--device``):
 a value that passes is one the program can run to its end with.
 
 A missing dataset, a corrupt checkpoint, a bad value, a run too large for memory, a full disk or a
 read-only folder is the user's to fix, and a 30-line traceback hides the one line that says how:
 ``exits_cleanly`` prints ``error: <one line>`` and exits 2. Ctrl-C prints ``interrupted`` and exits
 130, as a shell expects. Anything else is a bug and keeps its traceback.
+
+Nothing here loads torch, which takes seconds: a program parses its command line (``parse_before_imports``)
+before it imports the rest, so that ``--help`` and a mistyped option answer at once. Only ``--device``, checked
+once everything else has parsed, needs torch to know this machine's devices.
 """
 
 import argparse
@@ -29,14 +33,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal, NoReturn
 
-import torch
 from tqdm import tqdm
 
 from hypersiren.across.config import FIELD_HELP, RunConfig, option_type
-from hypersiren.across.memory import require_memory
 from hypersiren.across.rules import MAX_OMEGA, MAX_SEED
-from hypersiren.across.run_folder import LOCK
-from hypersiren.core.siren import Siren
 from hypersiren.errors import (
     CheckpointError,
     ConfigError,
@@ -45,7 +45,6 @@ from hypersiren.errors import (
     MemoryLimitError,
     NonFiniteResultError,
 )
-from hypersiren.results import require_own_folder, write_json
 
 EXIT_CODE = 2  # as argparse uses for a bad command line
 INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, what a shell reports for a program stopped by Ctrl-C
@@ -55,6 +54,8 @@ MAX_FIT_SIZE = 2048  # px per side of a fitted photo or a render: 4 M points, ea
 # A smaller photo is scored perfect for nothing: 1 px is matched by its offset alone, 2 px by the harmonic match's 5
 # functions, and the Sobel and 5-point filters' 3x3 stencils see mostly the border.
 MIN_FIT_SIZE = 8
+# The photos bundled with scikit-image (8-bit, no download) that the fit programs offer.
+PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "coins", "moon", "rocket")
 
 # Every word float() reads as a negative number; no option of these programs looks like one.
 _NEGATIVE_NUMBER = re.compile(r"^-(?:(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:e[-+]?\d+)?|inf|infinity|nan)$", re.IGNORECASE)
@@ -81,6 +82,26 @@ def exits_cleanly() -> Iterator[None]:
     ``hypersiren.start`` installs for the imports, so that a program can say what an interrupt stopped.
     """
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    with _expected_errors_in_one_line():
+        yield
+
+
+def parse_before_imports(parse_args: Callable[[], object], module: str) -> None:
+    """Parse the command line now if ``module`` (the caller's ``__name__``) runs as a program, its expected errors as
+    ``exits_cleanly`` ends them: called between a program's option imports and the others, so that ``--help`` and a
+    mistyped option end it before the seconds torch takes to load. ``main`` parses again (milliseconds) to use the
+    result; a program imported as a module (by a test) parses nothing here.
+
+    Ctrl-C keeps ``hypersiren.start``'s handler until ``main`` runs: the imports that follow are still to come.
+    """
+    if module == "__main__":
+        with _expected_errors_in_one_line():
+            parse_args()
+
+
+@contextmanager
+def _expected_errors_in_one_line() -> Iterator[None]:
+    """``exits_cleanly``'s ``error: <one line>`` and exit 2 (and 130 for Ctrl-C), without its Ctrl-C handler."""
     try:
         yield
     except (
@@ -120,31 +141,22 @@ def describe(error: BaseException) -> str:
 def program(description: str | None, device_option: bool = True) -> argparse.ArgumentParser:
     """The parser every program starts from: its docstring as help, each option's default shown, and ``--device``
     (for the programs that compute on one: not the dataset tools)."""
-    parser = _OneLineErrors(description=description, formatter_class=_HelpFormatter)
-    if not device_option:
-        return parser
-    parser.add_argument(
-        "--device",
-        type=device,
-        default="cuda" if torch.cuda.is_available() else "cpu",
-        help="torch device (cuda where available)",
-    )
-    return parser
+    parser_type = _ComputingProgram if device_option else _OneLineErrors
+    return parser_type(description=description, formatter_class=_HelpFormatter)
 
 
-def available_devices() -> list[str]:
-    """The torch devices of this machine: cpu, then cuda and each cuda:N, then mps, where present."""
+def _checked_device(text: str | None) -> str:
+    """``text`` if it names a torch device of this machine (None: cuda where available, else cpu); otherwise
+    ``argparse.ArgumentTypeError`` naming the devices it has: cpu, then cuda and each cuda:N, then mps."""
+    import torch  # here, not above: only a command line that parsed waits for it (the module docstring)
+
     devices = ["cpu"]
     if torch.cuda.is_available():
         devices += ["cuda", *(f"cuda:{index}" for index in range(torch.cuda.device_count()))]
     if torch.backends.mps.is_available():
         devices.append("mps")
-    return devices
-
-
-def device(text: str) -> str:
-    """An argparse type: a device of this machine, refused before anything is read or written if absent."""
-    devices = available_devices()
+    if text is None:
+        return "cuda" if "cuda" in devices else "cpu"
     if text in devices:
         return text
     try:
@@ -235,6 +247,26 @@ class _OneLineErrors(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         print(f"error: {message} (see {self.prog} --help)", file=sys.stderr)
         raise SystemExit(EXIT_CODE)
+
+
+class _ComputingProgram(_OneLineErrors):
+    """The parser of a program that computes on a torch device: ``--device`` is checked against this machine's devices
+    (``_checked_device``) once every other option has parsed, before anything is read or written, so that ``--help``
+    and a mistyped option never wait for torch to load."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.add_argument("--device", help="torch device (default: cuda where available, else cpu)")
+
+    def parse_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        parsed = super().parse_args(args, namespace)
+        try:
+            parsed.device = _checked_device(parsed.device)
+        except argparse.ArgumentTypeError as refusal:
+            self.error(f"argument --device: {refusal}")
+        return parsed
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -331,45 +363,3 @@ def add_fit_options(
         help="SIREN ω₀; ≈10 suits 64 px images (docs/results.md, Standalone SIREN)",
     )
     parser.add_argument("--seed", type=seed, default=0, help="seed of every initialization")
-
-
-def seeded_siren(args: argparse.Namespace, in_features: int) -> Siren:
-    """The fit programs' SIREN from their options, reseeded so that every fit starts from the same weights."""
-    torch.manual_seed(args.seed)
-    siren = Siren(
-        in_features=in_features,
-        hidden_features=args.hidden,
-        hidden_layers=args.layers,
-        out_features=1,
-        first_omega=args.omega,
-        hidden_omega=args.omega,
-    )
-    return siren.to(args.device)
-
-
-def start_run(args: argparse.Namespace, program: str) -> Path:
-    """Create the program's ``args.out`` folder and save its arguments there as ``config.json``, naming ``program``.
-
-    A folder that holds anything else is refused before anything is written (``require_fit_folder``).
-    """
-    out = Path(args.out)
-    require_fit_folder(out, program)
-    write_json(vars(args) | {"program": program}, out / "config.json")
-    return out
-
-
-def require_fit_folder(out: Path, program: str) -> None:
-    """``ConfigError`` unless ``out`` is a new or empty folder or an earlier output of the fit ``program`` (its
-    config.json names it): a fit writes config.json and its results there, which would replace a training run's,
-    another program's or the user's own files."""
-    if out.is_dir() and any((out / name).exists() for name in ("checkpoint.pt", LOCK)):
-        raise ConfigError(
-            f"--out {out} holds a training run (checkpoint.pt or {LOCK}): a fit would replace its files; "
-            "choose another --out"
-        )
-    require_own_folder(out, program, marker="config.json", what="fit's config.json")
-
-
-def require_fit_memory(needed: float, device: str, what: str) -> None:
-    """Refuse a fit whose estimated memory (``fitting.fit_bytes``) exceeds ``device``'s, before anything is written."""
-    require_memory(needed, device=device, what=what, fix="lower --size (or the point counts), --hidden or --layers")

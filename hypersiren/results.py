@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,21 @@ def earlier_result(
     if not isinstance(saved, dict) or key not in saved:
         raise ConfigError(f"{path} exists and is not {what}: pass {option} elsewhere, or move it")
     return saved
+
+
+def require_writable(path: str | Path, option: str = "--out") -> None:
+    """``ConfigError`` if no file can be written at ``path``: a folder is there, a file stands where a folder above it
+    would be, or the nearest folder above it is not the user's to write in. Checked before a program's minutes of
+    work, which a failed write at their end would lose."""
+    if Path(path).is_dir():
+        raise ConfigError(f"{option} {path} is a folder, not a file: pass {option} a file name")
+    above = Path(path).absolute().parent
+    while not above.exists():  # the folders that a write makes (write_atomically)
+        above = above.parent
+    if not above.is_dir():
+        raise ConfigError(f"{option} {path} lies under {above}, a file, not a folder: pass {option} elsewhere")
+    if not os.access(above, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {path}: you cannot write in {above}: pass {option} elsewhere")
 
 
 def written_by(path: str | Path) -> str | None:

@@ -9,8 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from hypersiren.across.config import RunConfig, option_type
-from hypersiren.across.model import ModelConfig
+from hypersiren.across.config import ModelConfig, RunConfig, option_type
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HYPERSIREN_SHARED_DATA", REPO.parent / "shared" / "data"))

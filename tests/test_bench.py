@@ -124,7 +124,7 @@ def test_a_preset_step_is_the_training_loops_step(bench, tiny, monkeypatch):
     for name in ("compute_gradients", "skip_if_failed"):
         original = getattr(training, name)
         monkeypatch.setattr(
-            bench, name, lambda *a, _original=original, _name=name, **k: calls.append(_name) or _original(*a, **k)
+            training, name, lambda *a, _original=original, _name=name, **k: calls.append(_name) or _original(*a, **k)
         )
     _, step = bench.preset_step(config, device="cpu", batch_size=3)
     step()
@@ -132,10 +132,13 @@ def test_a_preset_step_is_the_training_loops_step(bench, tiny, monkeypatch):
 
 
 def test_mode_rows_time_each_mode_against_eager(bench, tiny, monkeypatch):
+    from hypersiren.across import training
+
     config = bench.RunConfig()
     config.model, config.data.image_size, config.train.max_context = tiny, 8, 64
     compiled = []
-    monkeypatch.setattr(bench, "compiled", lambda model, mode: compiled.append(mode) or model)  # no compile time here
+    # no compile time here
+    monkeypatch.setattr(training, "compiled", lambda function, mode: compiled.append(mode) or function)
     rows = bench.bench_modes({"tiny": config}, "cpu", batch_size=3, rounds=1, gemm_rate=1e9, modes=bench.CPU_MODES)
     assert [row["mode"] for row in rows] == list(bench.CPU_MODES) and set(compiled) == {"off", "default"}
     assert rows[0][bench.VS_EAGER] == 1.0 and all(row["% of fp32 GEMM"] > 0 for row in rows)

@@ -6,7 +6,8 @@ import torch
 
 from hypersiren import HyperSiren, Siren, cell_centres, psnr, random_context_mask
 from hypersiren.across.baseline_fill import classical_fill
-from hypersiren.across.data import DataConfig, load_images
+from hypersiren.across.config import DataConfig
+from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import evaluate_inpainting
 from hypersiren.core.pixels import to_model_space
 from hypersiren.single.fitting import FitConfig, fit_values

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hypersiren.across.config import MAX_PARAMETERS, RunConfig, parameter_count, require_same_model
+from hypersiren.across.config import MAX_PARAMETERS, ModelConfig, RunConfig, parameter_count, require_same_model
 from hypersiren.across.data import dataset_root
-from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.across.model import HyperSiren
 from hypersiren.across.rules import model_problems
 from hypersiren.errors import ConfigError
 

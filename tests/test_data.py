@@ -9,8 +9,8 @@ from PIL import Image
 
 from hypersiren.across import data, memory
 from hypersiren.across import images as image_files
-from hypersiren.across.config import TrainConfig
-from hypersiren.across.data import DataConfig, ShuffledBatches, fine_grid_points, load_images, training_batch
+from hypersiren.across.config import DataConfig, TrainConfig
+from hypersiren.across.data import ShuffledBatches, fine_grid_points, load_images, training_batch
 from hypersiren.across.images import decode_image, square_resize
 from hypersiren.across.objective import missing_log_mse
 from hypersiren.core.coordinates import cell_centres

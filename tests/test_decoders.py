@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from hypersiren.across.config import RunConfig
+from hypersiren.across.config import ModelConfig, RunConfig
 from hypersiren.across.context import random_context_mask
 from hypersiren.across.decoders import Decoded, sample_grid
 from hypersiren.across.encoders import Latents
-from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.across.model import HyperSiren
 from hypersiren.across.objective import hypernetwork_loss
 from hypersiren.core.coordinates import cell_centres
 from hypersiren.errors import ConfigError

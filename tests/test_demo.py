@@ -18,6 +18,7 @@ import skimage.data
 import torch
 from PIL import Image
 
+from hypersiren.across.images import decode_image
 from hypersiren.across.model import HyperSiren
 from hypersiren.figures import MISSING_COLOUR
 
@@ -53,10 +54,14 @@ def test_a_model_pixel_is_observed_when_half_of_it_is_painted(demo):
     assert demo.painted_mask([np.zeros_like(layer)], photo_shape=(40, 40), size=4) is None  # nothing painted
 
 
-def test_the_photo_is_cropped_like_a_file_and_transparency_is_white(demo):
+def test_the_browsers_canvas_is_read_as_a_file_and_transparency_is_white(demo, tmp_path):
     background = np.zeros((2, 3, 4), dtype=np.uint8)
     background[..., 0], background[0, 0, 3] = 200, 255  # one opaque red pixel, the rest transparent
-    photo = demo.photo_tensor(background)
+    canvas = io.BytesIO()
+    Image.fromarray(background).save(canvas, format="PNG")
+    path = demo.upload_path(canvas.getvalue(), folder=str(tmp_path), flatten_on_white=True)  # as the editor calls it
+    assert Path(path).is_relative_to(tmp_path)  # the page's private folder
+    photo = decode_image(path)
     assert photo.shape == (3, 2, 3) and photo.dtype == torch.uint8
     assert photo[:, 0, 0].tolist() == [200, 0, 0] and photo[:, 1, 1].tolist() == [255, 255, 255]
 

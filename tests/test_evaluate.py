@@ -25,6 +25,7 @@ def run_dir(tiny_model_config, tmp_path_factory, celeba_root) -> Path:
     run_dir = tmp_path_factory.mktemp("run")
     config = RunConfig(model=tiny_model_config())
     config.data.root = os.path.relpath(celeba_root, REPO)
+    config.data.train_limit = 500  # the baselines fit the images the run learned from: fewer, faster
     torch.manual_seed(0)
     state = {"model": HyperSiren(config.model).state_dict(), "step": 0, "config": config.to_dict()}
     save_checkpoint(state, run_dir / "checkpoint.pt")

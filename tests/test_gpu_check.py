@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from conftest import fake_celeba
 
-from hypersiren.across.data import DataConfig, load_images
+from hypersiren.across.config import DataConfig
+from hypersiren.across.data import load_images
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ def test_the_device_check_trains_and_scores_a_gpu_preset_beside_the_cpu_pretrain
     result = run(
         "eval/gpu_check.py",
         *("--skip-bench", "--presets", "celeba32", "--data-root", str(celeba_root), "--out", str(tmp_path / "runs")),
-        *("--eval-images", "4", "--json", str(tmp_path / "report.json")),
+        *("--eval-images", "4", "--json", str(tmp_path / "report.json"), "--fills", str(tmp_path / "fills.json")),
         *(f"--train-option={option}" for option in options),
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -55,3 +56,4 @@ def test_the_device_check_trains_and_scores_a_gpu_preset_beside_the_cpu_pretrain
     assert {"gpu", "cpu_pretrained", "classical", "fill"} <= set(row) and row["cpu_pretrained"] > row["gpu"]  # 2 steps
     assert "| GPU − CPU |" in result.stdout and "| best classical fill |" in result.stdout
     assert json.loads((tmp_path / "runs" / "celeba32" / "config.json").read_text())["train"]["hflip"] is True
+    assert preset["steps"] == 2 and (tmp_path / "runs" / "exported" / "celeba32" / "checkpoint.pt").is_file()

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from hypersiren.across.data import DataConfig, ShuffledBatches, load_images, training_batch
+from hypersiren.across.config import DataConfig, ModelConfig
+from hypersiren.across.data import ShuffledBatches, load_images, training_batch
 from hypersiren.across.evaluation import evaluate_inpainting
-from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.across.model import HyperSiren
 from hypersiren.across.objective import hypernetwork_loss
 from hypersiren.core.pixels import to_model_space
 

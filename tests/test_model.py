@@ -3,8 +3,9 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from hypersiren.across.config import ModelConfig
 from hypersiren.across.decoders import sample_grid
-from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.across.model import HyperSiren
 from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.render import render
 

@@ -4,10 +4,10 @@ settings chosen on a training fold, and the model's prior carried by its checkpo
 import pytest
 import torch
 
-from hypersiren.across.config import RunConfig
+from hypersiren.across.config import ModelConfig, RunConfig
 from hypersiren.across.context import random_context_mask
 from hypersiren.across.evaluation import evaluate_inpainting, fit_data_priors
-from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.across.model import HyperSiren
 from hypersiren.across.priors import GaussianPrior, NearestNeighbours, principal_spectrum, select_priors
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_unit_range

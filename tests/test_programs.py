@@ -18,6 +18,7 @@ from hypersiren.across.config import RunConfig
 from hypersiren.across.model import HyperSiren
 from hypersiren.cli import exits_cleanly
 from hypersiren.errors import CheckpointError
+from hypersiren.single.coordinate_mlps import ACTIVATIONS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -298,3 +299,52 @@ def test_dataset_tools_take_no_device_option(tool):
     """They read and write files only: a --device option would promise computing that does not happen."""
     result = subprocess.run([sys.executable, tool, "--help"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0 and "--device" not in result.stdout
+
+
+# Runs a program as ``python PROGRAM OPTION...`` would, then names, as stderr's last line, the packages it imported
+# that take seconds to load.
+RUN_NAMING_HEAVY_IMPORTS = """
+import os, runpy, sys
+program, *options = sys.argv[1:]
+sys.argv, sys.path[0] = [program, *options], os.path.dirname(program)
+try:
+    runpy.run_path(program, run_name="__main__")
+finally:
+    heavy = {"torch", "torchvision", "numpy", "scipy", "skimage", "matplotlib", "PIL", "gradio"}
+    print("imported:", *sorted(heavy & {name.partition(".")[0] for name in sys.modules}), file=sys.stderr)
+"""
+
+
+def run_naming_heavy_imports(program: str, *options: str) -> tuple[subprocess.CompletedProcess, str]:
+    """``program`` run on ``options``, and the heavy packages it imported (``RUN_NAMING_HEAVY_IMPORTS``)."""
+    command = [sys.executable, "-c", RUN_NAMING_HEAVY_IMPORTS, str(REPO / program), *options]
+    environment = os.environ | {"OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment, check=False)
+    *message, imported = result.stderr.splitlines()
+    result.stderr = "\n".join(message)
+    return result, imported
+
+
+@pytest.mark.parametrize("program", PROGRAMS)
+def test_help_and_a_mistyped_option_answer_before_torch_loads(program):
+    """Each program parses its options before it imports torch (5-6 s on a quiet 2-core machine), so that --help and
+    a mistyped option answer in a fraction of a second."""
+    helped, imported = run_naming_heavy_imports(program, "--help")
+    assert helped.returncode == 0 and "options:" in helped.stdout, helped.stderr[-3000:]
+    assert imported == "imported:", program
+    refused, imported = run_naming_heavy_imports(program, "--bogus")
+    assert_one_line_error(refused, "--help")
+    assert imported == "imported:", program
+
+
+def test_a_preset_that_cannot_be_read_is_one_line_before_torch_loads(tmp_path):
+    refused, imported = run_naming_heavy_imports("train/train.py", "--config", str(tmp_path / "none.toml"))
+    assert_one_line_error(refused, f"no config at {tmp_path / 'none.toml'}")
+    assert imported == "imported:"
+
+
+def test_fit_programs_offer_what_the_library_builds(load_program):
+    """Their choices are named before torch loads, apart from the library's own names: the same, in the same order."""
+    fit_sdf = load_program("train/fit_sdf.py")
+    assert tuple(fit_sdf.SHAPES) == fit_sdf.SHAPE_NAMES
+    assert tuple(load_program("train/fit_image.py").LABELS) == ACTIVATIONS

@@ -15,7 +15,7 @@ from conftest import fake_celeba
 from PIL import Image
 
 from hypersiren.across import images, series
-from hypersiren.across.checkpoint import load_checkpoint, save_checkpoint
+from hypersiren.across.checkpoint import load_checkpoint, load_run, save_checkpoint
 from hypersiren.across.config import FIELD_HELP, RunConfig
 from hypersiren.across.model import HyperSiren
 from hypersiren.cli import add_config_options, config_overrides, program
@@ -202,7 +202,8 @@ def test_a_constant_training_split_is_refused_by_name(monkeypatch):
 
 
 def test_inpaint_supersampling_is_bounded_as_the_programs_are():
-    from hypersiren.across.model import MAX_SUPERSAMPLE, ModelConfig
+    from hypersiren.across.config import ModelConfig
+    from hypersiren.across.rules import MAX_SUPERSAMPLE
 
     model = HyperSiren(ModelConfig(latent_dim=8, encoder_widths=[8, 8], local_features=8)).eval()
     image, mask = torch.zeros(1, 3, 4, 4), torch.ones(1, 1, 4, 4, dtype=torch.bool)
@@ -223,3 +224,71 @@ def test_evaluate_refuses_a_scale_beyond_the_originals_and_a_file_as_out_before_
         program.chosen_scales([2.0, 8.0], config)
     source = Path(spec.origin).read_text()
     assert source.index("is a file, not a folder") < source.index("fit_data_priors(")  # refused before the work
+
+
+def saved_run(run: Path, model_config, **data: object) -> Path:
+    """A run folder whose saved config has the ``data`` fields given."""
+    config = RunConfig(model=model_config).validate()
+    for name, value in data.items():
+        setattr(config.data, name, value)
+    state = {"model": HyperSiren(config.model).state_dict(), "step": 1, "config": config.to_dict()}
+    save_checkpoint(state, run / "checkpoint.pt")
+    return run
+
+
+def test_a_run_folder_chooses_neither_a_cache_to_write_nor_a_download(
+    tmp_path, tiny_model_config, load_program, capsys, monkeypatch
+):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in range(10):
+        Image.new("RGB", (12, 12), (25 * index, 0, 0)).save(photos / f"{index}.png")
+    theirs = tmp_path / "their cache"
+    run = saved_run(tmp_path / "shared", tiny_model_config(), dataset="folder", root=str(photos), cache=str(theirs))
+    args = ("--run", str(run), "--num-images", "1", "--device", "cpu")
+    code, printed, err = run_main(load_program, capsys, monkeypatch, "eval/inpaint.py", *args)
+    assert code == 0 and "wrote" in printed, err
+    assert not theirs.exists()  # decoded into memory: the saved cache is not followed
+
+    def download(*args, **kwargs):
+        raise AssertionError("went online because a run folder said so")
+
+    monkeypatch.setattr(images.torchvision.datasets, "CIFAR10", download)
+    cifar = tmp_path / "cifar"
+    run = saved_run(tmp_path / "online", tiny_model_config(), dataset="cifar10", root=str(cifar), download=True)
+    code, _, err = run_main(load_program, capsys, monkeypatch, "eval/inpaint.py", "--run", str(run), "--device", "cpu")
+    one_line_error(code, err, "CIFAR-10 not found under")
+    assert not cifar.exists()
+    config, _ = load_run(run, data_cache="mine")  # a cache named on the command line is used, from the working folder
+    assert config.data.cache == str(Path("mine").absolute()) and not config.data.download
+
+
+@pytest.mark.parametrize(
+    ("place", "phrase"),
+    [
+        ("a file/bench.json", "lies under"),
+        ("a folder", "is a folder, not a file"),
+        pytest.param(
+            "read-only/bench.json",
+            "you cannot write in",
+            marks=pytest.mark.skipif(os.geteuid() == 0, reason="root writes in a read-only folder"),
+        ),
+    ],
+)
+def test_bench_refuses_an_out_it_cannot_write_before_the_timing(
+    tmp_path, load_program, capsys, monkeypatch, place, phrase
+):
+    (tmp_path / "a file").write_text("mine")
+    (tmp_path / "a folder").mkdir()
+    (tmp_path / "read-only").mkdir(mode=0o500)
+    bench = load_program("eval/bench.py")
+
+    def timing(*args, **kwargs):
+        raise AssertionError("the timing began before --out was checked")
+
+    monkeypatch.setattr(bench, "gemm_flops_per_second", timing)
+    out = tmp_path / place
+    monkeypatch.setattr(sys, "argv", ["eval/bench.py", "--device", "cpu", "--replace", "--out", str(out)])
+    with pytest.raises(SystemExit) as stopped:
+        bench.main()
+    one_line_error(stopped.value.code, capsys.readouterr().err, f"--out {out}", phrase, "pass --out")

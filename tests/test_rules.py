@@ -5,7 +5,8 @@ from dataclasses import dataclass
 import pytest
 
 from hypersiren.across import config
-from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.across.config import ModelConfig
+from hypersiren.across.model import HyperSiren
 from hypersiren.across.rules import field_problems, model_problems
 from hypersiren.errors import ConfigError
 

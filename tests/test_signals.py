@@ -7,11 +7,12 @@ import torch
 from torch import Tensor
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS, classical_fill
+from hypersiren.across.config import ModelConfig
 from hypersiren.across.context import first_half_mask, protocol_settings, random_context_mask
 from hypersiren.across.data import ShuffledBatches, training_batch
 from hypersiren.across.encoders import pull_push_fill
 from hypersiren.across.evaluation import CLASSICAL_METHODS, evaluate_inpainting, mean_psnrs
-from hypersiren.across.model import HyperSiren, ModelConfig
+from hypersiren.across.model import HyperSiren
 from hypersiren.across.objective import hypernetwork_loss
 from hypersiren.core.coordinates import cell_centres
 

@@ -10,14 +10,12 @@ already holds a checkpoint is refused unless --replace is given; the run's own f
 import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one line, not a traceback)
 
 # isort: split
-import shlex
+import argparse
 
-from hypersiren.across.checkpoint import export_run
-from hypersiren.cli import exits_cleanly, program
+from hypersiren.cli import exits_cleanly, parse_before_imports, program
 
 
-@exits_cleanly()
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = program(__doc__)
     parser.add_argument("--run", required=True, help="run directory written by train/train.py")
     parser.add_argument("--out", required=True, help="folder of the exported run")
@@ -30,7 +28,19 @@ def main() -> None:
     parser.add_argument(
         "--replace", action="store_true", help="overwrite a checkpoint already in --out (never the run's own)"
     )
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+parse_before_imports(parse_args, __name__)
+
+import shlex
+
+from hypersiren.across.checkpoint import export_run
+
+
+@exits_cleanly()
+def main() -> None:
+    args = parse_args()
     exported = export_run(args.run, args.out, data_root=args.data_root, replace=args.replace)
     print(
         f"wrote {exported} ({exported.stat().st_size / 2**20:.1f} MiB); evaluate it: "

@@ -15,39 +15,18 @@ import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one l
 
 # isort: split
 import argparse
-from pathlib import Path
-
-import torch
 
 from hypersiren.cli import (
     MAX_FIT_SIZE,
     MIN_FIT_SIZE,
+    PHOTOS,
     add_fit_options,
     exits_cleanly,
     float_in,
     int_in,
+    parse_before_imports,
     program,
-    require_fit_memory,
-    seeded_siren,
-    start_run,
 )
-from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.core.siren import Siren
-from hypersiren.figures import display_scale, magnitude_for_display, plot_curves, save_labeled_grid, signed_for_display
-from hypersiren.results import write_curves_csv, write_json, write_table
-from hypersiren.single.field_images import derivative_images, render_image
-from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
-from hypersiren.single.fitting import (
-    FitConfig,
-    fit_bytes,
-    fit_gradient,
-    fit_laplacian,
-    match_harmonic,
-    signal_psnr,
-)
-from hypersiren.single.photos import PHOTOS, load_photo
-
-HARMONIC_DEGREE = 2
 
 
 def parse_args() -> argparse.Namespace:
@@ -65,6 +44,32 @@ def parse_args() -> argparse.Namespace:
         help="fit the photos resized to size x size (grayscale)",
     )
     return parser.parse_args()
+
+
+parse_before_imports(parse_args, __name__)
+
+from pathlib import Path
+
+import torch
+
+from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.core.siren import Siren
+from hypersiren.figures import display_scale, magnitude_for_display, plot_curves, save_labeled_grid, signed_for_display
+from hypersiren.fit_runs import require_fit_memory, seeded_siren, start_run
+from hypersiren.results import write_curves_csv, write_json, write_table
+from hypersiren.single.field_images import derivative_images, render_image
+from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
+from hypersiren.single.fitting import (
+    FitConfig,
+    fit_bytes,
+    fit_gradient,
+    fit_laplacian,
+    match_harmonic,
+    signal_psnr,
+)
+from hypersiren.single.photos import load_photo
+
+HARMONIC_DEGREE = 2
 
 
 @exits_cleanly()

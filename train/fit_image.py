@@ -13,37 +13,19 @@ import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one l
 
 # isort: split
 import argparse
-from pathlib import Path
-
-import torch
-import torch.nn.functional as F
 
 from hypersiren.cli import (
     MAX_FIT_SIZE,
     MIN_FIT_SIZE,
+    PHOTOS,
     add_fit_options,
     exits_cleanly,
     int_in,
+    parse_before_imports,
     program,
-    require_fit_memory,
-    start_run,
 )
-from hypersiren.core.pixels import to_model_space, to_unit_range
-from hypersiren.figures import (
-    display_scale,
-    magnitude_for_display,
-    plot_curves,
-    save_labeled_grid,
-    save_png,
-    signed_for_display,
-)
-from hypersiren.results import write_curves_csv, write_json, write_table
-from hypersiren.single.coordinate_mlps import ACTIVATIONS, coordinate_mlp, nyquist_frequencies
-from hypersiren.single.field_images import derivative_images, render_image
-from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
-from hypersiren.single.fitting import FitConfig, fit_bytes, fit_values, signal_psnr
-from hypersiren.single.photos import PHOTOS, load_photo
 
+# The networks --activations offers (coordinate_mlps.ACTIVATIONS), as the table and figures name them.
 LABELS = {"relu": "ReLU", "tanh": "tanh", "relu_pe": "ReLU + P.E.", "siren": "SIREN"}
 
 
@@ -58,12 +40,37 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--activations",
         nargs="+",
-        default=list(ACTIVATIONS),
-        choices=ACTIVATIONS,
+        default=list(LABELS),
+        choices=LABELS,
         help="the networks fitted side by side: relu, tanh, relu_pe (ReLU on a positional encoding), siren",
     )
     parser.add_argument("--render-size", type=size, default=1024, help="side of the zoom and extrapolation renders")
     return parser.parse_args()
+
+
+parse_before_imports(parse_args, __name__)
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.figures import (
+    display_scale,
+    magnitude_for_display,
+    plot_curves,
+    save_labeled_grid,
+    save_png,
+    signed_for_display,
+)
+from hypersiren.fit_runs import require_fit_memory, start_run
+from hypersiren.results import write_curves_csv, write_json, write_table
+from hypersiren.single.coordinate_mlps import coordinate_mlp, nyquist_frequencies
+from hypersiren.single.field_images import derivative_images, render_image
+from hypersiren.single.finite_differences import discrete_laplacian, sobel_gradient
+from hypersiren.single.fitting import FitConfig, fit_bytes, fit_values, signal_psnr
+from hypersiren.single.photos import load_photo
 
 
 @exits_cleanly()

@@ -14,22 +14,40 @@ import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one l
 
 # isort: split
 import argparse
+
+from hypersiren.cli import add_fit_options, exits_cleanly, int_in, parse_before_imports, program
+
+MAX_POINTS = 10_000_000  # per point cloud or batch: 3 coordinates and 3 normals each, and a gradient per step
+MAX_RESOLUTION = 512  # marching cubes over 512³ = 134 M evaluations of Φ
+SHAPE_NAMES = ("torus", "sphere")  # --shape's choices, named before torch loads: SHAPES (below) holds each surface
+
+
+def parse_args() -> argparse.Namespace:
+    parser = program(__doc__)
+    add_fit_options(parser, steps=5000)  # the paper's lr 1e-4; 1e-3 converges in fewer steps
+    parser.add_argument(
+        "--shape", choices=SHAPE_NAMES, default="torus", help="the analytic surface whose point cloud is fitted"
+    )
+    points = int_in(1, MAX_POINTS)
+    parser.add_argument("--cloud-size", type=points, default=100_000, help="points in the oriented point cloud")
+    parser.add_argument("--batch-size", type=points, default=4096, help="surface points per step (as many off-surface)")
+    parser.add_argument(
+        "--resolution", type=int_in(2, MAX_RESOLUTION), default=128, help="marching-cubes grid per axis"
+    )
+    parser.add_argument("--eval-points", type=points, default=30_000, help="points per surface for Chamfer distance")
+    return parser.parse_args()
+
+
+parse_before_imports(parse_args, __name__)
+
 import math
 
 import torch
 
-from hypersiren.cli import (
-    add_fit_options,
-    exits_cleanly,
-    int_in,
-    program,
-    require_fit_memory,
-    seeded_siren,
-    start_run,
-)
 from hypersiren.core.siren import Siren
 from hypersiren.errors import ConfigError
 from hypersiren.figures import plot_curves, save_labeled_grid, signed_distance_for_display
+from hypersiren.fit_runs import require_fit_memory, seeded_siren, start_run
 from hypersiren.results import write_curves_csv, write_json, write_table
 from hypersiren.single.sdf import (
     SDFFitConfig,
@@ -47,25 +65,7 @@ from hypersiren.single.sdf import (
     write_obj,
 )
 
-MAX_POINTS = 10_000_000  # per point cloud or batch: 3 coordinates and 3 normals each, and a gradient per step
-MAX_RESOLUTION = 512  # marching cubes over 512³ = 134 M evaluations of Φ
-SHAPES = {"torus": Torus(major_radius=0.5, minor_radius=0.2), "sphere": Sphere(radius=0.5)}
-
-
-def parse_args() -> argparse.Namespace:
-    parser = program(__doc__)
-    add_fit_options(parser, steps=5000)  # the paper's lr 1e-4; 1e-3 converges in fewer steps
-    parser.add_argument(
-        "--shape", choices=list(SHAPES), default="torus", help="the analytic surface whose point cloud is fitted"
-    )
-    points = int_in(1, MAX_POINTS)
-    parser.add_argument("--cloud-size", type=points, default=100_000, help="points in the oriented point cloud")
-    parser.add_argument("--batch-size", type=points, default=4096, help="surface points per step (as many off-surface)")
-    parser.add_argument(
-        "--resolution", type=int_in(2, MAX_RESOLUTION), default=128, help="marching-cubes grid per axis"
-    )
-    parser.add_argument("--eval-points", type=points, default=30_000, help="points per surface for Chamfer distance")
-    return parser.parse_args()
+SHAPES = {"torus": Torus(major_radius=0.5, minor_radius=0.2), "sphere": Sphere(radius=0.5)}  # one per SHAPE_NAMES
 
 
 @exits_cleanly()

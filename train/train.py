@@ -19,6 +19,33 @@ import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one l
 
 # isort: split
 import argparse
+from pathlib import Path
+
+from hypersiren.across.config import RunConfig, learning_rate
+from hypersiren.cli import (
+    EXIT_CODE,
+    INTERRUPTED_EXIT_CODE,
+    add_config_options,
+    config_overrides,
+    exits_cleanly,
+    named_preset,
+    parse_before_imports,
+    program,
+)
+
+PRESETS = Path(__file__).parent
+
+
+def parse_args() -> tuple[argparse.Namespace, RunConfig]:
+    """The command line, and the preset it names (loaded once: --help shows its values)."""
+    parser = program(__doc__)
+    parser.add_argument("--out", required=True, help="run directory: config, checkpoint, TensorBoard logs")
+    preset = add_config_options(parser, default_preset=PRESETS / "default.toml")
+    return parser.parse_args(), preset
+
+
+parse_before_imports(parse_args, __name__)
+
 import dataclasses
 import math
 import os
@@ -26,7 +53,6 @@ import shlex
 import signal
 import sys
 import time
-from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -38,7 +64,6 @@ from tqdm import tqdm
 
 from hypersiren.across.baseline_fill import CLASSICAL_FILLS
 from hypersiren.across.checkpoint import checkpoint_config, load_checkpoint, run_model
-from hypersiren.across.config import RunConfig, learning_rate
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import ShuffledBatches, load_images, model_space, recipe_batch
 from hypersiren.across.evaluation import METHODS, evaluate_inpainting, fit_data_priors, seeded_masks
@@ -46,21 +71,11 @@ from hypersiren.across.model import HyperSiren
 from hypersiren.across.run_folder import RunFolder, StopSignals, program_command, resume_message
 from hypersiren.across.training import (
     FiniteWatch,
-    compiled,
-    compute_gradients,
-    precision,
+    gradient_step,
+    process_device,
     require_step_memory,
     set_tf32,
-    skip_if_failed,
-)
-from hypersiren.cli import (
-    EXIT_CODE,
-    INTERRUPTED_EXIT_CODE,
-    add_config_options,
-    config_overrides,
-    exits_cleanly,
-    named_preset,
-    program,
+    start_process,
 )
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_unit_range
@@ -68,16 +83,7 @@ from hypersiren.errors import ConfigError
 from hypersiren.figures import comparison_grid, series_figure
 from hypersiren.results import markdown_table
 
-PRESETS = Path(__file__).parent
 TENSORBOARD_TILE = 128  # px per held-out tile in TensorBoard, at least
-
-
-def parse_args() -> tuple[argparse.Namespace, RunConfig]:
-    """The command line, and the preset it names (loaded once: --help shows its values)."""
-    parser = program(__doc__)
-    parser.add_argument("--out", required=True, help="run directory: config, checkpoint, TensorBoard logs")
-    preset = add_config_options(parser, default_preset=PRESETS / "default.toml")
-    return parser.parse_args(), preset
 
 
 @exits_cleanly()
@@ -90,14 +96,13 @@ def main() -> None:
     config = run.config(preset, overrides=config_overrides(args), state=state, given_preset=named_preset())
     if run.finished(state, max_steps=config.train.max_steps):
         return  # before decoding a dataset for nothing
-    require_training_memory(config, device=args.device, processes=int(os.environ.get("WORLD_SIZE", "1")))
+    distributed = "WORLD_SIZE" in os.environ  # under torchrun
+    device = process_device(args.device, local_rank=int(os.environ["LOCAL_RANK"]) if distributed else None)
+    require_training_memory(config, device=device, processes=int(os.environ.get("WORLD_SIZE", "1")))
     if run.write:
         run.claim(stamp)  # held until this process ends
-    distributed = "WORLD_SIZE" in os.environ
     try:  # until the run starts, a failure (a bad data root, Ctrl-C while decoding) leaves --out as it was
-        if distributed:
-            dist.init_process_group("nccl" if args.device == "cuda" else "gloo")
-        device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if args.device == "cuda" else args.device)
+        start_process(device, distributed=distributed)
         images = load_training_images(config, device)
         set_tf32(config.train.tf32)
         torch.manual_seed(config.train.seed)
@@ -178,23 +183,17 @@ def train(
     distributed = dist.is_initialized()
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     device = images.train.device
-    trainable = compiled(DistributedDataParallel(model) if distributed else model, mode=config.train.compile)
-    parameters = list(model.parameters())
+    watch = FiniteWatch(device)
+    trainable = DistributedDataParallel(model) if distributed else model
+    take_gradients = gradient_step(trainable, optimizer, config.train, watch)  # compiled under train.compile
     batches = ShuffledBatches(len(images.train), config.train.batch_size, seed=config.train.seed, device=device)
-    autocast, watch = precision(config.train, device), FiniteWatch(device)
     shard = slice(rank * (config.train.batch_size // world), (rank + 1) * (config.train.batch_size // world))
     throughput = Throughput(config.train.batch_size, step)
     while step < config.train.max_steps and stop.received is None:
         batch = recipe_batch(config.train, images.train, batches, step, fine_images=images.fine, shard=shard)
         for group in optimizer.param_groups:  # a function of the step, so a resumed run continues the schedule
             group["lr"] = learning_rate(config.train, step)
-        loss, terms, grad_norm = compute_gradients(trainable, parameters, batch, config.train, autocast)
-        if distributed:  # every rank sees the global batch's loss: logs match one process, all stop together on NaN
-            loss = loss.detach().clone()
-            for value in (loss, *terms.values()):
-                dist.all_reduce(value)
-                value /= world
-        skip_if_failed(optimizer, watch.record(step, loss, grad_norm))
+        loss, terms, grad_norm = take_gradients(batch, step)  # under DDP the global batch's loss and terms
         if run.sound_step == step:  # a checkpoint is due: its weights must have given a finite loss
             stop_if_diverged(run, watch, config, progress)
             run.keep_sound(step, model, optimizer, config)
@@ -256,7 +255,7 @@ def log(run: RunFolder, writer: SummaryWriter, progress: tqdm, step: int, scalar
     run.log(step, scalars)
 
 
-def require_training_memory(config: RunConfig, device: str, processes: int) -> None:
+def require_training_memory(config: RunConfig, device: torch.device, processes: int) -> None:
     """Refuse a training whose step would not fit in ``device``'s memory (``memory.training_bytes``, a rough and
     high estimate), before anything is written or decoded; each of ``processes`` takes its share of the batch."""
     if config.train.batch_size % processes:

@@ -11,8 +11,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from hypersiren.across.config import RunConfig
-from hypersiren.across.data import REPO_ROOT, command_line_root
+from hypersiren.across.config import RunConfig, command_line_root
+from hypersiren.across.data import REPO_ROOT
 from hypersiren.across.memory import require_memory
 from hypersiren.across.model import HyperSiren
 from hypersiren.errors import CheckpointError, ConfigError
@@ -117,13 +117,16 @@ def checkpoint_config(state: dict[str, Any], path: str | Path) -> RunConfig:
 
 
 def load_run(
-    run_dir: str | Path, device: str | torch.device = "cpu", data_root: str | None = None
+    run_dir: str | Path, device: str | torch.device = "cpu", data_root: str | None = None, data_cache: str = ""
 ) -> tuple[RunConfig, HyperSiren]:
     """The config and trained model (eval mode) of a run directory written by train/train.py.
 
     ``data_root`` (a command-line path) replaces the dataset folder saved with the run, for data
-    that moved since training. The weights' shapes are compared with the config's model, built on
-    the meta device, before the model is allocated.
+    that moved since training. A run folder is data, not instructions: its saved ``data.cache`` and
+    ``data.download`` are not followed (a shared folder would otherwise choose where its reader writes,
+    and whether it goes online), so the config reads its data without downloading, through the cache
+    ``data_cache`` (a command-line path; "": none, decoded into memory). The weights' shapes are
+    compared with the config's model, built on the meta device, before the model is allocated.
     """
     run_dir = Path(run_dir)
     if run_dir.is_file():
@@ -133,9 +136,12 @@ def load_run(
     path = run_dir / "checkpoint.pt"
     state = load_checkpoint(path)
     config = checkpoint_config(state, path)
-    warn_of_config_edits(run_dir, config, given={"data.root"} if data_root else set())
+    not_followed = {"data.cache", "data.download"}
+    warn_of_config_edits(run_dir, config, given=not_followed | ({"data.root"} if data_root else set()))
     if data_root:
         config.data.root = command_line_root(data_root)
+    config.data.cache = command_line_root(data_cache) if data_cache else ""
+    config.data.download = False
     require_matching_weights(state, config, path)
     model = run_model(config).to(device)
     model.load_state_dict(state["model"])

@@ -3,6 +3,10 @@
 A config is validated as a whole (``RunConfig.validate``) before a program writes,
 decodes or allocates anything with it, so a bad value fails in one line instead of a
 ZeroDivisionError mid-run, a silent no-op, or a config.json that no longer works.
+
+Every program builds its options from these dataclasses before torch loads, so that ``--help`` and a mistyped
+option answer at once: this module imports no torch, and what needs it (a model's parameter count, its SIREN's
+config) imports it where it is called.
 """
 
 import argparse
@@ -14,15 +18,14 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-
-from hypersiren.across.data import DataConfig, command_line_root
-from hypersiren.across.model import HyperSiren, ModelConfig
 from hypersiren.across.rules import field_problems, model_problems, type_name
 from hypersiren.errors import ConfigError
 from hypersiren.results import write_json
+
+if TYPE_CHECKING:
+    from hypersiren.core.siren import SirenConfig
 
 # 2^30 parameters are 4 GiB of fp32 weights and 16 GiB with gradients and Adam's two moments, 20x the
 # paper's model: beyond that a config is a typo (hyper_hidden_features=40000), not an experiment.
@@ -90,7 +93,8 @@ FIELD_HELP = {
     "train.grad_clip": "clip the gradient's global norm to this (a finite number > 0; a large one barely clips)",
     "train.seed": "seed of the weights, batches and training masks: the same seed gives the same run",
     "train.amp": "bf16 autocast for encoder and hypernetwork on CUDA (the SIREN stays fp32); ignored on CPU",
-    "train.compile": "torch.compile mode of the model on any device (reduce-overhead: with CUDA graphs; off: eager)",
+    "train.compile": "torch.compile mode of the training step, backward included, on any device (reduce-overhead: "
+    "with CUDA graphs; off: eager)",
     "train.tf32": "TF32 matmuls on CUDA (its 10-bit mantissa also reaches the SIREN's sin(30x)); ignored on CPU",
     "train.hflip": "mirror half of each batch left-right, drawn from (seed, step): twice the images to learn from",
     "train.log_every": "steps between logged losses (history.jsonl, TensorBoard, the progress bar's PSNR)",
@@ -98,6 +102,68 @@ FIELD_HELP = {
     "train.checkpoint_every": "steps between checkpoints (a killed run resumes from the last one)",
     "train.eval_images": "held-out images scored in TensorBoard and in the table printed at the end",
 }
+
+
+@dataclass
+class ModelConfig:
+    """The default preset's model (train/default.toml), so ``HyperSiren(ModelConfig())`` is the model users train.
+    Fields added since runs were saved default to what those runs did, so that their config.json (which lacks
+    them) still builds the model they trained."""
+
+    channels: int = 3  # values per point: 3 for RGB images, 1 for a series or a gray image
+    dims: int = 2  # dimensions of the signals' grid: 1 for series, 2 for images, 3 for volumes
+    latent_dim: int = 128
+    # "unet": global latent -> SIREN weights plus a grid of local codes -> per-point shifts;
+    # "conv" / "set": the paper's global latent only.
+    encoder: Literal["unet", "conv", "set"] = "unet"
+    encoder_widths: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
+    local_features: int = 64  # channels of the local code grid ("unet" only), the last `channels` a value guess
+    # "siren": hypernetwork -> SIREN weights, local codes -> its shifts; "pixel": the ablation, the same
+    # "unet" encoder with a 1x1 cell head (decoders.CellHead), no hypernetwork and no SIREN.
+    decoder: Literal["siren", "pixel"] = "siren"
+    siren_hidden_features: int = 64
+    siren_hidden_layers: int = 2
+    omega: float = 30.0
+    hyper_hidden_features: int = 128
+    hyper_hidden_layers: int = 1
+    # A Gaussian (PCA) prior of the training signals ("unet" only; priors.GaussianPrior): its conditional mean given
+    # the observed points is an encoder input and the decoder's starting guess. 0: none (pull-push fill only).
+    prior_components: int = 0
+    prior_size: int = 0  # side of the grid the prior is fitted on: data.image_size (the prior is of one grid)
+    # tanh on the local codes ("unet"): they shift the SIREN's sine arguments, and a run of the series preset with a
+    # prior diverged at step 1950 as its codes grew from 6 to 400 in ten steps (each larger code a larger gradient).
+    bounded_codes: bool = False
+
+    @property
+    def siren(self) -> "SirenConfig":
+        from hypersiren.core.siren import SirenConfig  # here, not above: it loads torch
+
+        return SirenConfig(
+            in_features=self.dims,
+            hidden_features=self.siren_hidden_features,
+            hidden_layers=self.siren_hidden_layers,
+            out_features=self.channels,
+            first_omega=self.omega,
+            hidden_omega=self.omega,
+        )
+
+
+@dataclass
+class DataConfig:
+    dataset: Literal["celeba", "cifar10", "folder", "ucr"] = "celeba"
+    root: str = "../shared/data/celeba"  # a relative root is taken from the repository root: see data.dataset_root
+    image_size: int = 32
+    eval_split: str = (
+        "val"  # the held-out split: 'val' for CelebA here (its test images are not shipped), 'test' for CIFAR-10
+    )
+    download: bool = False  # CIFAR-10 only: fetch torchvision's copy into root when online
+    train_limit: int = 0  # train on the first N images only (0: all); for quick experiments and tests
+    cache: str = "~/.cache/hypersiren"  # decoded splits, memory-mapped ("": decode into memory every time)
+
+
+def command_line_root(text: str) -> str:
+    """A dataset folder given on the command line, made absolute from the working directory."""
+    return str(Path(text).expanduser().absolute())
 
 
 @dataclass
@@ -119,7 +185,7 @@ class TrainConfig:
     grad_clip: float = 1.0
     seed: int = 0
     amp: bool = True  # bf16 autocast for encoder + hypernetwork on CUDA (the SIREN stays fp32); ignored on CPU
-    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"  # torch.compile mode of the model
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"  # torch.compile mode of the step
     tf32: bool = False  # TF32 matmuls on CUDA (its 10-bit mantissa also reaches the SIREN's sin(30x)); ignored on CPU
     log_every: int = 50
     image_every: int = 500
@@ -270,6 +336,10 @@ def parameter_count(config: ModelConfig) -> int:
 
     Counting the built module instead of a formula keeps this right whatever the model's layout.
     """
+    import torch  # here, not above, as the model: reading a config must not load torch
+
+    from hypersiren.across.model import HyperSiren
+
     with torch.device("meta"):
         return sum(parameter.numel() for parameter in HyperSiren(config).parameters())
 

@@ -7,14 +7,14 @@ device, as a pure function of (seed, step).
 """
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
 from einops import rearrange
 from torch import Tensor
 
+from hypersiren.across.config import DataConfig, TrainConfig
 from hypersiren.across.context import training_context_mask
 from hypersiren.across.images import load_image_split
 from hypersiren.across.series import load_series
@@ -22,23 +22,7 @@ from hypersiren.core.checks import require_count
 from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.pixels import to_model_space
 
-if TYPE_CHECKING:
-    from hypersiren.across.config import TrainConfig
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-@dataclass
-class DataConfig:
-    dataset: Literal["celeba", "cifar10", "folder", "ucr"] = "celeba"
-    root: str = "../shared/data/celeba"  # a relative root is taken from the repository root: see dataset_root
-    image_size: int = 32
-    eval_split: str = (
-        "val"  # the held-out split: 'val' for CelebA here (its test images are not shipped), 'test' for CIFAR-10
-    )
-    download: bool = False  # CIFAR-10 only: fetch torchvision's copy into root when online
-    train_limit: int = 0  # train on the first N images only (0: all); for quick experiments and tests
-    cache: str = "~/.cache/hypersiren"  # decoded splits, memory-mapped ("": decode into memory every time)
 
 
 def load_images(config: DataConfig, split: str, limit: int | None = None) -> Tensor:
@@ -63,7 +47,7 @@ def dataset_root(config: DataConfig) -> Path:
 
     Presets and saved runs name roots as seen from the repository (``../shared/data/celeba``),
     and programs must find them from any folder. Roots typed on the command line are made
-    absolute from the working directory when parsed (``command_line_root``), as a shell user means them.
+    absolute from the working directory when parsed (``config.command_line_root``), as a shell user means them.
     """
     return _from_repository(config.root)
 
@@ -72,11 +56,6 @@ def _from_repository(path: str) -> Path:
     """``path`` with ``~`` expanded; relative to the repository root when relative."""
     expanded = Path(path).expanduser()
     return expanded if expanded.is_absolute() else (REPO_ROOT / expanded).resolve()
-
-
-def command_line_root(text: str) -> str:
-    """A dataset folder given on the command line, made absolute from the working directory."""
-    return str(Path(text).expanduser().absolute())
 
 
 class ShuffledBatches:
@@ -174,7 +153,7 @@ def training_batch(
 
 
 def recipe_batch(
-    train: "TrainConfig",
+    train: TrainConfig,
     images: Tensor,
     batches: ShuffledBatches,
     step: int,

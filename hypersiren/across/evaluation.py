@@ -17,8 +17,9 @@ from torch import Tensor
 from tqdm import tqdm
 
 from hypersiren.across.baseline_fill import classical_fill, mean_image_fill
+from hypersiren.across.config import DataConfig
 from hypersiren.across.context import context_mask, protocol_settings
-from hypersiren.across.data import DataConfig, dataset_root, model_space
+from hypersiren.across.data import dataset_root, model_space
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.priors import DataPriors, select_priors
 from hypersiren.core.checks import require_tensor

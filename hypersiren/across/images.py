@@ -15,6 +15,7 @@ import sys
 import urllib.error
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -257,9 +258,19 @@ def decode_image(path: str | Path) -> Tensor:
     (PIL's own conversion clips at 255, which turns most of a 16-bit image white); grayscale and
     palette images are expanded to RGB; transparent pixels are composited on white, as a page
     shows them (dropping alpha would show whatever colour they happen to hold); CMYK is
-    converted. A missing, corrupt or truncated file, one above PIL's decompression-bomb limit
-    (``PIL.Image.MAX_IMAGE_PIXELS``; PIL itself only warns up to twice it) and pixels of no
-    fixed range (float, 32-bit integer) raise DatasetError naming the file and the fix.
+    converted. The file's own faults (``opened_image``) and pixels of no fixed range (float,
+    32-bit integer) raise DatasetError naming the file and the fix.
+    """
+    with opened_image(path) as image:
+        return TF.pil_to_tensor(_viewed_rgb(image, Path(path)))
+
+
+@contextmanager
+def opened_image(path: str | Path) -> Iterator[Image.Image]:
+    """The image file ``path`` opened with PIL, its EXIF orientation applied, for reading its pixels inside the
+    ``with``: the one way hypersiren opens an image, so that every reader has the same limits. A missing, corrupt
+    or truncated file, and one above PIL's decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``; PIL itself
+    only warns up to twice it), raise DatasetError naming the file and the fix, from the ``with`` block too.
     """
     path = Path(path)
     if path.is_dir():
@@ -271,7 +282,7 @@ def decode_image(path: str | Path) -> Tensor:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             with Image.open(file) as image:
-                return TF.pil_to_tensor(_viewed_rgb(ImageOps.exif_transpose(image), path))
+                yield ImageOps.exif_transpose(image)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
             raise DatasetError(
                 f"{path} is too large to decode safely ({error}): downscale it (it is cropped and resized anyway)"

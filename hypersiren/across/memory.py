@@ -27,7 +27,7 @@ import torch
 from hypersiren.errors import MemoryLimitError
 
 if TYPE_CHECKING:
-    from hypersiren.across.model import ModelConfig
+    from hypersiren.across.config import ModelConfig
 
 BYTES = 4  # fp32
 SAFETY = 2.0

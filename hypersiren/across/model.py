@@ -1,8 +1,7 @@
 """HyperSiren: encoder -> decoder (hypernetwork -> functional SIREN by default), for signals of any dimension."""
 
 import numbers
-from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -11,59 +10,16 @@ from hypersiren.across.decoders import CellHead, SirenDecoder
 from hypersiren.across.encoders import AVERAGE_POOLS, ConvEncoder, Latents, SetEncoder, UNetEncoder
 from hypersiren.across.memory import inpaint_bytes, require_memory
 from hypersiren.across.priors import GaussianPrior, principal_spectrum
-from hypersiren.across.rules import model_problems
+from hypersiren.across.rules import MAX_SUPERSAMPLE, model_problems
 from hypersiren.core.checks import require_tensor
 from hypersiren.core.coordinates import cell_centres
 from hypersiren.core.render import SirenParams
-from hypersiren.core.siren import SirenConfig
 from hypersiren.errors import ConfigError
 
+if TYPE_CHECKING:
+    from hypersiren.across.config import ModelConfig  # not at run time: config imports this module (parameter_count)
+
 GRID_AXES = {1: "T", 2: "H, W", 3: "D, H, W"}  # how shapes are named in messages
-# Points per pixel and axis that inpaint averages: 2 is what training between pixel centres teaches, 4 the most any
-# program offers (beyond it the cost grows as its square for nothing measured: 100 took 7 minutes for 2 images).
-MAX_SUPERSAMPLE = 4
-
-
-@dataclass
-class ModelConfig:
-    """The default preset's model (train/default.toml), so ``HyperSiren(ModelConfig())`` is the model users train.
-    Fields added since runs were saved default to what those runs did, so that their config.json (which lacks
-    them) still builds the model they trained."""
-
-    channels: int = 3  # values per point: 3 for RGB images, 1 for a series or a gray image
-    dims: int = 2  # dimensions of the signals' grid: 1 for series, 2 for images, 3 for volumes
-    latent_dim: int = 128
-    # "unet": global latent -> SIREN weights plus a grid of local codes -> per-point shifts;
-    # "conv" / "set": the paper's global latent only.
-    encoder: Literal["unet", "conv", "set"] = "unet"
-    encoder_widths: list[int] = field(default_factory=lambda: [32, 64, 96, 128])
-    local_features: int = 64  # channels of the local code grid ("unet" only), the last `channels` a value guess
-    # "siren": hypernetwork -> SIREN weights, local codes -> its shifts; "pixel": the ablation, the same
-    # "unet" encoder with a 1x1 cell head (decoders.CellHead), no hypernetwork and no SIREN.
-    decoder: Literal["siren", "pixel"] = "siren"
-    siren_hidden_features: int = 64
-    siren_hidden_layers: int = 2
-    omega: float = 30.0
-    hyper_hidden_features: int = 128
-    hyper_hidden_layers: int = 1
-    # A Gaussian (PCA) prior of the training signals ("unet" only; priors.GaussianPrior): its conditional mean given
-    # the observed points is an encoder input and the decoder's starting guess. 0: none (pull-push fill only).
-    prior_components: int = 0
-    prior_size: int = 0  # side of the grid the prior is fitted on: data.image_size (the prior is of one grid)
-    # tanh on the local codes ("unet"): they shift the SIREN's sine arguments, and a run of the series preset with a
-    # prior diverged at step 1950 as its codes grew from 6 to 400 in ten steps (each larger code a larger gradient).
-    bounded_codes: bool = False
-
-    @property
-    def siren(self) -> SirenConfig:
-        return SirenConfig(
-            in_features=self.dims,
-            hidden_features=self.siren_hidden_features,
-            hidden_layers=self.siren_hidden_layers,
-            out_features=self.channels,
-            first_omega=self.omega,
-            hidden_omega=self.omega,
-        )
 
 
 class Prediction(NamedTuple):
@@ -80,7 +36,7 @@ class HyperSiren(nn.Module):
     "image" and "pixel" in names below mean any signal and its grid points.
     """
 
-    def __init__(self, config: ModelConfig, supersample: int = 1):
+    def __init__(self, config: "ModelConfig", supersample: int = 1):
         problems = model_problems(config)
         if problems:
             raise ConfigError(f"invalid ModelConfig: {'; '.join(problems)}")  # a ValueError

@@ -14,8 +14,6 @@ from torchvision.transforms.v2 import functional as TF
 
 from hypersiren.core.checks import require_count
 
-# The bundled photos (8-bit, no download) the fit programs offer.
-PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "coins", "moon", "rocket")
 # ITU-R BT.709 luma, the weights of skimage.color.rgb2gray.
 _LUMA = torch.tensor([0.2125, 0.7154, 0.0721])
 
