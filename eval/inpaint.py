@@ -1,24 +1,24 @@
 """Complete your own images with a trained run, or draw the run's held-out figures.
 
-    python eval/inpaint.py --run runs/celeba32 --image photo.jpg                   # 10% of its pixels observed
-    python eval/inpaint.py --run runs/celeba32 --image photo.jpg --mask mask.png --out completed.png
-    python eval/inpaint.py --run runs/celeba32 --image a.jpg b.png --context 100 --size 512 --out completed/
-    python eval/inpaint.py --run runs/celeba32 --num-images 8                        # the held-out figures
+    python eval/inpaint.py --image photo.jpg           # pretrained/celeba64, 10% of the photo's pixels observed
+    python eval/inpaint.py --image photo.jpg --mask mask.png --out completed.png
+    python eval/inpaint.py --image a.jpg b.png --context 100 --size 512 --out completed/
+    python eval/inpaint.py --run runs/celeba32 --num-images 8          # the held-out figures
 
-Your images (--image): any format PIL reads, any size. Each is centre-cropped to a square and
-resized (antialiased) to the run's image size (data.image_size, e.g. 32x32): the model's input.
-Its observed pixels are a --mask (a PNG of any size, cropped and resized like the image, nearest
-neighbour: white = observed, black = missing, i.e. luminance > 127; transparent counts as white),
---context N random pixels, --context P% of them (a new draw per image, from --seed), or
---top-half; by default --context 10%. The completion is rendered at --size N (NxN), by default
-at the crop's own side, at most 1024, and keeps your observed pixels at every size: an output pixel
-lying in an observed model pixel is your photo's own pixel at that size (resized like the input), so
-above the model's size the observed areas keep their detail and only the missing ones are the model's.
+Your images (--image): any format PIL reads, any size. Each is centre-cropped to a square and resized
+(antialiased) to the output size --size N (NxN, at most 512; by default the crop's own side, at most 256: a larger
+photo is resized to 256, and the program says so). Its observed pixels are chosen there, at N x N: a --mask (a PNG
+of any size, cropped and resized like the image, nearest neighbour: white = observed, black = missing, i.e. luminance >
+127; transparent counts as white), --context N random pixels, --context P% of them (a new draw per image, from
+--seed), or --top-half; by default --context 10%. The model reads every observed pixel: its input (the run's
+data.image_size, e.g. 64x64) has each cell observed where any of its pixels is, at their mean; it renders at N x N,
+and above its own size the rendering is corrected by your pixels (their error spread by a biharmonic fill), so
+your observed pixels are exactly yours and their detail reaches the missing ones near them.
 --out is a PNG (one image) or a folder that gets <name>.png per input (default: ./completed); beside
 each, <name>_comparison.png: observed (missing pixels magenta, see its legend) | HyperSiren |
-biharmonic (scikit-image's classical fill at the model's size, bicubic to N, your observed pixels
-kept the same way) | the run's Gaussian (PCA) prior, made the same way, where the run was trained with
-one (model.prior_components; the program says so where not) | original (your photo at N), every tile NxN.
+biharmonic (scikit-image's classical fill of the same pixels at N x N) | the run's Gaussian (PCA) prior at the
+model's size, bicubic to N and corrected the same way, where the run was trained with one
+(model.prior_components; the program says so where not) | original (your photo at N), every tile NxN.
 A completion that would replace an input, another completion, or a file hypersiren did not write is
 refused before anything is written; a rerun replaces its own.
 
@@ -35,12 +35,14 @@ import hypersiren.start  # noqa: F401  (first: Ctrl-C while torch loads is one l
 import argparse
 from pathlib import Path
 
-from hypersiren.cli import add_run_options, exits_cleanly, int_in, parse_before_imports, program
+from hypersiren.across.rules import MAX_PHOTO_SIDE
+from hypersiren.cli import BEST_FACE_MODEL, add_run_options, exits_cleanly, int_in, parse_before_imports, program
 
 DEFAULT_NUM_IMAGES = 8  # rows of the held-out figures in RUN_DIR/figures; other counts go to a folder of their own
 DEFAULT_CONTEXT = 0.1  # of the pixels, when no --mask, --context or --top-half is given
-DEFAULT_RENDER_CAP = 1024  # the default render size: the crop's own side, at most this
-MAX_RENDER_SIZE = 4096  # 16.8 M points per image: minutes on a CPU, and more than a screen shows
+# The default output side: the photo's own, at most this. Its two biharmonic fills take ~3 s at 256x256 on a CPU core,
+# ~30 s at MAX_PHOTO_SIDE (512), which --size still offers.
+DEFAULT_SIDE = 256
 # Renders are seen best larger than the 32x32 tiles' 1.4 inches; the super-resolution labels need the width too.
 SUPERRES_TILE_INCHES = 2.2
 COMPARISON_TILE_INCHES = 3.0
@@ -61,7 +63,7 @@ def context_amount(text: str) -> int | float:
 
 def parse_args() -> argparse.Namespace:
     parser = program(__doc__)
-    add_run_options(parser)
+    add_run_options(parser, default_run=BEST_FACE_MODEL)
     own = parser.add_argument_group("completing your own images")
     own.add_argument("--image", nargs="+", type=Path, help="image files to complete (any format PIL reads)")
     observed = own.add_mutually_exclusive_group()
@@ -70,9 +72,9 @@ def parse_args() -> argparse.Namespace:
     observed.add_argument("--top-half", action="store_true", help="observe the top half")
     own.add_argument(
         "--size",
-        type=int_in(1, MAX_RENDER_SIZE),
-        help=f"output side in pixels, your observed pixels kept at it (default: the crop's own, at most "
-        f"{DEFAULT_RENDER_CAP})",
+        type=int_in(8, MAX_PHOTO_SIDE),
+        help="output side in pixels: the photo is resized to it and observed there (default: the crop's own side, "
+        f"at most {DEFAULT_SIDE})",
     )
     own.add_argument("--out", type=Path, help="a PNG (one image) or a folder (default: ./completed)")
     held_out = parser.add_argument_group("held-out figures (without --image)")
@@ -100,7 +102,7 @@ from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import root_tag, seeded_masks
 from hypersiren.across.images import IMAGE_SUFFIXES, decode_image, square_resize
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.user_images import complete_photo
+from hypersiren.across.user_images import complete_photo, scores_line
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.errors import ConfigError, DatasetError
 from hypersiren.figures import MISSING_LEGEND, context_image, save_labeled_grid, save_png, written_here
@@ -119,26 +121,33 @@ def main() -> None:
 
 
 def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> None:
-    """Complete each ``--image`` and write it with its comparison figure; every input is read before any write."""
+    """Complete each ``--image`` at its output size from its observed pixels there, and write it with its comparison
+    figure; every input is read (and every mask made) before any write."""
     targets = output_paths(args.image, args.out, inputs=[*args.image, *([args.mask] if args.mask else [])])
     photos = [decode_image(path) for path in args.image]
-    mask = observed_pixels(args, count=len(photos), size=size).to(args.device)
-    for index, (photo, target) in enumerate(zip(photos, targets)):
-        side = args.size or min(*photo.shape[-2:], DEFAULT_RENDER_CAP)
-        one_mask = mask[index : index + 1]
-        completion = complete_photo(model, photo, one_mask, side=side)
+    generator = torch.Generator().manual_seed(args.seed)  # one draw per image, in order
+    sides = [args.size or min(*photo.shape[-2:], DEFAULT_SIDE) for photo in photos]
+    masks = [observed_pixels(args, side=side, generator=generator).to(args.device) for side in sides]
+    for photo, mask, side, target in zip(photos, masks, sides, targets):
+        if args.size is None and min(photo.shape[-2:]) > side:
+            square, most = min(photo.shape[-2:]), MAX_PHOTO_SIDE
+            print(f"{target.stem}: its {square} px square is completed at {side}x{side} (--size: up to {most})")
+        completion = complete_photo(model, photo, mask, model_side=size)
         completed = to_unit_range(completion.hypersiren)
         save_png(completed, target)
-        num_observed = int(one_mask.sum())
+        num_observed = int(mask.sum())
+        how = "corrected by your pixels at that size" if side > size else "your pixels kept"
         print(
-            f"wrote {target}: {side}x{side} completion from {num_observed} of {size * size} pixels, "
-            f"observed pixels kept (yours, at {side}x{side}; the model saw {size}x{size})"
+            f"wrote {target}: {side}x{side} completion from {num_observed} of {side * side} pixels "
+            f"(the model read them at {size}x{size} and rendered at {side}x{side}, {how})"
         )
+        if min(photo.shape[-2:]) >= side:  # the photo holds the truth at this size: every pixel scored
+            print(f"  {scores_line(completion)}")
         original = to_unit_range(completion.original)
-        labels = [f"observed ({num_observed} px)", "HyperSiren", "biharmonic (bicubic to size)"]
+        labels = [f"observed ({num_observed} px)", "HyperSiren", f"biharmonic at {side}²"]
         columns = [context_image(original, completion.observed), completed, to_unit_range(completion.biharmonic)]
         if completion.gaussian is not None:
-            labels.append("Gaussian prior (bicubic to size)")
+            labels.append(f"Gaussian prior at {size}²" + (", bicubic" if side > size else ""))
             columns.append(to_unit_range(completion.gaussian))
         else:
             print(f"no Gaussian-prior column: {args.run} was trained without one (model.prior_components 0)")
@@ -203,27 +212,27 @@ def _require_distinct(outputs: list[Path], inputs: list[Path]) -> None:
                 raise ConfigError(f"--out would write {output} over the input {given}: choose another --out")
 
 
-def observed_pixels(args: argparse.Namespace, count: int, size: int) -> Tensor:
-    """The masks ``(count, 1, size, size)`` that --mask, --context or --top-half ask for; by default 10% random."""
+def observed_pixels(args: argparse.Namespace, side: int, generator: torch.Generator) -> Tensor:
+    """The mask ``(1, 1, side, side)`` that --mask, --context or --top-half ask for at the output size; by default
+    10% random, drawn from ``generator``."""
     if args.top_half:
-        return first_half_mask(count, (size, size))
+        return first_half_mask(1, (side, side))
     if args.mask is not None:
         luminance = TF.rgb_to_grayscale(decode_image(args.mask))  # (1, H, W) uint8
-        mask = square_resize(luminance, size, nearest=True) > 127
+        mask = square_resize(luminance, side, nearest=True) > 127
         if not mask.any():
             raise DatasetError(
-                f"mask {args.mask} observes no pixel at the model's {size}x{size}: white (> 127) marks observed pixels"
+                f"mask {args.mask} observes no pixel at {side}x{side}: white (> 127) marks observed pixels"
             )
-        return mask.expand(count, -1, -1, -1)
+        return mask[None]
     amount = DEFAULT_CONTEXT if args.context is None else args.context
-    num_context = amount if isinstance(amount, int) else round(amount * size * size)
-    if not 1 <= num_context <= size * size:
-        given = amount if isinstance(amount, int) else f"{100 * amount:g}%"
+    num_context = amount if isinstance(amount, int) else max(1, round(amount * side * side))
+    if num_context > side * side:
         raise ConfigError(
-            f"--context {given} is {num_context} pixels of the model's {size}x{size} input: "
-            f"give between 1 and {size * size} (or a percentage)"
+            f"--context {amount} is more pixels than the {side}x{side} output has: give at most {side * side} "
+            "(or a percentage)"
         )
-    return random_context_mask(count, (size, size), num_context, generator=torch.Generator().manual_seed(args.seed))
+    return random_context_mask(1, (side, side), num_context, generator=generator)
 
 
 def write_held_out_figures(model: HyperSiren, config: RunConfig, args: argparse.Namespace) -> None:

@@ -24,6 +24,7 @@ import copy
 import dataclasses
 import errno
 import math
+import os
 import re
 import signal
 import sys
@@ -269,9 +270,21 @@ class _ComputingProgram(_OneLineErrors):
         return parsed
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """Options of the programs that read a trained run: the run folder, where its data went, the mask seed."""
-    parser.add_argument("--run", required=True, help="run directory written by train/train.py")
+# The face model the programs that complete a user's photo start from (eval/own_size.py measures it at 64-256 px),
+# relative to the working directory where it can be: the path --help shows.
+_BEST_FACE_MODEL = Path(__file__).resolve().parents[1] / "pretrained" / "celeba64"
+BEST_FACE_MODEL = (
+    os.path.relpath(_BEST_FACE_MODEL) if _BEST_FACE_MODEL.is_relative_to(Path.cwd()) else str(_BEST_FACE_MODEL)
+)
+
+
+def add_run_options(parser: argparse.ArgumentParser, default_run: str | None = None) -> None:
+    """Options of the programs that read a trained run: the run folder (``default_run`` where a program has one),
+    where its data went, the mask seed."""
+    if default_run is None:
+        parser.add_argument("--run", required=True, help="run directory written by train/train.py")
+    else:
+        parser.add_argument("--run", default=str(default_run), help="run directory written by train/train.py")
     parser.add_argument("--data.root", dest="data_root", help="dataset folder, if not the run's data.root")
     parser.add_argument(
         "--seed", type=seed, default=0, help="seed of the context masks (the same in every eval program)"

@@ -1,6 +1,7 @@
 import importlib.util
 import os
 import signal
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -13,6 +14,13 @@ from hypersiren.across.config import ModelConfig, RunConfig, option_type
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HYPERSIREN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def shared_dataset(name: str) -> Path:

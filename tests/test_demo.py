@@ -4,7 +4,6 @@ browser (Chromium), as a user drives it: drop a photo, complete it at a density,
 import io
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,8 +15,10 @@ import numpy as np
 import pytest
 import skimage.data
 import torch
+from conftest import free_port
 from PIL import Image
 
+from hypersiren.across.config import DataConfig
 from hypersiren.across.images import decode_image
 from hypersiren.across.model import HyperSiren
 from hypersiren.figures import MISSING_COLOUR
@@ -68,12 +69,27 @@ def test_the_browsers_canvas_is_read_as_a_file_and_transparency_is_white(demo, t
 
 def test_the_brush_that_marks_kept_pixels_is_not_the_colour_that_marks_missing_ones(demo, tiny_model_config):
     gradio = pytest.importorskip("gradio", reason="the demo page needs Gradio: pip install -e '.[demo]'")
-    page = demo.build_page(gradio, HyperSiren(tiny_model_config()), size=8, seed=0)
+    page = demo.build_page(gradio, HyperSiren(tiny_model_config()), size=8, seed=0, faces=[])
     (editor,) = [block for block in page.blocks.values() if isinstance(block, gradio.ImageEditor)]
     assert editor.brush.colors == [demo.BRUSH_COLOUR]  # the page's brush is the constant read below
     brush = [int(demo.BRUSH_COLOUR[start : start + 2], 16) / 255 for start in (1, 3, 5)]
     # every output draws missing pixels in MISSING_COLOUR: "keep" must not look like it
     assert sum(abs(kept - missing) for kept, missing in zip(brush, MISSING_COLOUR, strict=True)) > 1
+
+
+def test_held_out_faces_are_the_runs_evaluation_split_one_click_each(demo, celeba_root, tiny_model_config, tmp_path):
+    gradio = pytest.importorskip("gradio", reason="the demo page needs Gradio: pip install -e '.[demo]'")
+    faces = demo.held_out_faces(DataConfig(dataset="celeba", root=str(celeba_root), eval_split="val"))
+    partition = (celeba_root / "list_eval_partition.txt").read_text().split()
+    val = {name for name, code in zip(partition[::2], partition[1::2]) if code == "1"}
+    assert len(faces) == demo.HELD_OUT_FACES and all(face.name in val for face in faces)
+    assert demo.held_out_faces(DataConfig(dataset="celeba", root=str(tmp_path))) == []  # no dataset here: no button
+    assert demo.held_out_faces(DataConfig(dataset="cifar10", root=str(celeba_root))) == []
+    page = demo.build_page(gradio, HyperSiren(tiny_model_config()), size=8, seed=0, faces=faces[:2])
+    (click,) = [f.fn for f in page.fns.values() if getattr(f.fn, "__name__", "") == "held_out_face"]
+    shown = [click() for _ in range(3)]  # the faces in turn, then the first again
+    assert np.array_equal(shown[0], decode_image(faces[0]).permute(1, 2, 0).numpy())
+    assert not np.array_equal(shown[0], shown[1]) and np.array_equal(shown[0], shown[2])
 
 
 @pytest.fixture
@@ -98,9 +114,7 @@ def browser():
 def page(tmp_path):
     """The demo serving pretrained/celeba32 on a free port; its address."""
     pytest.importorskip("gradio", reason="the demo needs Gradio (pip install -e '.[demo]')")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [sys.executable, str(REPO / "eval" / "demo.py"), "--run", str(REPO / "pretrained" / "celeba32")]
     environment = os.environ | {"OMP_NUM_THREADS": "1", "GRADIO_TEMP_DIR": str(tmp_path)}
     server = subprocess.Popen([*command, "--port", str(port), "--device", "cpu"], env=environment, cwd=tmp_path)
@@ -137,7 +151,8 @@ def test_the_page_completes_a_dropped_photo_at_a_density_and_from_painted_pixels
 
     browser.find_element(By.CSS_SELECTOR, "#complete").click()  # nothing painted: 10% of the pixels, at random
     summary = wait.until(lambda driver: driver.find_element(By.CSS_SELECTOR, "#summary").text or None)
-    assert "102 of 1024 pixels observed (10% random)" in summary and "completions at 64x64" in summary
+    assert "410 of 4096 pixels observed (10% random) at 64x64" in summary and "completions at 64x64" in summary
+    assert "PSNR against your photo: HyperSiren" in summary  # a photo of at least 64x64: scored at the output size
     for column in ("observed", "hypersiren", "biharmonic"):
         source = browser.find_element(By.CSS_SELECTOR, f"#{column} img").get_attribute("src")
         with urllib.request.urlopen(source, timeout=30) as response, Image.open(io.BytesIO(response.read())) as shown:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import free_port
 from PIL import Image
 
 from hypersiren.across.images import decode_image
@@ -40,7 +41,7 @@ def gradio(tmp_path, monkeypatch):
 
 @pytest.fixture
 def page(demo, gradio, tiny_model_config):
-    return demo.build_page(gradio, HyperSiren(tiny_model_config()).eval(), size=SIZE, seed=0)
+    return demo.build_page(gradio, HyperSiren(tiny_model_config()).eval(), size=SIZE, seed=0, faces=[])
 
 
 def api_call(page, photo: Path, layers: tuple[Path, ...] = (), side: int = 16) -> dict:
@@ -116,7 +117,7 @@ def test_uploads_and_derived_images_stay_in_a_private_folder_that_goes_with_the_
     photo = rotated_jpeg(tmp_path / "photo.jpg")
     with demo.private_uploads() as folder:
         assert folder.parent == parent and stat.S_IMODE(folder.stat().st_mode) == 0o700
-        page = demo.build_page(gradio, HyperSiren(tiny_model_config()).eval(), size=SIZE, seed=0)
+        page = demo.build_page(gradio, HyperSiren(tiny_model_config()).eval(), size=SIZE, seed=0, faces=[])
         result = api_call(page, photo)
         shown = [Path(output["path"]) for output in result["data"][:-1]]
         assert shown and all(path.is_relative_to(folder) and path.is_file() for path in shown)
@@ -148,9 +149,7 @@ def test_a_taken_port_is_said_in_one_line_before_anything_serves(demo, capsys, m
 
 def test_a_stopped_server_leaves_no_upload_behind(tmp_path):
     pytest.importorskip("gradio", reason="the demo needs Gradio (pip install -e '.[demo]')")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     command = [sys.executable, str(REPO / "eval" / "demo.py"), "--run", str(REPO / "pretrained" / "celeba32")]
     temporary, working = tmp_path / "temporary", tmp_path / "working"
     temporary.mkdir()

@@ -6,6 +6,7 @@ import torch
 
 from hypersiren.across.config import ModelConfig, RunConfig
 from hypersiren.across.context import random_context_mask
+from hypersiren.across.encoders import pull_push_fill
 from hypersiren.across.evaluation import evaluate_inpainting, fit_data_priors
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.priors import GaussianPrior, NearestNeighbours, principal_spectrum, select_priors
@@ -126,7 +127,11 @@ def test_a_model_with_a_prior_starts_from_it_and_keeps_it_in_its_weights():
     model.fit_prior(train)
     image, mask = train[:3], random_context_mask(3, (8, 8), 10)
     local = model.encode(image, mask).local_grid
-    assert torch.allclose(local[:, -3:], model.encoder.prior(image, mask))  # the decoder's starting guess
+    fill = pull_push_fill(image, mask, model.encoder.fill_levels)[-1][:, :-1]
+    weight = model.encoder.gate(mask)  # the decoder's starting guess: the prior's and the fill's, mixed
+    assert torch.allclose(local[:, -3:], weight * model.encoder.prior(image, mask) + (1 - weight) * fill)
+    sparse, dense = random_context_mask(1, (8, 8), 1), random_context_mask(1, (8, 8), 63)
+    assert model.encoder.gate(sparse).item() > 0.9 and model.encoder.gate(dense).item() < 0.2
     again = HyperSiren(config)
     again.load_state_dict(model.state_dict())
     assert torch.equal(again.inpaint(image, mask), model.inpaint(image, mask))

@@ -38,7 +38,7 @@ def test_each_python_block_runs_from_any_folder_and_writes_its_result(index, cel
 
 
 def test_the_readme_has_training_commands():
-    assert len(TRAININGS) >= 2  # the default preset and CIFAR-10
+    assert len(TRAININGS) >= 2  # the default preset and the series one
 
 
 @pytest.mark.parametrize("arguments", TRAININGS)
@@ -72,8 +72,6 @@ def test_the_results_behind_the_readmes_link_are_the_pretrained_runs_numbers():
                 ("Ablation: same U-Net, cell head", "pixel_unet_pasted"),
                 ("Gaussian conditional mean (PCA of the training series)", "gaussian"),
                 ("Mean of the nearest training series", "neighbours"),
-                ("Mean training series", "mean_image"),
-                ("Nearest sample", "nearest"),
                 ("Periodic linear (np.interp over the period: outlines are closed)", "periodic"),
                 ("Cubic spline (scipy `CubicSpline`, natural)", "cubic"),
             ],
@@ -83,12 +81,18 @@ def test_the_results_behind_the_readmes_link_are_the_pretrained_runs_numbers():
             "| PSNR (dB), 780 held-out faces, observed pasted",
             ("10", "100", "1000", "top_half"),
             [
-                ("HyperSiren", "hypersiren_pasted"),
+                ("HyperSiren (`pretrained/celeba32`, the default preset)", "hypersiren_pasted"),
                 ("Ablation: same U-Net, pixel head", "pixel_unet_pasted"),
                 ("Gaussian conditional mean (PCA of the training faces)", "gaussian"),
                 ("Mean of the nearest training faces", "neighbours"),
                 ("Biharmonic (scikit-image `inpaint_biharmonic`)", "biharmonic"),
             ],
+        ),
+        (
+            "celeba32_prior",
+            "| PSNR (dB), 780 held-out faces, observed pasted",
+            ("10", "100", "1000", "top_half"),
+            [("HyperSiren with the Gaussian prior inside (`pretrained/celeba32_prior`)", "hypersiren_pasted")],
         ),
     ],
 )
@@ -101,3 +105,18 @@ def test_the_readmes_tables_are_the_pretrained_runs_numbers(run, heading, settin
     shown = {line.split("|")[1].strip(): [cell.strip(" *") for cell in line.split("|")[2:6]] for line in table[2:]}
     for label, method in rows:
         assert shown[label] == [f"{results[setting][method]['psnr']:.2f}" for setting in settings], label
+
+
+def test_the_readmes_own_size_table_is_the_pretrained_runs_numbers():
+    results = json.loads((REPO / "pretrained" / "celeba64" / "eval" / "own_size.json").read_text())["results"]
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| PSNR (dB), 48 held-out faces, same pixels") :].split("\n\n")[0].splitlines()
+    shown = {line.split("|")[1].strip(): [cell.strip(" *") for cell in line.split("|")[2:8]] for line in table[2:]}
+    rows = {
+        "HyperSiren (`pretrained/celeba64`)": "hypersiren",
+        "Biharmonic at that size": "biharmonic",
+        "Gaussian prior (64², fitted to the training faces)": "gaussian",
+    }
+    columns = [(side, density) for side in ("64", "128", "256") for density in ("1%", "10%")]
+    for label, row in rows.items():
+        assert shown[label] == [f"{results[side][density][row]['psnr']:.2f}" for side, density in columns], label

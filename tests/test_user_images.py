@@ -1,4 +1,4 @@
-"""A user's photo read as the model takes it, and completions that keep the user's own pixels at any size."""
+"""A user's photo completed at its own size: every observed pixel read by the model, and kept exactly."""
 
 import numpy as np
 import pytest
@@ -7,8 +7,17 @@ from PIL import Image
 
 from hypersiren.across.images import decode_image, square_resize
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.user_images import complete_photo, keep_observed, observed_at, read_photo
-from hypersiren.core.pixels import to_model_space
+from hypersiren.across.rules import MAX_PHOTO_SIDE
+from hypersiren.across.user_images import (
+    complete_at_size,
+    complete_photo,
+    correct_at_size,
+    model_view,
+    read_photo,
+    scores,
+    scores_line,
+)
+from hypersiren.core.pixels import to_model_space, to_unit_range
 
 
 def test_read_photo_is_the_centre_square_in_model_space(tmp_path):
@@ -20,50 +29,85 @@ def test_read_photo_is_the_centre_square_in_model_space(tmp_path):
     assert read_photo(tmp_path / "photo.png", size=8).shape == (1, 3, 8, 8)
 
 
-def test_at_the_models_size_the_observed_pixels_are_the_photos():
-    completion, photo = -torch.ones(2, 3, 4, 4), torch.rand(2, 3, 4, 4)
-    mask = torch.rand(2, 1, 4, 4) < 0.5
-    assert torch.equal(keep_observed(completion, photo, mask), torch.where(mask, photo, completion))
-
-
-@pytest.mark.parametrize("side", [8, 12])  # twice the model's size, and a ratio that is not whole
-def test_above_the_models_size_each_observed_pixels_area_is_the_photos(side):
-    mask = torch.zeros(1, 1, 4, 4, dtype=torch.bool)
-    mask[0, 0, 1, 2] = True  # one observed model pixel: rows [1/4, 2/4), columns [2/4, 3/4) of the image
-    completion, photo = -torch.ones(1, 3, side, side), torch.rand(1, 3, side, side)
-    kept = keep_observed(completion, photo, mask)
-    area = observed_at(mask, (side, side))[0, 0]
-    rows, cols = area.nonzero().unbind(dim=1)
-    assert (rows.float() + 0.5).div(side).ge(0.25).all() and (rows.float() + 0.5).div(side).lt(0.5).all()
-    assert (cols.float() + 0.5).div(side).ge(0.5).all() and (cols.float() + 0.5).div(side).lt(0.75).all()
-    assert area.sum() == (side // 4) ** 2
-    assert torch.equal(kept[:, :, area], photo[:, :, area]) and (kept[:, :, ~area] == -1).all()
-
-
-def test_a_photo_of_another_size_is_refused():
-    with pytest.raises(ValueError, match="must have the completion's shape"):
-        keep_observed(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 4, 4), torch.ones(1, 1, 4, 4, dtype=torch.bool))
-
-
 def test_read_photo_decodes_like_the_datasets(tmp_path):
     Image.fromarray(np.full((9, 9), 200, dtype=np.uint8)).save(tmp_path / "gray.png")  # grayscale: expanded to RGB
     expected = to_model_space(square_resize(decode_image(tmp_path / "gray.png"), 3))
     assert torch.equal(read_photo(tmp_path / "gray.png", size=3)[0], expected)
 
 
-def test_both_completions_keep_the_photos_pixels_at_the_output_size(tiny_model_config):
+def test_the_model_view_is_each_cells_mean_of_its_observed_pixels():
+    photo = torch.rand(1, 3, 8, 8) * 2 - 1
+    mask = torch.zeros(1, 1, 8, 8, dtype=torch.bool)
+    mask[0, 0, 0, 0] = mask[0, 0, 1, 1] = True  # two of cell (0, 0)'s four pixels
+    mask[0, 0, 6, 5] = True  # one of cell (3, 2)'s
+    image, seen = model_view(photo, mask, size=4)
+    assert seen.shape == (1, 1, 4, 4) and seen.sum() == 2 and seen[0, 0, 0, 0] and seen[0, 0, 3, 2]
+    assert torch.allclose(image[0, :, 0, 0], (photo[0, :, 0, 0] + photo[0, :, 1, 1]) / 2)
+    assert torch.allclose(image[0, :, 3, 2], photo[0, :, 6, 5])
+    assert (image[~seen.expand(-1, 3, -1, -1)] == 0).all()  # unobserved cells hold no photo value
+
+
+def test_at_the_models_own_size_the_view_is_the_photo_and_its_mask():
+    photo, mask = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 1, 8, 8) < 0.3
+    image, seen = model_view(photo, mask, size=8)
+    assert torch.equal(seen, mask) and torch.allclose(image, torch.where(mask, photo, 0.0))
+
+
+def test_the_correction_keeps_observed_pixels_and_removes_an_error_the_observed_ones_show():
+    photo = torch.rand(1, 3, 24, 24) * 1.6 - 0.8
+    mask = torch.rand(1, 1, 24, 24, generator=torch.Generator().manual_seed(0)) < 0.1
+    corrected = correct_at_size(photo - 0.15, photo, mask)  # a rendering off by a constant everywhere
+    assert torch.equal(corrected[mask.expand(-1, 3, -1, -1)], photo[mask.expand(-1, 3, -1, -1)])
+    assert torch.allclose(corrected, photo, atol=1e-4)  # a constant error seen at the observed pixels is gone
+    with pytest.raises(ValueError, match="must be of one size"):
+        correct_at_size(photo[..., :12, :12], photo, mask)
+
+
+@pytest.mark.parametrize("side", [32, 64, 48])  # the model's own size, twice it, a ratio that is not whole
+def test_a_photo_is_completed_at_its_output_size_with_its_observed_pixels_its_own(tiny_model_config, side):
     torch.manual_seed(0)
     model = HyperSiren(tiny_model_config()).eval()
     photo = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (3, 50, 60), dtype=np.uint8))
-    mask = torch.rand(1, 1, 32, 32, generator=torch.Generator().manual_seed(0)) < 0.3
-    completion = complete_photo(model, photo, mask, side=64)
-    assert completion.original.shape == completion.hypersiren.shape == completion.biharmonic.shape == (1, 3, 64, 64)
-    assert torch.equal(completion.original, read_photo_of(photo, 64))
-    kept = completion.observed.expand(-1, 3, -1, -1)
+    mask = torch.rand(1, 1, side, side, generator=torch.Generator().manual_seed(0)) < 0.3
+    completion = complete_photo(model, photo, mask, model_side=32)
+    assert completion.original.shape == completion.hypersiren.shape == completion.biharmonic.shape == (1, 3, side, side)
+    assert torch.equal(completion.original, to_model_space(square_resize(photo, side))[None])
+    assert completion.model_side == 32 and torch.equal(completion.observed, mask)
+    kept = mask.expand(-1, 3, -1, -1)
     assert torch.equal(completion.hypersiren[kept], completion.original[kept])
     assert torch.equal(completion.biharmonic[kept], completion.original[kept])
     assert not torch.equal(completion.hypersiren[~kept], completion.original[~kept])
+    if side == 32:  # the model read every pixel exactly: its own rendering, observed pixels pasted
+        assert torch.equal(completion.hypersiren, torch.where(mask, completion.original, completion.rendered))
+    else:  # above it, corrected: the missing pixels move by their observed neighbours' error
+        assert not torch.equal(completion.hypersiren[~kept], completion.rendered[~kept])
 
 
-def read_photo_of(photo: torch.Tensor, size: int) -> torch.Tensor:
-    return to_model_space(square_resize(photo, size))[None]
+def test_batched_completion_is_each_photos_own(tiny_model_config):
+    torch.manual_seed(0)
+    model = HyperSiren(tiny_model_config()).eval()
+    photos = torch.rand(2, 3, 48, 48) * 2 - 1
+    masks = torch.rand(2, 1, 48, 48, generator=torch.Generator().manual_seed(1)) < 0.2
+    both = complete_at_size(model, photos, masks, model_side=32)
+    second = complete_at_size(model, photos[1:], masks[1:], model_side=32)
+    assert torch.allclose(both.hypersiren[1:], second.hypersiren, atol=1e-5)
+
+
+def test_an_output_above_the_largest_side_is_refused(tiny_model_config):
+    model = HyperSiren(tiny_model_config()).eval()
+    side = MAX_PHOTO_SIDE + 16
+    with pytest.raises(ValueError, match=f"at {MAX_PHOTO_SIDE}x{MAX_PHOTO_SIDE} at most"):
+        complete_photo(
+            model, torch.zeros(3, 8, 8, dtype=torch.uint8), torch.ones(1, 1, side, side, dtype=torch.bool), 32
+        )
+
+
+def test_scores_are_each_completions_psnr_against_the_photo_at_the_output_size(tiny_model_config):
+    model = HyperSiren(tiny_model_config()).eval()
+    photo = torch.from_numpy(np.random.default_rng(2).integers(0, 256, (3, 40, 40), dtype=np.uint8))
+    completion = complete_photo(model, photo, torch.rand(1, 1, 40, 40) < 0.2, model_side=32)
+    perfect = scores(completion._replace(hypersiren=completion.original))
+    assert set(perfect) == {"HyperSiren", "biharmonic"} and perfect["HyperSiren"] == pytest.approx(100.0)
+    error = (to_unit_range(completion.biharmonic) - to_unit_range(completion.original)).square().mean()
+    assert perfect["biharmonic"] == pytest.approx(float(-10 * torch.log10(error)), abs=1e-3)
+    assert scores_line(completion).startswith("PSNR against your photo: HyperSiren ")

@@ -6,6 +6,7 @@ serves every signal family. ``ConvEncoder`` and ``SetEncoder`` give one global c
 (the paper's design); ``UNetEncoder`` also keeps a grid of local codes ``(B, F, *S)``.
 """
 
+import math
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -168,8 +169,9 @@ class UNetEncoder(nn.Module):
     learn a correction to it.
 
     With a ``prior`` (a ``GaussianPrior`` of the training signals, ``model.prior_components``), its
-    conditional mean is one more input and the value guess in place of the finest fill: the network
-    starts from the best linear answer and learns what a linear prior cannot know.
+    conditional mean is one more input, and the value guess is a mix of it and the finest fill, weighted by
+    a learned function of the observed share (``PriorGate``): the prior is the better guess from few points,
+    the fill from many (on OSULeaf the prior alone as the guess cost 9 dB at 98% of the samples).
     """
 
     def __init__(
@@ -206,6 +208,7 @@ class UNetEncoder(nn.Module):
         )
         self.to_local = conv(widths[0], local_features - channels, 1)
         self.to_latent = nn.Linear(widths[-1], latent_dim)
+        self.gate = PriorGate() if prior is not None else None
         self.prior = prior  # registered last: the parameter order of checkpoints saved without one
 
     def forward(self, image: Tensor, mask: Tensor) -> Latents:
@@ -213,8 +216,10 @@ class UNetEncoder(nn.Module):
         fills = pull_push_fill(image, mask, self.fill_levels)
         guess = fills[-1][:, :-1]  # (B, C, *S): the finest fill
         if self.prior is not None:
-            guess = self.prior(image, mask)
-            fills.append(guess)
+            linear = self.prior(image, mask)
+            fills.append(linear)
+            share = self.gate(mask)  # (B, 1, 1, ...): the prior's weight
+            guess = share * linear + (1 - share) * guess
         features = torch.cat(fills, dim=1)
         skips = []
         for stage in self.down:
@@ -227,6 +232,22 @@ class UNetEncoder(nn.Module):
         if self.bounded_codes:  # codes enter the sine's argument: unbounded, they can grow without limit (see model)
             codes = codes.tanh()
         return Latents(latent, torch.cat([codes, guess], dim=1))
+
+
+class PriorGate(nn.Module):
+    """The weight of the prior's guess against the pull-push fill, per signal: ``sigmoid(a·log(share) + b)`` of the
+    observed ``share`` of its points, learned. It starts near 1 at 1% observed and near 0.1 at 98%."""
+
+    def __init__(self):
+        super().__init__()
+        self.slope = nn.Parameter(torch.tensor(-2.0))
+        self.offset = nn.Parameter(torch.tensor(2.0 * math.log(0.3)))  # the weight is 1/2 at 30% observed
+
+    def forward(self, mask: Tensor) -> Tensor:
+        """``mask (B, 1, *S)`` bool -> the prior's weight ``(B, 1, 1, ...)`` in (0, 1)."""
+        share = mask.flatten(1).float().mean(dim=1).clamp_min(1e-6)  # (B,)
+        weight = torch.sigmoid(self.slope * share.log() + self.offset)
+        return weight.view(-1, *[1] * (mask.dim() - 1))
 
 
 def upsample(features: Tensor, size: Sequence[int]) -> Tensor:

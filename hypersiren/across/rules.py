@@ -25,6 +25,9 @@ MAX_STEPS = 10**12  # batches are seeded by seed * 1_000_003 + step, which must 
 # Points per pixel and axis that inpaint averages: 2 is what training between pixel centres teaches, 4 the most any
 # program offers (beyond it the cost grows as its square for nothing measured: 100 took 7 minutes for 2 images).
 MAX_SUPERSAMPLE = 4
+# The largest side a user's photo is completed at (user_images): scikit-image's biharmonic fill, run twice per photo
+# at that size, takes ~1.5 s at 256x256 and ~15 s at 512x512 on one CPU core, and grows faster than the pixel count.
+MAX_PHOTO_SIDE = 512
 
 
 def _at_least(minimum: int) -> tuple[Callable[[Any], bool], str]:
