@@ -152,16 +152,17 @@ def build_page(gradio: ModuleType, model: HyperSiren, size: int, seed: int, face
     def held_out_face() -> np.ndarray:  # decoded here: the page serves no file from outside its own folder
         return decode_image(next(next_face)).permute(1, 2, 0).numpy()
 
-    def complete(editor: dict | None, percent: float, side: int) -> tuple[np.ndarray | str, ...]:
+    def complete(editor: dict | None, percent: float, side: float) -> tuple[np.ndarray | str, ...]:
+        side = int(side)  # the slider's number
         if editor is None or editor.get("background") is None:
             raise gradio.Error("Drop a photo on the left first.")
         try:
             photo = decode_image(editor["background"])  # as eval/inpaint.py --image reads a file, limits included
             layers = [brush_layer(path) for path in editor.get("layers") or []]
-            mask = painted_mask(layers, photo_shape=photo.shape[-2:], size=int(side))
+            mask = painted_mask(layers, photo_shape=photo.shape[-2:], size=side)
         except (DatasetError, OSError) as error:  # the command line's one line, on the page
             raise gradio.Error(describe(error)) from None
-        how, side = "painted", int(side)
+        how = "painted"
         if mask is None:
             count = max(1, round(percent / 100 * side * side))
             mask, how = random_context_mask(1, (side, side), count, generator=generator), f"{percent:g}% random"

@@ -35,9 +35,10 @@ Each call prints its Markdown and adds it, with every number, to ``eval/results/
 every call's Markdown (``calls``), so split calls make one report.
 
 It needs only the repository and ``datasets/packed``: no ``../shared``, no network. A copy to send to a device
-machine, without the pretrained runs the check does not use (39.0 MiB with the pack, measured as the tar file):
+machine, without the pretrained runs the check does not use (39.3 MiB with the pack, measured as the tar file):
 
-    git archive -o hypersiren.tar HEAD -- . ':!pretrained/cifar10*' ':!pretrained/osuleaf*' ':!pretrained/*_pixel/*'
+    git archive -o hypersiren.tar HEAD -- . ':!pretrained/cifar10*' ':!pretrained/osuleaf*' \\
+        ':!pretrained/celeba32_prior' ':!pretrained/*_pixel/*'
     tar -rf hypersiren.tar datasets/packed
 """
 

@@ -46,20 +46,20 @@ parse_before_imports(parse_args, __name__)
 
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from hypersiren.across.checkpoint import load_run, require_image_run
 from hypersiren.across.config import DataConfig
 from hypersiren.across.context import protocol_settings
 from hypersiren.across.data import load_images, model_space
-from hypersiren.across.evaluation import fit_data_priors, mean_psnrs, require_not_fuller
+from hypersiren.across.evaluation import db_cell, fit_data_priors, mean_psnrs, require_not_fuller
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.priors import DataPriors
-from hypersiren.across.user_images import complete_at_size, correct_at_size, model_view
+from hypersiren.across.user_images import complete_at_size
 from hypersiren.errors import ConfigError
 from hypersiren.results import earlier_result, markdown_table, require_writable, write_results
 
@@ -105,8 +105,8 @@ def main() -> None:
             images, tuple(densities), predict, args.device, args.seed, batch_size=8, progress=True, desc=desc
         )
         results[side] = {densities[setting]: rows for setting, rows in scored.items()}
-    summary = measured | {"priors": priors.choices, "results": results}
-    table = own_size_table(results, data, args.limit, size)
+    summary = measured | {"num_images": len(images), "priors": priors.choices, "results": results}
+    table = own_size_table(results, data, len(images), size)
     print(table)
     write_results(summary, table, out_dir, "own_size")
     print(f"wrote {out_dir / 'own_size.md'} and own_size.json")
@@ -119,16 +119,13 @@ def own_size_predictions(
     maps each setting at N x N to the prior's at the model's ``size`` (the same density)."""
 
     def predict(image: Tensor, mask: Tensor, rows: slice, setting: str) -> dict[str, tuple[Tensor, Tensor]]:
-        side = image.shape[-1]
-        completion = complete_at_size(model, image, mask, model_side=size)
-        view, seen = model_view(image, mask, size)
-        guess = priors.fill("gaussian", model_settings[setting], view, seen)  # at N = size: the observed kept
-        guess = guess if side == size else F.interpolate(guess, size=(side, side), mode="bicubic", align_corners=False)
+        gaussian = partial(priors.fill, "gaussian", model_settings[setting])
+        completion = complete_at_size(model, image, mask, model_side=size, prior=gaussian)
         predictions = {
             "hypersiren": completion.hypersiren,
             "uncorrected": torch.where(mask, image, completion.rendered),
             "biharmonic": completion.biharmonic,
-            "gaussian": correct_at_size(guess.clamp(-1.0, 1.0), image, mask) if side > size else guess,
+            "gaussian": completion.gaussian,
         }
         return {row: (prediction, image) for row, prediction in predictions.items()}
 
@@ -141,12 +138,7 @@ def own_size_table(results: dict, data: DataConfig, count: int, size: int) -> st
     best = {column: max(scores[row]["psnr"] for row in ROWS) for column, scores in columns.items()}
     rows = [
         {"PSNR (dB), all pixels": label}
-        | {
-            column: f"**{scores[row]['psnr']:.2f}**"
-            if scores[row]["psnr"] == best[column]
-            else f"{scores[row]['psnr']:.2f}"
-            for column, scores in columns.items()
-        }
+        | {column: db_cell(scores[row]["psnr"], best[column]) for column, scores in columns.items()}
         for row, label in ROWS.items()
     ]
     finest = (

@@ -284,7 +284,7 @@ def add_run_options(parser: argparse.ArgumentParser, default_run: str | None = N
     if default_run is None:
         parser.add_argument("--run", required=True, help="run directory written by train/train.py")
     else:
-        parser.add_argument("--run", default=str(default_run), help="run directory written by train/train.py")
+        parser.add_argument("--run", default=default_run, help="run directory written by train/train.py")
     parser.add_argument("--data.root", dest="data_root", help="dataset folder, if not the run's data.root")
     parser.add_argument(
         "--seed", type=seed, default=0, help="seed of the context masks (the same in every eval program)"

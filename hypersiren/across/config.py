@@ -57,8 +57,8 @@ FIELD_HELP = {
     "model.hyper_hidden_features": "width of the hypernetwork's hidden layers",
     "model.hyper_hidden_layers": "hidden layers of the hypernetwork",
     "model.prior_components": "principal components of a Gaussian (PCA) prior fitted to the training split before "
-    "the first step; its conditional mean given the observed points is an encoder input and the decoder's starting "
-    "guess (unet only; 0: none)",
+    "the first step; its conditional mean given the observed points is an encoder input and, mixed with the pull-push "
+    "fill by a learned weight of the observed share, the decoder's starting guess (unet only; 0: none)",
     "model.prior_size": "side of the grid the prior is of: data.image_size (0 without a prior)",
     "model.bounded_codes": "tanh on the local codes (unet), which shift the SIREN's sine arguments: unbounded, "
     "they can grow until training diverges",
@@ -127,7 +127,8 @@ class ModelConfig:
     hyper_hidden_features: int = 128
     hyper_hidden_layers: int = 1
     # A Gaussian (PCA) prior of the training signals ("unet" only; priors.GaussianPrior): its conditional mean given
-    # the observed points is an encoder input and the decoder's starting guess. 0: none (pull-push fill only).
+    # the observed points is an encoder input and, mixed with the pull-push fill by a learned weight of the observed
+    # share (encoders.PriorGate), the decoder's starting guess. 0: none (pull-push fill only).
     prior_components: int = 0
     prior_size: int = 0  # side of the grid the prior is fitted on: data.image_size (the prior is of one grid)
     # tanh on the local codes ("unet"): they shift the SIREN's sine arguments, and a run of the series preset with a

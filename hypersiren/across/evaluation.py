@@ -208,7 +208,7 @@ def inpainting_table(
     }
     rows = [
         {f"PSNR (dB), {METRICS[metric] if dims == 2 else METRICS[metric].replace('pixels', 'points')}": label}
-        | {s: _cell(results[s][method][metric], best[s]) for s in results}
+        | {s: db_cell(results[s][method][metric], best[s]) for s in results}
         for method, label in method_labels(dims).items()
         if method in next(iter(results.values()))
     ]
@@ -331,7 +331,9 @@ def scales_table(results: dict[str, dict[str, float]], low_size: int, setting: s
     rows = [
         {title: label}
         | {
-            f"×{float(scale):.3g} ({round(float(scale) * low_size)}{power})": _cell(results[scale][method], best[scale])
+            f"×{float(scale):.3g} ({round(float(scale) * low_size)}{power})": db_cell(
+                results[scale][method], best[scale]
+            )
             for scale in scales
         }
         for method, label in labels.items()
@@ -340,7 +342,7 @@ def scales_table(results: dict[str, dict[str, float]], low_size: int, setting: s
     return markdown_table(rows)
 
 
-def _cell(value: float | None, best: float | None) -> str | None:
+def db_cell(value: float | None, best: float | None) -> str | None:
     """A table cell: dB to two decimals, in bold when it is its column's best; None stays None ("—")."""
     return None if value is None else (f"**{value:.2f}**" if value == best else f"{value:.2f}")
 

@@ -8,6 +8,7 @@ by the same biharmonic fill a user would run on the photo itself (scikit-image):
 the user's own pixels its detail. Observed pixels are the user's, exactly, at every size.
 """
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,6 +22,8 @@ from hypersiren.across.model import HyperSiren
 from hypersiren.across.rules import MAX_PHOTO_SIDE
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
+
+Prior = Callable[[Tensor, Tensor], Tensor]  # (image, mask) at the model's size -> a completion, observed kept
 
 
 def read_photo(path: str | Path, size: int) -> Tensor:
@@ -83,10 +86,14 @@ def complete_photo(model: HyperSiren, photo: Tensor, mask: Tensor, model_side: i
 
 
 @torch.no_grad()
-def complete_at_size(model: HyperSiren, original: Tensor, mask: Tensor, model_side: int) -> PhotoCompletion:
+def complete_at_size(
+    model: HyperSiren, original: Tensor, mask: Tensor, model_side: int, prior: Prior | None = None
+) -> PhotoCompletion:
     """``complete_photo`` of ``original (B, C, N, N)`` in [-1, 1], already at its output size (batched: the
-    evaluation's path, ``eval/own_size.py``)."""
+    evaluation's path, ``eval/own_size.py``). ``prior`` completes the model's view for the ``gaussian`` row (default:
+    the run's own prior, where it has one)."""
     side = mask.shape[-1]
+    prior = prior or model.prior
     image, seen = model_view(original, mask, model_side)
     rendered = model.inpaint(image, seen, size=(side, side), raw=True).clamp(-1.0, 1.0)
 
@@ -96,9 +103,11 @@ def complete_at_size(model: HyperSiren, original: Tensor, mask: Tensor, model_si
         return torch.where(mask, original, completion)
 
     gaussian = None
-    if model.prior is not None:
-        guess = F.interpolate(model.prior(image, seen), size=(side, side), mode="bicubic", align_corners=False)
-        gaussian = corrected(guess.clamp(-1.0, 1.0))
+    if prior is not None:
+        guess = prior(image, seen)
+        if side != model_side:
+            guess = F.interpolate(guess, size=(side, side), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
+        gaussian = corrected(guess)
     return PhotoCompletion(
         original=original,
         observed=mask,
