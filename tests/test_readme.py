@@ -72,6 +72,8 @@ def test_the_results_behind_the_readmes_link_are_the_pretrained_runs_numbers():
                 ("Ablation: same U-Net, cell head", "pixel_unet_pasted"),
                 ("Gaussian conditional mean (PCA of the training series)", "gaussian"),
                 ("Mean of the nearest training series", "neighbours"),
+                ("Nearest sample", "nearest"),
+                ("Linear (np.interp; end values held outside the observed span)", "linear"),
                 ("Periodic linear (np.interp over the period: outlines are closed)", "periodic"),
                 ("Cubic spline (scipy `CubicSpline`, natural)", "cubic"),
             ],
