@@ -72,7 +72,7 @@ from hypersiren.across.data import dataset_root
 from hypersiren.across.images import celeba_files, decode_image, opened_image
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.rules import MAX_PHOTO_SIDE
-from hypersiren.across.user_images import complete_photo, scores_line
+from hypersiren.across.user_images import DetailWeights, complete_photo, scores_line
 from hypersiren.core.pixels import to_unit_range
 from hypersiren.errors import ConfigError, DatasetError
 from hypersiren.figures import context_image
@@ -95,7 +95,8 @@ def main() -> None:
         config, model = load_run(args.run, device=args.device, data_root=args.data_root)
         require_image_run(config, args.run, program="eval/demo.py")
         faces = held_out_faces(config.data)
-        page = build_page(gradio, model, size=config.data.image_size, seed=args.seed, faces=faces)
+        detail = DetailWeights.of_run(args.run)
+        page = build_page(gradio, model, size=config.data.image_size, seed=args.seed, faces=faces, detail=detail)
         theme = gradio.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no web fonts
         page.launch(server_name=HOST, server_port=args.port, theme=theme, quiet=True, prevent_thread_lock=True)
         print(f"serving {args.run} on http://{HOST}:{args.port} (Ctrl-C stops it)", flush=True)
@@ -142,10 +143,18 @@ def held_out_faces(data: DataConfig) -> list[Path]:
         return []
 
 
-def build_page(gradio: ModuleType, model: HyperSiren, size: int, seed: int, faces: list[Path]) -> Any:
+def build_page(
+    gradio: ModuleType,
+    model: HyperSiren,
+    size: int,
+    seed: int,
+    faces: list[Path],
+    detail: DetailWeights | None = None,
+) -> Any:
     """The page (a ``gradio.Blocks``) for ``model``, whose input is ``size x size``: a photo to paint on (or one of
     the held-out ``faces``, one click each), a density and an output size in; observed | HyperSiren | biharmonic
-    out. ``gradio`` is the module, imported by ``main`` once it is known to be installed."""
+    out. ``gradio`` is the module, imported by ``main`` once it is known to be installed; ``detail``: the run's
+    ``DetailWeights``."""
     generator = torch.Generator().manual_seed(seed)
     next_face = itertools.cycle(faces)
 
@@ -167,7 +176,7 @@ def build_page(gradio: ModuleType, model: HyperSiren, size: int, seed: int, face
             count = max(1, round(percent / 100 * side * side))
             mask, how = random_context_mask(1, (side, side), count, generator=generator), f"{percent:g}% random"
         device = next(model.parameters()).device
-        completion = complete_photo(model, photo, mask.to(device), model_side=size)
+        completion = complete_photo(model, photo, mask.to(device), model_side=size, detail=detail)
         observed = context_image(to_unit_range(completion.original), completion.observed)
         tiles = [observed, to_unit_range(completion.hypersiren), to_unit_range(completion.biharmonic)]
         tiles += [] if completion.gaussian is None else [to_unit_range(completion.gaussian)]

@@ -13,7 +13,9 @@ of any size, cropped and resized like the image, nearest neighbour: white = obse
 --seed), or --top-half; by default --context 10%. The model reads every observed pixel: its input (the run's
 data.image_size, e.g. 64x64) has each cell observed where any of its pixels is, at their mean; it renders at N x N,
 and above its own size the rendering is corrected by your pixels (their error spread by a biharmonic fill), so
-your observed pixels are exactly yours and their detail reaches the missing ones near them.
+your observed pixels are exactly yours and their detail reaches the missing ones near them; where the run has
+detail weights (RUN_DIR/detail_weights.json, eval/fit_detail.py), the denser your pixels against the model's
+cells, the more of the completion is biharmonic's fill of them and the less the model's own detail.
 --out is a PNG (one image) or a folder that gets <name>.png per input (default: ./completed); beside
 each, <name>_comparison.png: observed (missing pixels magenta, see its legend) | HyperSiren |
 biharmonic (scikit-image's classical fill of the same pixels at N x N) | the run's Gaussian (PCA) prior at the
@@ -102,7 +104,7 @@ from hypersiren.across.data import load_images
 from hypersiren.across.evaluation import root_tag, seeded_masks
 from hypersiren.across.images import IMAGE_SUFFIXES, decode_image, square_resize
 from hypersiren.across.model import HyperSiren
-from hypersiren.across.user_images import complete_photo, scores_line
+from hypersiren.across.user_images import DetailWeights, complete_photo, observed_per_cell, scores_line
 from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.errors import ConfigError, DatasetError
 from hypersiren.figures import MISSING_LEGEND, context_image, save_labeled_grid, save_png, written_here
@@ -117,12 +119,15 @@ def main() -> None:
     if args.image is None:
         write_held_out_figures(model, config, args)
     else:
-        complete_images(model, size=config.data.image_size, args=args)
+        detail = DetailWeights.of_run(args.run)
+        complete_images(model, size=config.data.image_size, args=args, detail=detail)
 
 
-def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> None:
+def complete_images(
+    model: HyperSiren, size: int, args: argparse.Namespace, detail: DetailWeights | None = None
+) -> None:
     """Complete each ``--image`` at its output size from its observed pixels there, and write it with its comparison
-    figure; every input is read (and every mask made) before any write."""
+    figure; every input is read (and every mask made) before any write. ``detail``: the run's ``DetailWeights``."""
     targets = output_paths(args.image, args.out, inputs=[*args.image, *([args.mask] if args.mask else [])])
     photos = [decode_image(path) for path in args.image]
     generator = torch.Generator().manual_seed(args.seed)  # one draw per image, in order
@@ -132,11 +137,15 @@ def complete_images(model: HyperSiren, size: int, args: argparse.Namespace) -> N
         if args.size is None and min(photo.shape[-2:]) > side:
             square, most = min(photo.shape[-2:]), MAX_PHOTO_SIDE
             print(f"{target.stem}: its {square} px square is completed at {side}x{side} (--size: up to {most})")
-        completion = complete_photo(model, photo, mask, model_side=size)
+        completion = complete_photo(model, photo, mask, model_side=size, detail=detail)
         completed = to_unit_range(completion.hypersiren)
         save_png(completed, target)
         num_observed = int(mask.sum())
         how = "corrected by your pixels at that size" if side > size else "your pixels kept"
+        if detail is not None and side > size:
+            density = observed_per_cell(mask, model_side=size)  # (1,)
+            keep = float(detail(density)[0])
+            how += f", {keep:.0%} of its detail kept at {float(density[0]):.2g} observed pixels per model cell"
         print(
             f"wrote {target}: {side}x{side} completion from {num_observed} of {side * side} pixels "
             f"(the model read them at {size}x{size} and rendered at {side}x{side}, {how})"

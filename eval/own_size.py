@@ -6,7 +6,10 @@ Each held-out image is resized from its original to N x N (CelebA's originals ar
 truth itself is an upsampling, which the table says) and masked there, seeded. Every row completes the same
 observed pixels at N x N and keeps them:
 - HyperSiren: the model reads every observed pixel (a model cell is the mean of the observed pixels in it), renders
-  at N x N and, above its own size, is corrected there by the observed pixels (hypersiren/across/user_images.py);
+  at N x N and, above its own size, is corrected there by the observed pixels (hypersiren/across/user_images.py),
+  its detail weighted against biharmonic's by the density of the observed pixels as the run's detail weights say
+  (RUN_DIR/detail_weights.json, chosen on training images by eval/fit_detail.py; without them all of it is kept);
+- HyperSiren, all its detail: the corrected rendering alone;
 - HyperSiren, uncorrected: the same rendering with the observed pixels pasted;
 - biharmonic: scikit-image's inpaint_biharmonic of the N x N image, what a user would run on the photo itself;
 - Gaussian prior: the conditional mean of a Gaussian (PCA) prior of the training split at the model's size (its k
@@ -59,12 +62,13 @@ from hypersiren.across.data import load_images, model_space
 from hypersiren.across.evaluation import db_cell, fit_data_priors, mean_psnrs, require_not_fuller
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.priors import DataPriors
-from hypersiren.across.user_images import complete_at_size
+from hypersiren.across.user_images import DETAIL_FILE, DetailWeights, complete_at_size
 from hypersiren.errors import ConfigError
 from hypersiren.results import earlier_result, markdown_table, require_writable, write_results
 
 ROWS = {
-    "hypersiren": "HyperSiren (every observed pixel read; above the model's size corrected at N)",
+    "hypersiren": "HyperSiren (every observed pixel read; above the model's size corrected at N, detail weighted)",
+    "all_detail": "HyperSiren, all its detail (corrected at N)",
     "uncorrected": "HyperSiren, uncorrected (observed pixels pasted)",
     "biharmonic": "Biharmonic at N (scikit-image)",
     "gaussian": "Gaussian prior at the model's size (above it: bicubic, corrected at N)",
@@ -91,6 +95,10 @@ def main() -> None:
                 f"{args.sizes}): pass --replace to replace it, or --out elsewhere"
             )
     size = data.image_size
+    detail = DetailWeights.of_run(args.run)
+    if detail is None:
+        print(f"{args.run} has no {DETAIL_FILE} (eval/fit_detail.py): all of the model's detail kept at every size")
+    measured["detail_weights"] = None if detail is None else detail._asdict()
     model_settings = dict(zip(DENSITIES, protocol_settings((size, size))))  # the same densities at the model's size
     print(f"Fitting the Gaussian prior to the training split at {size}x{size}, settings chosen on a fold of it")
     train = model_space(load_images(data, "train", limit=data.train_limit or None))
@@ -99,7 +107,8 @@ def main() -> None:
     for side in args.sizes:
         images = load_images(replace(data, image_size=side), data.eval_split, limit=args.limit)
         densities = dict(zip(protocol_settings((side, side)), DENSITIES))  # {"164": "1%", "1638": "10%"} at 128x128
-        predict = own_size_predictions(model, priors, {s: model_settings[d] for s, d in densities.items()}, size)
+        settings = {s: model_settings[d] for s, d in densities.items()}
+        predict = own_size_predictions(model, priors, settings, size, detail)
         desc = f"{side}x{side}"
         scored = mean_psnrs(
             images, tuple(densities), predict, args.device, args.seed, batch_size=8, progress=True, desc=desc
@@ -113,16 +122,17 @@ def main() -> None:
 
 
 def own_size_predictions(
-    model: HyperSiren, priors: DataPriors, model_settings: dict[str, str], size: int
+    model: HyperSiren, priors: DataPriors, model_settings: dict[str, str], size: int, detail: DetailWeights | None
 ) -> Callable[[Tensor, Tensor, slice, str], dict[str, tuple[Tensor, Tensor]]]:
     """``mean_psnrs``'s ``predict``: every row of ``ROWS`` from a batch at N x N and its masks; ``model_settings``
     maps each setting at N x N to the prior's at the model's ``size`` (the same density)."""
 
     def predict(image: Tensor, mask: Tensor, rows: slice, setting: str) -> dict[str, tuple[Tensor, Tensor]]:
         gaussian = partial(priors.fill, "gaussian", model_settings[setting])
-        completion = complete_at_size(model, image, mask, model_side=size, prior=gaussian)
+        completion = complete_at_size(model, image, mask, model_side=size, prior=gaussian, detail=detail)
         predictions = {
             "hypersiren": completion.hypersiren,
+            "all_detail": completion.corrected,
             "uncorrected": torch.where(mask, image, completion.rendered),
             "biharmonic": completion.biharmonic,
             "gaussian": completion.gaussian,

@@ -19,6 +19,7 @@ from hypersiren.across.checkpoint import (
 )
 from hypersiren.across.config import RunConfig
 from hypersiren.across.model import HyperSiren
+from hypersiren.across.user_images import DetailWeights
 from hypersiren.core.siren import Siren
 from hypersiren.errors import CheckpointError, ConfigError, MemoryLimitError
 from hypersiren.files import remove_stale_temporaries, write_text
@@ -252,7 +253,9 @@ def test_an_exported_run_loads_as_the_run_without_its_optimizer(tmp_path, small)
     optimizer.step()
     state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": 7, "config": config.to_dict()}
     save_checkpoint(state, tmp_path / "run" / "checkpoint.pt")
+    DetailWeights(densities=(0.5, 2.0), weights=(0.9, 0.1)).save(tmp_path / "run")
     exported = export_run(tmp_path / "run", tmp_path / "shared")
+    assert DetailWeights.of_run(tmp_path / "shared") == DetailWeights.of_run(tmp_path / "run")  # fitted to the weights
     assert exported.stat().st_size < 0.5 * (tmp_path / "run" / "checkpoint.pt").stat().st_size
     assert "optimizer" not in torch.load(exported, weights_only=True)
     loaded_config, loaded = load_run(tmp_path / "shared")

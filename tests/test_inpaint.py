@@ -12,10 +12,13 @@ import skimage.data
 import torch
 from PIL import Image
 
+from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import save_checkpoint
 from hypersiren.across.config import RunConfig
 from hypersiren.across.images import decode_image, square_resize
 from hypersiren.across.model import HyperSiren
+from hypersiren.across.user_images import DetailWeights
+from hypersiren.core.pixels import to_model_space, to_unit_range
 from hypersiren.figures import written_here
 
 REPO = Path(__file__).resolve().parents[1]
@@ -241,3 +244,20 @@ def test_only_figures_with_missing_pixels_carry_their_legend(monkeypatch, tmp_pa
     assert legends == [None, program.MISSING_LEGEND]
     source = Path(spec.origin).read_text()
     assert "[upsampled, rendered], labels, path, missing=False" in source  # the super-resolution figure's call
+
+
+def test_a_runs_detail_weights_decide_how_much_of_the_models_detail_a_photo_gets(run_dir, photos, tmp_path):
+    weighted = tmp_path / "run"
+    shutil.copytree(run_dir, weighted)
+    DetailWeights(densities=(1.0,), weights=(0.0,)).save(weighted)  # none of it: biharmonic of the photo's pixels
+    observed = np.random.default_rng(3).random((64, 64)) < 0.1
+    Image.fromarray(observed.astype(np.uint8) * 255).save(tmp_path / "mask.png")
+    out = tmp_path / "astronaut.png"
+    options = ["--mask", str(tmp_path / "mask.png"), "--size", "64", "--out", str(out)]
+    result = inpaint(weighted, "--image", str(photos["astronaut.jpg"]), *options, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"0% of its detail kept at {observed.mean() * 4:.2g} observed pixels per model cell" in result.stdout
+    photo = to_model_space(square_resize(decode_image(photos["astronaut.jpg"]), 64))[None]
+    mask = torch.from_numpy(observed)[None, None]
+    biharmonic = (to_unit_range(classical_fill("biharmonic", photo, mask))[0] * 255).round()
+    assert (decode_image(out).float() - biharmonic).abs().max() <= 1  # the biharmonic fill, to the PNG's rounding

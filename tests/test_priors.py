@@ -161,3 +161,15 @@ def test_completions_are_the_same_taken_a_few_signals_at_a_time(monkeypatch):
     monkeypatch.setattr(priors, "GATHER_BYTES", 3 * 36 * 8 * 4)  # three signals' rows at a time
     assert torch.allclose(gaussian.complete_many(signal, mask, [(8, 1.0)])[0], whole[0], atol=1e-6)
     assert torch.allclose(neighbours(signal, mask), whole[1])
+
+
+def test_the_spectrum_is_the_same_every_time_and_leaves_the_callers_random_stream_alone():
+    signals = torch.randn(40, 1, 6, 6)
+    torch.manual_seed(5)
+    first = principal_spectrum(signals, components=8)
+    after_first = torch.rand(3)
+    torch.manual_seed(6)  # another caller's seed
+    second = principal_spectrum(signals, components=8)
+    assert torch.equal(first.directions, second.directions) and torch.equal(first.variances, second.variances)
+    torch.manual_seed(5)
+    assert torch.equal(torch.rand(3), after_first)  # as if no spectrum had been taken

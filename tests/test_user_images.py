@@ -9,15 +9,20 @@ from hypersiren.across.images import decode_image, square_resize
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.rules import MAX_PHOTO_SIDE
 from hypersiren.across.user_images import (
+    DETAIL_FILE,
+    DetailWeights,
     complete_at_size,
     complete_photo,
     correct_at_size,
+    fit_detail_weights,
     model_view,
+    observed_per_cell,
     read_photo,
     scores,
     scores_line,
 )
 from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.errors import ConfigError
 
 
 def test_read_photo_is_the_centre_square_in_model_space(tmp_path):
@@ -111,3 +116,56 @@ def test_scores_are_each_completions_psnr_against_the_photo_at_the_output_size(t
     error = (to_unit_range(completion.biharmonic) - to_unit_range(completion.original)).square().mean()
     assert perfect["biharmonic"] == pytest.approx(float(-10 * torch.log10(error)), abs=1e-3)
     assert scores_line(completion).startswith("PSNR against your photo: HyperSiren ")
+
+
+def test_detail_weights_are_linear_in_log_density_and_held_beyond():
+    detail = DetailWeights(densities=(0.1, 1.0, 10.0), weights=(1.0, 0.5, 0.0))
+    keep = detail(torch.tensor([0.01, 0.1, 10**-0.5, 1.0, 10.0, 100.0]))
+    assert torch.allclose(keep, torch.tensor([1.0, 1.0, 0.75, 0.5, 0.0, 0.0]))
+    mask = torch.zeros(2, 1, 64, 64, dtype=torch.bool)
+    mask[0, :, ::2, ::2] = True  # a quarter of the pixels: one per 2x2 cell at a model side of 32
+    assert torch.allclose(observed_per_cell(mask, model_side=32), torch.tensor([1.0, 0.0]))
+
+
+def test_detail_weights_are_saved_and_a_bad_file_is_one_clear_error(tmp_path):
+    assert DetailWeights.of_run(tmp_path) is None  # a run without them: all of the model's detail
+    detail = DetailWeights(densities=(0.04, 1.6), weights=(1.0, 0.2))
+    detail.save(tmp_path)
+    assert DetailWeights.of_run(tmp_path) == detail
+    for bad in ("{not json", '{"densities": [1.0, 0.5], "weights": [1, 1]}', '{"densities": [1.0], "weights": [2]}'):
+        (tmp_path / DETAIL_FILE).write_text(bad)
+        with pytest.raises(ConfigError, match="eval/fit_detail.py"):
+            DetailWeights.of_run(tmp_path)
+
+
+def test_the_detail_weight_blends_the_corrected_rendering_with_biharmonic_above_the_models_size(tiny_model_config):
+    torch.manual_seed(0)
+    model = HyperSiren(tiny_model_config()).eval()
+    photos = torch.rand(2, 3, 48, 48) * 2 - 1
+    masks = torch.rand(2, 1, 48, 48, generator=torch.Generator().manual_seed(1)) < 0.2
+    plain = complete_at_size(model, photos, masks, model_side=32)
+    assert torch.equal(plain.hypersiren, plain.corrected)  # without weights all of the detail is kept
+    none = complete_at_size(model, photos, masks, model_side=32, detail=DetailWeights((1.0,), (0.0,)))
+    assert torch.allclose(none.hypersiren, plain.biharmonic)
+    half = complete_at_size(model, photos, masks, model_side=32, detail=DetailWeights((1.0,), (0.5,)))
+    assert torch.allclose(half.hypersiren, (plain.corrected + plain.biharmonic) / 2)
+    kept = masks.expand(-1, 3, -1, -1)
+    assert torch.equal(half.hypersiren[kept], photos[kept])
+    photos, masks = photos[..., :32, :32], masks[..., :32, :32]  # at the model's own size nothing is blended
+    own = complete_at_size(model, photos, masks, model_side=32, detail=DetailWeights((1.0,), (0.0,)))
+    assert torch.equal(own.hypersiren, torch.where(masks, photos, own.rendered))
+
+
+def test_fitted_detail_weights_are_the_best_blend_on_the_training_images(tiny_model_config):
+    torch.manual_seed(0)
+    model = HyperSiren(tiny_model_config()).eval()
+    rows = torch.linspace(0, 255, 48).round().to(torch.uint8)
+    smooth = rows[None, None, :, None].expand(3, 3, 48, 48).clone()  # ramps: biharmonic fills them exactly
+    detail, measured = fit_detail_weights(model, {48: smooth}, shares=(0.05, 0.3), model_side=32)
+    assert [row["observed"] for row in measured] == [115, 691]
+    assert detail.densities == pytest.approx((115 / 32**2, 691 / 32**2), abs=1e-6)
+    for row in measured:
+        assert row["psnr"] >= max(row["psnr_all_detail"], row["psnr_biharmonic"])
+    assert detail.weights == (0.0, 0.0)  # an untrained model's detail only hurts a ramp
+    with pytest.raises(ValueError, match="above the model's 32"):
+        fit_detail_weights(model, {32: smooth[..., :32, :32]}, shares=(0.1,), model_side=32)

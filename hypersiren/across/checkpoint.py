@@ -3,6 +3,7 @@
 import json
 import pickle
 import shlex
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -249,11 +250,15 @@ def require_resumable(state: dict[str, Any], config: RunConfig, path: str | Path
         )
 
 
+DETAIL_FILE = "detail_weights.json"  # a run's detail weights (user_images.DetailWeights, eval/fit_detail.py)
+
+
 def export_run(run_dir: str | Path, out_dir: str | Path, data_root: str | None = None, replace: bool = False) -> Path:
     """A trained run as a run folder to share: its weights, step and config, without the optimizer state.
 
     A third of the checkpoint's size (Adam keeps two moments per weight), and every eval
-    program reads it as it reads the run (``load_run``); training does not resume from it.
+    program reads it as it reads the run (``load_run``); training does not resume from it. The run's detail
+    weights (``DETAIL_FILE``), fitted to its weights, go with them.
     ``data_root`` replaces the saved dataset folder, e.g. with one relative to the repository
     as presets name it, so the export works on other machines. Returns the checkpoint's path.
 
@@ -269,6 +274,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, data_root: str | None =
         config.data.root = data_root
     save_checkpoint({"model": state["model"], "step": state.get("step"), "config": config.to_dict()}, exported)
     RunConfig.from_dict(config.to_dict()).save(exported.parent / "config.json")
+    if (Path(run_dir) / DETAIL_FILE).is_file():  # fitted to these weights: they travel with them
+        shutil.copyfile(Path(run_dir) / DETAIL_FILE, exported.parent / DETAIL_FILE)
     return exported
 
 

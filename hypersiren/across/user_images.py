@@ -5,23 +5,30 @@ photo's observed pixels come at the photo's own size N, often many per model cel
 model each observed cell as the mean of the observed pixels in it (none thrown away), the model renders at
 N x N, and ``correct_at_size`` adds what the rendering misses at the observed pixels, spread to the missing ones
 by the same biharmonic fill a user would run on the photo itself (scikit-image): the model supplies the face,
-the user's own pixels its detail. Observed pixels are the user's, exactly, at every size.
+the user's own pixels its detail. Where the observed pixels are dense against the model's cells the model's detail
+between them is worth less than their own: ``DetailWeights``, chosen on training images (eval/fit_detail.py), say
+how much of it to keep at each density. Observed pixels are the user's, exactly, at every size.
 """
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from hypersiren.across.baseline_fill import classical_fill
+from hypersiren.across.checkpoint import DETAIL_FILE
 from hypersiren.across.images import decode_image, square_resize
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.rules import MAX_PHOTO_SIDE
 from hypersiren.core.metrics import psnr
 from hypersiren.core.pixels import to_model_space, to_unit_range
+from hypersiren.errors import ConfigError
+from hypersiren.results import write_json
 
 Prior = Callable[[Tensor, Tensor], Tensor]  # (image, mask) at the model's size -> a completion, observed kept
 
@@ -61,33 +68,84 @@ def correct_at_size(rendered: Tensor, photo: Tensor, mask: Tensor) -> Tensor:
     return torch.where(mask, photo, (rendered + error).clamp(-1.0, 1.0))
 
 
+class DetailWeights(NamedTuple):
+    """How much of the model's own detail to keep above its size, by the density of the observed pixels: at
+    ``densities[i]`` observed pixels per model cell, the completion is ``weights[i]`` of the corrected rendering and the
+    rest biharmonic of the photo (the same pixels, the same fill), linear in log density between and held beyond.
+    A weight of 1 is ``correct_at_size`` alone, 0 biharmonic alone."""
+
+    densities: tuple[float, ...]  # observed pixels per model cell, ascending
+    weights: tuple[float, ...]  # in [0, 1]
+
+    def __call__(self, density: Tensor) -> Tensor:
+        """The weight at each of ``density (B,)``."""
+        keep = np.interp(np.log(density.double().cpu().numpy()), np.log(self.densities), self.weights)
+        return torch.as_tensor(keep, dtype=torch.float32, device=density.device)
+
+    def save(self, run_dir: str | Path) -> None:
+        write_json({"densities": list(self.densities), "weights": list(self.weights)}, Path(run_dir) / DETAIL_FILE)
+
+    @classmethod
+    def of_run(cls, run_dir: str | Path) -> "DetailWeights | None":
+        """The run's weights (eval/fit_detail.py), None where it has none; one-line ``ConfigError`` for a bad file."""
+        path = Path(run_dir) / DETAIL_FILE
+        if not path.is_file():
+            return None
+        try:
+            saved = json.loads(path.read_text())
+            detail = cls(tuple(map(float, saved["densities"])), tuple(map(float, saved["weights"])))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ConfigError(f"{path} is not detail weights ({error}): run eval/fit_detail.py to rewrite it") from None
+        ordered = all(a < b for a, b in zip(detail.densities, detail.densities[1:]))
+        valid = detail.densities and len(detail.weights) == len(detail.densities) and detail.densities[0] > 0
+        if not (valid and ordered and all(0 <= w <= 1 for w in detail.weights)):
+            raise ConfigError(
+                f"{path}: densities must be positive and ascending, one weight in [0, 1] each: run eval/fit_detail.py"
+            )
+        return detail
+
+
+def observed_per_cell(mask: Tensor, model_side: int) -> Tensor:
+    """Observed pixels per model cell of each of ``mask (B, 1, N, N)``: ``(B,)``, what ``DetailWeights`` are of."""
+    return mask.flatten(1).float().mean(1) * (mask.shape[-1] / model_side) ** 2
+
+
 class PhotoCompletion(NamedTuple):
     """One photo completed at its output size ``N``, each ``(1, C, N, N)`` in [-1, 1] but ``observed``."""
 
     original: Tensor  # the photo at N x N: what the completions keep where observed
     observed: Tensor  # (1, 1, N, N) bool: the observed pixels
     rendered: Tensor  # the model's own rendering at N x N, before the correction
-    hypersiren: Tensor  # the rendering corrected by your pixels (correct_at_size): what a user gets
+    hypersiren: Tensor  # the rendering corrected by your pixels, its detail weighted by their density: what a user gets
+    corrected: Tensor  # the rendering corrected by your pixels (correct_at_size), all its detail kept
     biharmonic: Tensor  # scikit-image's biharmonic fill of the photo at N x N
     gaussian: Tensor | None  # the run's Gaussian prior (at the model's size), bicubic and corrected the same way
     model_side: int  # the side the model read the photo at
 
 
 @torch.no_grad()
-def complete_photo(model: HyperSiren, photo: Tensor, mask: Tensor, model_side: int) -> PhotoCompletion:
+def complete_photo(
+    model: HyperSiren, photo: Tensor, mask: Tensor, model_side: int, detail: DetailWeights | None = None
+) -> PhotoCompletion:
     """Complete ``photo`` (uint8 ``(C, H, W)``, any size) at the size of ``mask (1, 1, N, N)``, its observed pixels
     (of the centre square resized to N x N), beside scikit-image's biharmonic fill of the same pixels at the same
-    size: what eval/inpaint.py and eval/demo.py show. ``model_side``: the run's ``data.image_size``."""
+    size: what eval/inpaint.py and eval/demo.py show. ``model_side``: the run's ``data.image_size``; ``detail``: the
+    run's ``DetailWeights`` (None: all of the model's detail kept)."""
     side = mask.shape[-1]
     if side > MAX_PHOTO_SIDE:
         raise ValueError(f"photos are completed at {MAX_PHOTO_SIDE}x{MAX_PHOTO_SIDE} at most, got {side}x{side}")
     original = to_model_space(square_resize(photo, side))[None].to(mask.device)
-    return complete_at_size(model, original, mask, model_side)
+    return complete_at_size(model, original, mask, model_side, detail=detail)
 
 
 @torch.no_grad()
 def complete_at_size(
-    model: HyperSiren, original: Tensor, mask: Tensor, model_side: int, prior: Prior | None = None
+    model: HyperSiren,
+    original: Tensor,
+    mask: Tensor,
+    model_side: int,
+    prior: Prior | None = None,
+    detail: DetailWeights | None = None,
 ) -> PhotoCompletion:
     """``complete_photo`` of ``original (B, C, N, N)`` in [-1, 1], already at its output size (batched: the
     evaluation's path, ``eval/own_size.py``). ``prior`` completes the model's view for the ``gaussian`` row (default:
@@ -108,15 +166,63 @@ def complete_at_size(
         if side != model_side:
             guess = F.interpolate(guess, size=(side, side), mode="bicubic", align_corners=False).clamp(-1.0, 1.0)
         gaussian = corrected(guess)
+    biharmonic = classical_fill("biharmonic", original, mask)
+    hypersiren = corrected(rendered)
+    blended = hypersiren
+    if detail is not None and side > model_side:
+        keep = detail(observed_per_cell(mask, model_side))[:, None, None, None]  # (B, 1, 1, 1)
+        blended = keep * hypersiren + (1 - keep) * biharmonic  # both are the photo where observed
     return PhotoCompletion(
         original=original,
         observed=mask,
         rendered=rendered,
-        hypersiren=corrected(rendered),
-        biharmonic=classical_fill("biharmonic", original, mask),
+        hypersiren=blended,
+        corrected=hypersiren,
+        biharmonic=biharmonic,
         gaussian=gaussian,
         model_side=model_side,
     )
+
+
+WEIGHT_GRID = tuple(step / 10 for step in range(11))
+
+
+def fit_detail_weights(
+    model: HyperSiren, images: dict[int, Tensor], shares: tuple[float, ...], model_side: int, seed: int = 0
+) -> tuple[DetailWeights, list[dict[str, float]]]:
+    """The ``DetailWeights`` that score best on training ``images`` (``{N: (B, C, N, N) uint8}``, sides above
+    ``model_side``) observed at each of ``shares`` of their pixels (seeded masks): at each density the weight of
+    ``WEIGHT_GRID`` with the highest mean PSNR. Also returns what was measured at each density (mean dB with the
+    chosen weight, with all of the model's detail, with none of it)."""
+    from hypersiren.across.evaluation import mean_psnrs  # the one scoring loop (which imports the model)
+
+    def predict(image: Tensor, mask: Tensor, rows: slice, setting: str) -> dict[float, tuple[Tensor, Tensor]]:
+        completion = complete_at_size(model, image, mask, model_side)
+        blends = {w: w * completion.corrected + (1 - w) * completion.biharmonic for w in WEIGHT_GRID}
+        return {w: (blend, image) for w, blend in blends.items()}
+
+    measured = []
+    device = next(model.parameters()).device
+    for side, signals in images.items():
+        if side <= model_side:
+            raise ValueError(f"detail weights are of sides above the model's {model_side}, got {side}")
+        settings = tuple(str(round(share * side * side)) for share in shares)
+        desc = f"{side}x{side}"
+        scored = mean_psnrs(signals, settings, predict, device, seed, batch_size=8, progress=True, desc=desc)
+        for setting, rows in scored.items():
+            psnrs = {w: row["psnr"] for w, row in rows.items()}
+            best = max(psnrs, key=psnrs.get)
+            density = int(setting) / model_side**2
+            measured.append(
+                {"side": side, "observed": int(setting), "density": density, "weight": best}
+                | {"psnr": psnrs[best], "psnr_all_detail": psnrs[1.0], "psnr_biharmonic": psnrs[0.0]}
+            )
+    measured.sort(key=lambda row: row["density"])
+    by_density: dict[float, list[float]] = {}
+    for row in measured:  # one weight per density: the mean where two sizes share one
+        by_density.setdefault(round(row["density"], 6), []).append(row["weight"])
+    weights = tuple(sum(ws) / len(ws) for ws in by_density.values())
+    return DetailWeights(tuple(by_density), weights), measured
 
 
 def scores(completion: PhotoCompletion) -> dict[str, float]:
