@@ -22,6 +22,7 @@ from torch import Tensor
 
 from hypersiren.across.baseline_fill import classical_fill
 from hypersiren.across.checkpoint import DETAIL_FILE
+from hypersiren.across.evaluation import mean_psnrs
 from hypersiren.across.images import decode_image, square_resize
 from hypersiren.across.model import HyperSiren
 from hypersiren.across.rules import MAX_PHOTO_SIDE
@@ -79,7 +80,8 @@ class DetailWeights(NamedTuple):
 
     def __call__(self, density: Tensor) -> Tensor:
         """The weight at each of ``density (B,)``."""
-        keep = np.interp(np.log(density.double().cpu().numpy()), np.log(self.densities), self.weights)
+        least = self.densities[0]  # held below it: no log of 0 for a mask with nothing observed
+        keep = np.interp(np.log(density.double().clamp_min(least).cpu().numpy()), np.log(self.densities), self.weights)
         return torch.as_tensor(keep, dtype=torch.float32, device=density.device)
 
     def save(self, run_dir: str | Path) -> None:
@@ -194,7 +196,6 @@ def fit_detail_weights(
     ``model_side``) observed at each of ``shares`` of their pixels (seeded masks): at each density the weight of
     ``WEIGHT_GRID`` with the highest mean PSNR. Also returns what was measured at each density (mean dB with the
     chosen weight, with all of the model's detail, with none of it)."""
-    from hypersiren.across.evaluation import mean_psnrs  # the one scoring loop (which imports the model)
 
     def predict(image: Tensor, mask: Tensor, rows: slice, setting: str) -> dict[float, tuple[Tensor, Tensor]]:
         completion = complete_at_size(model, image, mask, model_side)
