@@ -31,6 +31,12 @@ def shared_dataset(name: str) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def seeded_global_rng() -> None:
+    """Every test draws from torch's global RNG as if it ran alone: a result cannot hang on which tests ran before."""
+    torch.manual_seed(0)
+
+
 @pytest.fixture(scope="session")
 def celeba_root() -> Path:
     return shared_dataset("celeba")

@@ -313,7 +313,11 @@ def test_an_export_never_replaces_its_run_and_replaces_another_only_when_asked(t
         with pytest.raises(ConfigError, match=message):
             export_run(tmp_path / "run", out, replace=replace)
     assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+    (tmp_path / "other" / "eval").mkdir()
+    (tmp_path / "other" / "eval" / "metrics.json").write_text("{}")  # measured on the weights being replaced
+    DetailWeights(densities=(1.0,), weights=(0.5,)).save(tmp_path / "other")
     export_run(tmp_path / "run", tmp_path / "other", replace=True)
+    assert not (tmp_path / "other" / "eval").exists() and DetailWeights.of_run(tmp_path / "other") is None
     assert "optimizer" not in load_checkpoint(tmp_path / "other" / "checkpoint.pt")
     assert "optimizer" in load_checkpoint(tmp_path / "run" / "checkpoint.pt")
 

@@ -264,7 +264,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, data_root: str | None =
 
     An export into the run itself would drop the optimizer state it resumes from, so it is refused;
     a folder that already holds a checkpoint or config (another run, an earlier export) is replaced
-    only if ``replace``. Both are checked before the run is read.
+    only if ``replace``, and then so is what was measured on the weights it held (``eval/``, detail weights):
+    results that describe other weights must not sit beside these. Both are checked before the run is read.
     """
     source, exported = Path(run_dir) / "checkpoint.pt", Path(out_dir) / "checkpoint.pt"
     _require_export_target(Path(run_dir), Path(out_dir), replace)
@@ -272,6 +273,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, data_root: str | None =
     config = checkpoint_config(state, source)
     if data_root is not None:
         config.data.root = data_root
+    shutil.rmtree(Path(out_dir) / "eval", ignore_errors=True)  # the replaced weights' results (an export has none)
+    (Path(out_dir) / DETAIL_FILE).unlink(missing_ok=True)
     save_checkpoint({"model": state["model"], "step": state.get("step"), "config": config.to_dict()}, exported)
     RunConfig.from_dict(config.to_dict()).save(exported.parent / "config.json")
     if (Path(run_dir) / DETAIL_FILE).is_file():  # fitted to these weights: they travel with them
