@@ -26,7 +26,10 @@ def parse_args() -> argparse.Namespace:
         "(default: the run's)",
     )
     parser.add_argument(
-        "--replace", action="store_true", help="overwrite a checkpoint already in --out (never the run's own)"
+        "--replace",
+        action="store_true",
+        help="overwrite a checkpoint already in --out (never the run's own), dropping the results and detail "
+        "weights measured on it",
     )
     return parser.parse_args()
 

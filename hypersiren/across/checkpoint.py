@@ -273,7 +273,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, data_root: str | None =
     config = checkpoint_config(state, source)
     if data_root is not None:
         config.data.root = data_root
-    shutil.rmtree(Path(out_dir) / "eval", ignore_errors=True)  # the replaced weights' results (an export has none)
+    if (Path(out_dir) / "eval").is_dir():  # the replaced weights' results; one that cannot go says so, not stays
+        shutil.rmtree(Path(out_dir) / "eval")
     (Path(out_dir) / DETAIL_FILE).unlink(missing_ok=True)
     save_checkpoint({"model": state["model"], "step": state.get("step"), "config": config.to_dict()}, exported)
     RunConfig.from_dict(config.to_dict()).save(exported.parent / "config.json")
