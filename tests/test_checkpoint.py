@@ -264,6 +264,23 @@ def test_an_exported_run_loads_as_the_run_without_its_optimizer(tmp_path, small)
         assert torch.equal(loaded.state_dict()[name], tensor)
 
 
+def test_an_export_keeps_a_priors_basis_in_half_precision_and_loads_it_back(tmp_path, small):
+    config = small("data.image_size=8", "train.max_context=64", "model.prior_components=6").validate()
+    model = HyperSiren(config.model)
+    model.fit_prior(torch.rand(40, 3, 8, 8) * 2 - 1)
+    state = {"model": model.state_dict(), "step": 1, "config": config.to_dict()}
+    save_checkpoint(state, tmp_path / "run" / "checkpoint.pt")
+    exported = export_run(tmp_path / "run", tmp_path / "shared")
+    stored = torch.load(exported, weights_only=True)["model"]
+    assert stored["encoder.prior.basis"].dtype == torch.float16
+    assert all(tensor.dtype == torch.float32 for name, tensor in stored.items() if name != "encoder.prior.basis")
+    _, loaded = load_run(tmp_path / "shared")
+    assert loaded.prior.basis.dtype == torch.float32
+    assert torch.equal(loaded.prior.basis, model.prior.basis.half().float())
+    image, mask = torch.rand(2, 3, 8, 8) * 2 - 1, torch.rand(2, 1, 8, 8) < 0.3
+    assert torch.allclose(loaded.prior(image, mask), model.prior(image, mask), atol=1e-2)
+
+
 def training_state(config, step=3):
     """What train/train.py saves: weights, Adam state after a step, step and config."""
     torch.manual_seed(0)

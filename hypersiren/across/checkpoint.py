@@ -21,6 +21,7 @@ from hypersiren.files import write_atomically
 
 # The trained runs that come with the repository: load_run(PRETRAINED / "celeba32") from any working directory.
 PRETRAINED = REPO_ROOT / "pretrained"
+PRIOR_BASIS = "prior.basis"  # the state-dict key of a model's Gaussian prior directions, exported in half precision
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
@@ -258,7 +259,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path, data_root: str | None =
 
     A third of the checkpoint's size (Adam keeps two moments per weight), and every eval
     program reads it as it reads the run (``load_run``); training does not resume from it. The run's detail
-    weights (``DETAIL_FILE``), fitted to its weights, go with them.
+    weights (``DETAIL_FILE``), fitted to its weights, go with them. A Gaussian prior's basis (a statistic of the
+    training split, fixed before the first step) is stored in half precision: at 64×64 it is a third of the weights,
+    and loading casts it back (``load_state_dict`` copies into the model's float32 buffer).
     ``data_root`` replaces the saved dataset folder, e.g. with one relative to the repository
     as presets name it, so the export works on other machines. Returns the checkpoint's path.
 
@@ -276,7 +279,8 @@ def export_run(run_dir: str | Path, out_dir: str | Path, data_root: str | None =
     if (Path(out_dir) / "eval").is_dir():  # the replaced weights' results; one that cannot go says so, not stays
         shutil.rmtree(Path(out_dir) / "eval")
     (Path(out_dir) / DETAIL_FILE).unlink(missing_ok=True)
-    save_checkpoint({"model": state["model"], "step": state.get("step"), "config": config.to_dict()}, exported)
+    weights = {name: tensor.half() if name.endswith(PRIOR_BASIS) else tensor for name, tensor in state["model"].items()}
+    save_checkpoint({"model": weights, "step": state.get("step"), "config": config.to_dict()}, exported)
     RunConfig.from_dict(config.to_dict()).save(exported.parent / "config.json")
     if (Path(run_dir) / DETAIL_FILE).is_file():  # fitted to these weights: they travel with them
         shutil.copyfile(Path(run_dir) / DETAIL_FILE, exported.parent / DETAIL_FILE)
